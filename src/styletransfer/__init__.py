@@ -1,0 +1,52 @@
+"""styletransfer: neural style transfer (Gatys et al.) on PyTorch, faithful to
+TensorFlow's "Neural style transfer" tutorial and faster by default.
+
+Public API::
+
+    from styletransfer import stylize, loss_terms
+    image = stylize("photo.jpg", "painting.jpg", preset="fast")
+
+Attributes are imported lazily, so ``import styletransfer`` (and the CLI's
+``--help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "stylize": "api",
+    "loss_terms": "api",
+    "Progress": "optimize",
+    "Interrupted": "optimize",
+    "Diverged": "optimize",
+    "Preset": "presets",
+    "PRESETS": "presets",
+    "get_preset": "presets",
+    "load_img": "images",
+    "save_image": "images",
+    "ImageError": "images",
+    "gram_matrix": "losses",
+    "total_variation": "losses",
+    "Objective": "losses",
+    "VGG19": "vgg",
+    "get_vgg": "vgg",
+    "preprocess": "vgg",
+    "LAYER_NAMES": "vgg",
+    "WeightsError": "vgg",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

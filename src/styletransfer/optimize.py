@@ -1,0 +1,168 @@
+"""The optimisation loop: gradient descent on the image itself.
+
+The loop reports progress by calling back with a :class:`Progress`; it never
+prints or writes files.  On Ctrl-C it raises :class:`Interrupted`, which
+carries the current image so that the caller can save it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .images import to_pil
+from .losses import Objective
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step's report.
+
+    Attributes:
+        step: steps done so far, counted over all scales (1-based).
+        total: the steps of the whole run.
+        size: the long side of the image being optimised now.
+        style, content, tv: the weighted loss terms at this step (before the update).
+        loss: their sum.
+        elapsed: seconds since the run started.
+    """
+
+    step: int
+    total: int
+    size: int
+    style: float
+    content: float
+    tv: float
+    loss: float
+    elapsed: float
+    _image: Tensor = field(repr=False, compare=False)
+
+    def image(self) -> Image.Image:
+        """The current image as a PIL image (a copy, made on demand)."""
+        return to_pil(self._image)
+
+    def tensor(self) -> Tensor:
+        """The current image as a ``(1, 3, H, W)`` tensor (a copy)."""
+        return self._image.detach().clone()
+
+
+Callback = Callable[[Progress], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted; ``image`` holds the image at that moment."""
+
+    def __init__(self, image: Tensor, step: int) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.image = image
+        self.step = step
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; ``image`` holds the last finite image."""
+
+    def __init__(self, image: Tensor, step: int) -> None:
+        super().__init__(f"the loss became NaN or infinite at step {step}")
+        self.image = image
+        self.step = step
+
+
+class KerasAdam:
+    """Adam with the update rule of Keras (and so of the seed).
+
+    For gradient ``g`` at step ``t``::
+
+        m = b1 m + (1 - b1) g
+        v = b2 v + (1 - b2) g^2
+        x = x - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+
+    Keras adds ``eps`` to ``sqrt(v)`` *before* the bias correction, unlike
+    ``torch.optim.Adam``; with the seed's large ``eps = 0.1`` the two differ.
+    """
+
+    def __init__(self, lr: float, beta1: float, beta2: float, eps: float) -> None:
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.t = 0
+        self.m: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def step(self, x: Tensor, grad: Tensor) -> None:
+        """Update ``x`` in place."""
+        if self.m is None or self.v is None:
+            self.m = torch.zeros_like(x)
+            self.v = torch.zeros_like(x)
+        self.t += 1
+        self.m.mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        alpha = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        x.addcdiv_(self.m, self.v.sqrt().add_(self.eps), value=-alpha)
+
+
+@dataclass
+class _Reporter:
+    """Counts steps over scales and turns loss terms into :class:`Progress`."""
+
+    total: int
+    callback: Callback | None
+    start: float = field(default_factory=time.perf_counter)
+    step: int = 0
+
+    def __call__(self, terms: dict[str, Tensor], image: Tensor) -> float:
+        self.step += 1
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        loss = values["style"] + values["content"] + values["tv"]
+        if self.callback is not None:
+            self.callback(
+                Progress(
+                    step=self.step,
+                    total=self.total,
+                    size=max(image.shape[-2:]),
+                    loss=loss,
+                    elapsed=time.perf_counter() - self.start,
+                    _image=image.detach(),
+                    **values,
+                )
+            )
+        return loss
+
+
+def run_adam(
+    objective: Objective,
+    init: Tensor,
+    steps: int,
+    optimizer: KerasAdam,
+    report: _Reporter,
+) -> Tensor:
+    """The seed's ``train_step`` ``steps`` times: a gradient step, then clip to [0, 1].
+
+    Returns:
+        The image after the last update.
+
+    Raises:
+        Interrupted: on Ctrl-C, with the current image.
+        Diverged: when the loss or its gradient is not finite, with the last
+            image whose loss was finite.
+    """
+    x = init.detach().clone().requires_grad_(True)
+    last_good = init.detach().clone()
+    try:
+        for _ in range(steps):
+            terms = objective.terms(x)
+            total = terms["style"] + terms["content"] + terms["tv"]
+            (grad,) = torch.autograd.grad(total, x)
+            loss = report(terms, x)
+            if not math.isfinite(loss) or not torch.isfinite(grad).all():
+                raise Diverged(last_good, report.step)
+            last_good = x.detach().clone()
+            with torch.no_grad():
+                optimizer.step(x, grad)
+                x.clamp_(0.0, 1.0)
+    except KeyboardInterrupt:
+        raise Interrupted(x.detach().clamp(0.0, 1.0), report.step) from None
+    return x.detach()

