@@ -57,3 +57,49 @@ def test_interrupt_carries_the_current_image(tiny_pair: tuple[Path, Path]) -> No
     with pytest.raises(Interrupted) as info:
         stylize(content, style, size=48, steps=10, device="cpu", callback=stop_at_3)
     assert info.value.image.shape == (1, 3, 36, 48) and info.value.step == 3
+
+
+def test_smooth_tv_tends_to_the_exact_tv() -> None:
+    from styletransfer.losses import total_variation
+    from styletransfer.optimize import smooth_total_variation
+
+    torch.manual_seed(4)
+    x = torch.rand(1, 3, 9, 7, dtype=torch.float64)
+    exact = float(total_variation(x))
+    n_diffs = 3 * (8 * 7 + 9 * 6)
+    for eps in (1e-1, 1e-2, 1e-4):
+        smooth = float(smooth_total_variation(x, eps))
+        assert exact - eps * n_diffs <= smooth <= exact
+    assert abs(float(smooth_total_variation(x, 1e-6)) - exact) < 1e-3
+
+
+def test_lbfgs_run_lowers_the_loss_inside_the_box(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+    seen: list[Progress] = []
+    settings = resolve_settings("fast", size=64, steps=15, device="cpu")
+    assert settings.preset.optimizer == "lbfgs"
+    out = stylize_tensor(content, style, settings, callback=seen.append)
+    assert len(seen) == 15 and [p.step for p in seen] == list(range(1, 16))
+    assert min(p.loss for p in seen) < 0.2 * seen[0].loss
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    # The returned image is the best one evaluated, and its reported loss is exact.
+    from styletransfer.api import _objective
+    from styletransfer.images import load_img
+
+    obj = _objective(settings, load_img(content, 64), load_img(style, 64))
+    with torch.no_grad():
+        assert float(obj(out)) == pytest.approx(min(p.loss for p in seen), rel=1e-5)
+
+
+def test_lbfgs_interrupt_returns_the_best_image(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+    losses: list[float] = []
+
+    def stop_at_6(p: Progress) -> None:
+        losses.append(p.loss)
+        if p.step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as info:
+        stylize(content, style, preset="fast", size=48, steps=20, device="cpu", callback=stop_at_6)
+    assert info.value.step == 6 and info.value.image.shape == (1, 3, 36, 48)

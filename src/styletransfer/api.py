@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .images import ImageLike, load_img, resize, to_pil, to_tensor
 from .losses import Objective, Weights
-from .optimize import Callback, KerasAdam, _Reporter, run_adam
+from .optimize import Callback, KerasAdam, _Reporter, run_adam, run_lbfgs
 from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
 from .vgg import get_vgg
 
@@ -57,6 +57,8 @@ def resolve_settings(
     """Apply ``overrides`` (preset field names; ``None`` keeps the preset's value) and check them."""
     base = preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET)
     p = base.with_overrides(**overrides)
+    if p.optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"unknown optimizer {p.optimizer!r}; use 'adam' or 'lbfgs'")
     if p.size < 16:
         raise ValueError(f"size must be at least 16 pixels, not {p.size}")
     if p.steps < 1:
@@ -106,6 +108,8 @@ def stylize_tensor(
     objective = _objective(settings, c, s)
     x0 = _initial_image(p.init if init is None else init, c, settings.seed)
     report = _Reporter(p.steps, callback)
+    if p.optimizer == "lbfgs":
+        return run_lbfgs(objective, x0, p.steps, report, lr=p.lr, history=p.history, tv_eps=p.tv_eps).cpu()
     opt = KerasAdam(p.lr, p.beta1, p.beta2, p.eps)
     return run_adam(objective, x0, p.steps, opt, report).cpu()
 

@@ -134,14 +134,16 @@ def read_image(path: str | os.PathLike[str]) -> Tensor:
 def to_tensor(image: ImageLike) -> Tensor:
     """Any accepted image as a ``(1, 3, H, W)`` float32 tensor in [0, 1] (no resizing)."""
     if isinstance(image, Tensor):
-        return _tensor_to_tensor(image)
-    if isinstance(image, np.ndarray):
-        return _array_to_tensor(image)
-    if isinstance(image, Image.Image):
-        return _pil_to_tensor(image)
-    if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
-    raise TypeError(f"cannot read an image from {type(image).__name__}")
+        t = _tensor_to_tensor(image)
+    elif isinstance(image, np.ndarray):
+        t = _array_to_tensor(image)
+    elif isinstance(image, Image.Image):
+        t = _pil_to_tensor(image)
+    elif isinstance(image, (str, os.PathLike)):
+        t = read_image(image)
+    else:
+        raise TypeError(f"cannot read an image from {type(image).__name__}")
+    return t.contiguous()
 
 
 def scaled_shape(height: int, width: int, size: int) -> tuple[int, int]:

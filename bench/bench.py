@@ -1,0 +1,170 @@
+"""Benchmark: the default preset against the seed's `tutorial` preset, in one run.
+
+    python bench/bench.py                       # Tübingen x Starry Night, 512 px
+    python bench/bench.py --tutorial-steps 1000 # also run the tutorial to the end
+
+The tutorial preset's wall time is estimated from its per-step time over
+``--probe-steps`` steps (1000 steps take about 40 minutes on a 2-core CPU);
+its final loss is the number recorded in docs/benchmarks.md unless
+``--tutorial-steps 1000`` measures it again.  Every loss is the seed objective
+(``styletransfer loss``) of the saved 8-bit PNG at 512 px.
+
+It prints a Markdown table: settings, wall time, final seed loss, speed-up over
+the tutorial preset, per-step milliseconds at each scale, the achieved GFLOP/s
+of VGG19's forward and backward pass against a matmul peak measured in the same
+run, and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from styletransfer import loss_terms
+from styletransfer.api import resolve_settings, stylize_tensor
+from styletransfer.images import save_image
+from styletransfer.optimize import Progress
+from styletransfer.vgg import LAYERS, get_vgg, preprocess
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The tutorial preset's 1000-step seed loss at 512 px, as last measured (see docs/benchmarks.md).
+TUTORIAL_FINAL_LOSS = 5.318e6  # replaced below by the measured value of this project
+DEFAULT_CONTENT = ROOT / "src/styletransfer/data/examples/tubingen.jpg"
+DEFAULT_STYLE = ROOT / "src/styletransfer/data/examples/starry_night.jpg"
+
+
+def vgg_gflop(height: int, width: int, last: str = "block5_conv2") -> float:
+    """GFLOP of one forward plus one input-gradient backward pass up to ``last``.
+
+    A 3x3 conv costs ``2 * 9 * C_in * C_out * H_l * W_l`` FLOP forward; the
+    backward pass to the input (the weights are frozen) costs the same again.
+    """
+    flop = 0.0
+    for info in LAYERS:
+        if info.kind == "conv":
+            h, w = height // info.factor, width // info.factor
+            flop += 2 * 9 * info.in_channels * info.out_channels * h * w
+        if info.name == last:
+            break
+    return 2 * flop / 1e9
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The best fp32 matmul rate of this machine, GFLOP/s (median of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return statistics.median(rates)
+
+
+def vgg_pass_seconds(height: int, width: int, repeats: int = 3) -> float:
+    """Median seconds of one forward + backward pass of the seed's layers."""
+    vgg = get_vgg()
+    layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block5_conv2"]
+    x = torch.rand(1, 3, height, width, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):
+        t = time.perf_counter()
+        out = vgg(preprocess(x), layers)
+        sum(v.square().mean() for v in out.values()).backward()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
+def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Path) -> dict:
+    """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG."""
+    settings = resolve_settings(name, steps=steps, device="cpu")
+    per_size: dict[int, list[float]] = {}
+    last = [time.perf_counter()]
+
+    def on_step(p: Progress) -> None:
+        now = time.perf_counter()
+        per_size.setdefault(p.size, []).append(now - last[0])
+        last[0] = now
+
+    start = time.perf_counter()
+    last[0] = start
+    image = stylize_tensor(content, style, settings, callback=on_step)
+    wall = time.perf_counter() - start
+    save_image(image, out)
+    loss = loss_terms(out, content, style, size=512)
+    # The first step of each scale includes building its targets: drop it from the medians.
+    step_ms = {s: 1000 * statistics.median(t[1:] or t) for s, t in per_size.items()}
+    return {"wall": wall, "loss": loss, "step_ms": step_ms, "steps": {s: len(t) for s, t in per_size.items()}}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
+    parser.add_argument("--style", type=Path, default=DEFAULT_STYLE)
+    parser.add_argument("--preset", default="fast", help="the preset to compare (default: fast)")
+    parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
+    parser.add_argument("--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    peak = matmul_peak_gflops()
+    tut = get_preset_steps = resolve_settings("tutorial", device="cpu").preset.steps
+    probe = run_preset("tutorial", args.content, args.style, args.probe_steps, args.out / "tutorial_probe.png")
+    tut_step = probe["step_ms"][512] / 1000
+    tut_wall = tut_step * get_preset_steps
+    tutorial_loss = TUTORIAL_FINAL_LOSS
+    if args.tutorial_steps:
+        full = run_preset("tutorial", args.content, args.style, args.tutorial_steps, args.out / "tutorial.png")
+        tutorial_loss = full["loss"]["total"]
+    ours = run_preset(args.preset, args.content, args.style, None, args.out / f"{args.preset}.png")
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    h, w = 384, 512
+    pass_s = vgg_pass_seconds(h, w)
+    achieved = vgg_gflop(h, w) / pass_s
+
+    print(f"# styletransfer benchmark, {datetime.date.today()}, commit {git_commit()}")
+    print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, 512 px\n")
+    print("| run | settings | wall time (s) | final seed loss | speed-up vs tutorial | ms/step by size |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| tutorial (estimated) | Adam, {tut} steps at 512 | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
+        f"512: {1000 * tut_step:.0f} |"
+    )
+    p = resolve_settings(args.preset, device="cpu").preset
+    scales = ", ".join(f"{int(f * p.size)} px x {n}" for f, n in p.scales)
+    settings_text = f"{p.optimizer}, {scales + ', ' if scales else ''}{p.steps} at {p.size}"
+    step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
+    print(
+        f"| {args.preset} | {settings_text} | {ours['wall']:.1f} | {ours['loss']['total']:.4g} | "
+        f"{tut_wall / ours['wall']:.1f}x | {step_text} |"
+    )
+    print()
+    t = ours["loss"]
+    print(f"{args.preset} terms: style {t['style']:.4g}, content {t['content']:.4g}, tv {t['tv']:.4g}")
+    print(f"loss at or below the tutorial's: {'yes' if t['total'] <= tutorial_loss else 'NO'}")
+    print(
+        f"VGG19 fwd+bwd at 512x384: {1000 * pass_s:.0f} ms, {vgg_gflop(h, w):.1f} GFLOP, "
+        f"{achieved:.0f} GFLOP/s = {100 * achieved / peak:.0f}% of the {peak:.0f} GFLOP/s matmul peak"
+    )
+    print(f"peak RSS: {rss_mib:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
