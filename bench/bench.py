@@ -35,8 +35,9 @@ from styletransfer.optimize import Progress
 from styletransfer.vgg import LAYERS, get_vgg, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The tutorial preset's 1000-step seed loss at 512 px, as last measured (see docs/benchmarks.md).
-TUTORIAL_FINAL_LOSS = 5.318e6  # replaced below by the measured value of this project
+#: The tutorial preset's 1000-step seed loss at 512 px on the saved PNG, measured 2026-11-28
+#: with the arithmetic of commit e9c2cca (the seed's own TensorFlow code: 5.318e6). See docs/benchmarks.md.
+TUTORIAL_FINAL_LOSS = 5.3545e6
 DEFAULT_CONTENT = ROOT / "src/styletransfer/data/examples/tubingen.jpg"
 DEFAULT_STYLE = ROOT / "src/styletransfer/data/examples/starry_night.jpg"
 
@@ -87,11 +88,13 @@ def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Pa
     """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG."""
     settings = resolve_settings(name, steps=steps, device="cpu")
     per_size: dict[int, list[float]] = {}
+    curve: list[tuple[int, float, float]] = []
     last = [time.perf_counter()]
 
     def on_step(p: Progress) -> None:
         now = time.perf_counter()
         per_size.setdefault(p.size, []).append(now - last[0])
+        curve.append((p.step, p.loss, p.elapsed))
         last[0] = now
 
     start = time.perf_counter()
@@ -102,7 +105,12 @@ def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Pa
     loss = loss_terms(out, content, style, size=512)
     # The first step of each scale includes building its targets: drop it from the medians.
     step_ms = {s: 1000 * statistics.median(t[1:] or t) for s, t in per_size.items()}
-    return {"wall": wall, "loss": loss, "step_ms": step_ms, "steps": {s: len(t) for s, t in per_size.items()}}
+    return {"wall": wall, "loss": loss, "step_ms": step_ms, "curve": curve}
+
+
+def time_to_reach(curve: list[tuple[int, float, float]], target: float) -> tuple[int, float] | None:
+    """The first (step, elapsed seconds) whose loss is at or below ``target``."""
+    return next(((step, t) for step, loss, t in curve if loss <= target), None)
 
 
 def git_commit() -> str:
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
     parser.add_argument("--style", type=Path, default=DEFAULT_STYLE)
     parser.add_argument("--preset", default="fast", help="the preset to compare (default: fast)")
+    parser.add_argument("--steps", type=int, default=None, help="override the compared preset's steps")
     parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
     parser.add_argument("--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out")
@@ -124,15 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     peak = matmul_peak_gflops()
-    tut = get_preset_steps = resolve_settings("tutorial", device="cpu").preset.steps
+    tut = resolve_settings("tutorial", device="cpu").preset.steps
     probe = run_preset("tutorial", args.content, args.style, args.probe_steps, args.out / "tutorial_probe.png")
     tut_step = probe["step_ms"][512] / 1000
-    tut_wall = tut_step * get_preset_steps
+    tut_wall = tut_step * tut
     tutorial_loss = TUTORIAL_FINAL_LOSS
     if args.tutorial_steps:
         full = run_preset("tutorial", args.content, args.style, args.tutorial_steps, args.out / "tutorial.png")
         tutorial_loss = full["loss"]["total"]
-    ours = run_preset(args.preset, args.content, args.style, None, args.out / f"{args.preset}.png")
+    ours = run_preset(args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png")
+    reached = time_to_reach(ours["curve"], tutorial_loss)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     h, w = 384, 512
     pass_s = vgg_pass_seconds(h, w)
@@ -146,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| tutorial (estimated) | Adam, {tut} steps at 512 | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
         f"512: {1000 * tut_step:.0f} |"
     )
-    p = resolve_settings(args.preset, device="cpu").preset
-    scales = ", ".join(f"{int(f * p.size)} px x {n}" for f, n in p.scales)
-    settings_text = f"{p.optimizer}, {scales + ', ' if scales else ''}{p.steps} at {p.size}"
+    p = resolve_settings(args.preset, steps=args.steps, device="cpu").preset
+    settings_text = f"{p.optimizer}, {p.steps} steps at {p.size}"
     step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
     print(
         f"| {args.preset} | {settings_text} | {ours['wall']:.1f} | {ours['loss']['total']:.4g} | "
@@ -158,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     t = ours["loss"]
     print(f"{args.preset} terms: style {t['style']:.4g}, content {t['content']:.4g}, tv {t['tv']:.4g}")
     print(f"loss at or below the tutorial's: {'yes' if t['total'] <= tutorial_loss else 'NO'}")
+    if reached is None:
+        print(f"{args.preset} did not reach the tutorial's loss {tutorial_loss:.4g} within {p.steps} steps")
+    else:
+        step, seconds = reached
+        print(
+            f"{args.preset} reached the tutorial's loss at step {step}, after {seconds:.1f} s: "
+            f"{tut_wall / seconds:.1f}x sooner than the tutorial preset"
+        )
+    print("loss curve (step: loss):", ", ".join(f"{s}: {l:.3g}" for s, l, _ in ours["curve"] if s % 10 == 0))
     print(
         f"VGG19 fwd+bwd at 512x384: {1000 * pass_s:.0f} ms, {vgg_gflop(h, w):.1f} GFLOP, "
         f"{achieved:.0f} GFLOP/s = {100 * achieved / peak:.0f}% of the {peak:.0f} GFLOP/s matmul peak"

@@ -117,3 +117,14 @@ def test_bad_files(tmp_path: Path) -> None:
         save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.gif")
     with pytest.raises(ImageError, match="does not exist"):
         save_image(torch.rand(1, 3, 4, 4), tmp_path / "nodir" / "x.png")
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        out = save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.png")
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644

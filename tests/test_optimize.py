@@ -103,3 +103,14 @@ def test_lbfgs_interrupt_returns_the_best_image(tiny_pair: tuple[Path, Path]) ->
     with pytest.raises(Interrupted) as info:
         stylize(content, style, preset="fast", size=48, steps=20, device="cpu", callback=stop_at_6)
     assert info.value.step == 6 and info.value.image.shape == (1, 3, 36, 48)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 7])
+def test_lbfgs_uses_exactly_the_evaluations_asked_for(tiny_pair: tuple[Path, Path], steps: int) -> None:
+    # The strong-Wolfe line search may ask for more evaluations than max_eval; the budget is hard.
+    content, style = tiny_pair
+    seen: list[Progress] = []
+    for init in ("content", style):
+        seen.clear()
+        stylize(content, style, preset="fast", size=32, steps=steps, init=init, device="cpu", callback=seen.append)
+        assert [p.step for p in seen] == list(range(1, steps + 1)) and all(p.total == steps for p in seen)

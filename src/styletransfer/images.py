@@ -196,6 +196,13 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return FORMATS[ext]
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the umask (mkstemp uses 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Path:
     """Write ``image`` to ``path`` atomically, in the format its extension names.
 
@@ -218,6 +225,7 @@ def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Pat
         with os.fdopen(fd, "wb") as f:
             options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
             pil.save(f, format=fmt, **options)
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -220,9 +220,12 @@ def run_lbfgs(
         tolerance_change=0.0,
     )
     best = (math.inf, init.detach().clone())
+    done = report.step + evaluations
 
     def closure() -> Tensor:
         nonlocal best
+        if report.step >= done:  # the strong-Wolfe line search may ask for more than max_eval
+            raise _BudgetSpent
         opt.zero_grad()
         x = z.clamp(0.0, 1.0)
         terms = objective.terms(x)
@@ -238,6 +241,12 @@ def run_lbfgs(
 
     try:
         opt.step(closure)
+    except _BudgetSpent:
+        pass
     except KeyboardInterrupt:
         raise Interrupted(best[1], report.step) from None
     return best[1]
+
+
+class _BudgetSpent(Exception):
+    """Raised inside the L-BFGS closure once the evaluation budget is used up."""

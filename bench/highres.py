@@ -1,0 +1,80 @@
+"""Per-step time and peak memory of a preset at several sizes.
+
+    python bench/highres.py --sizes 512 1024 2048 --steps 3
+
+Each size runs in its own process (so that its peak RSS is its own) for
+``--steps`` steps of the preset (default ``fast``); the table gives the median
+step time, the projected wall time of the preset's full step count, and the
+peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = ROOT / "src/styletransfer/data/examples/tubingen.jpg"
+STYLE = ROOT / "src/styletransfer/data/examples/starry_night.jpg"
+
+
+def measure(preset: str, size: int, steps: int) -> dict:
+    """Run ``steps`` steps at ``size`` in this process; return step times and peak RSS."""
+    from styletransfer.api import resolve_settings, stylize_tensor
+
+    settings = resolve_settings(preset, size=size, steps=steps, device="cpu")
+    stamps: list[float] = []
+    start = time.perf_counter()
+    image = stylize_tensor(CONTENT, STYLE, settings, callback=lambda p: stamps.append(time.perf_counter()))
+    gaps = [b - a for a, b in zip([start] + stamps, stamps)]
+    return {
+        "size": size,
+        "step_s": statistics.median(gaps[1:] or gaps),
+        "first_s": gaps[0],
+        "full_steps": resolve_settings(preset, size=size, device="cpu").preset.steps,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # L-BFGS keeps `history` pairs of image-sized float32 vectors once its memory is full.
+        "history_mib": (
+            2 * settings.preset.history * image.numel() * 4 / 2**20 if settings.preset.optimizer == "lbfgs" else 0.0
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args.preset, args.one, args.steps)))
+        return 0
+    print(
+        f"| size | ms/step (median of {args.steps}) | projected {args.preset} wall time "
+        "| peak RSS (MiB) | + full L-BFGS history (MiB) |"
+    )
+    print("|---|---|---|---|---|")
+    for size in args.sizes:
+        cmd = [sys.executable, __file__, "--preset", args.preset, "--steps", str(args.steps), "--one", str(size)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"| {size} | failed: {proc.stderr.strip().splitlines()[-1:]} | | | |")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        wall = r["step_s"] * r["full_steps"]
+        print(
+            f"| {size} | {1000 * r['step_s']:.0f} | {wall / 60:.1f} min ({r['full_steps']} steps) "
+            f"| {r['rss_mib']:.0f} | {r['history_mib']:.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The benchmark's own arithmetic (the benchmark itself is too slow for CI)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import bench  # noqa: E402
+
+
+def test_vgg_gflop_counts_forward_and_input_backward() -> None:
+    # Up to block1_conv2 on 16x16: (3*64 + 64*64) * 9 * 2 FLOP per pixel, forward; x2 for backward.
+    expected = 2 * (2 * 9 * (3 * 64 + 64 * 64) * 16 * 16) / 1e9
+    assert bench.vgg_gflop(16, 16, last="block1_conv2") == expected
+    # The seed's deepest layer at 512x384 costs about 145 GFLOP forward.
+    assert 280 < bench.vgg_gflop(384, 512) < 300
+
+
+def test_time_to_reach() -> None:
+    curve = [(1, 10.0, 0.5), (2, 6.0, 1.0), (3, 4.0, 1.5), (4, 3.0, 2.0)]
+    assert bench.time_to_reach(curve, 4.0) == (3, 1.5)
+    assert bench.time_to_reach(curve, 1.0) is None
