@@ -60,8 +60,7 @@ def test_interrupt_carries_the_current_image(tiny_pair: tuple[Path, Path]) -> No
 
 
 def test_smooth_tv_tends_to_the_exact_tv() -> None:
-    from styletransfer.losses import total_variation
-    from styletransfer.optimize import smooth_total_variation
+    from styletransfer.losses import smooth_total_variation, total_variation
 
     torch.manual_seed(4)
     x = torch.rand(1, 3, 9, 7, dtype=torch.float64)

@@ -37,6 +37,18 @@ def total_variation(image: Tensor) -> Tensor:
     return dy.abs().sum() + dx.abs().sum()
 
 
+def smooth_total_variation(image: Tensor, eps: float) -> Tensor:
+    """Charbonnier TV: ``sum sqrt(d^2 + eps^2) - eps`` over the same differences as TV.
+
+    It tends to the exact L1 TV as ``eps -> 0`` (the gap is at most ``eps``
+    per difference) and is smooth, which L-BFGS's curvature model needs.
+    """
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    e2 = eps * eps
+    return (torch.sqrt(dy * dy + e2) - eps).sum() + (torch.sqrt(dx * dx + e2) - eps).sum()
+
+
 @dataclass(frozen=True)
 class Weights:
     """The three loss weights (the seed's: style 1e-2, content 1e4, TV 30)."""

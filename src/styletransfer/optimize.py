@@ -17,7 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 from .images import to_pil
-from .losses import Objective
+from .losses import Objective, smooth_total_variation
 
 
 @dataclass(frozen=True)
@@ -168,18 +168,6 @@ def run_adam(
     return x.detach()
 
 
-def smooth_total_variation(image: Tensor, eps: float) -> Tensor:
-    """Charbonnier TV: ``sum sqrt(d^2 + eps^2) - eps`` over the same differences as TV.
-
-    It tends to the exact L1 TV as ``eps -> 0`` (the gap is at most ``eps``
-    per difference) and is smooth, which L-BFGS's curvature model needs.
-    """
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    e2 = eps * eps
-    return (torch.sqrt(dy * dy + e2) - eps).sum() + (torch.sqrt(dx * dx + e2) - eps).sum()
-
-
 def run_lbfgs(
     objective: Objective,
     init: Tensor,
@@ -193,10 +181,13 @@ def run_lbfgs(
     """L-BFGS (strong-Wolfe line search) on the image, inside the [0, 1] box.
 
     The optimised variable ``z`` is unconstrained and the image is
-    ``x = clamp(z, 0, 1)``, so every evaluated image is valid and the final
-    image is ``clamp(z)``.  The optimiser sees the seed objective with the L1
-    TV replaced by :func:`smooth_total_variation` (``tv_eps``); every report
-    gives the *exact* seed terms of ``x``.
+    ``x = clamp(z, 0, 1)``, so every evaluated image is valid.  The optimiser
+    sees the seed objective with the L1 TV replaced by
+    :func:`~styletransfer.losses.smooth_total_variation` (``tv_eps``); every
+    report gives the *exact* seed terms of ``x``.
+
+    Returns:
+        The evaluated image with the lowest exact seed loss.
 
     Args:
         evaluations: objective evaluations (each one VGG forward and backward).
