@@ -135,3 +135,23 @@ def test_help_does_not_import_torch() -> None:
 def test_python_dash_m(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "styletransfer", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("styletransfer ")
+
+
+def test_sigterm_writes_the_image_and_exits_143(tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    real_report = optimize._Reporter.__call__
+
+    def terminate_at_3(self, terms, image):  # type: ignore[no-untyped-def]
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled by the CLI
+        return real_report(self, terms, image)
+
+    monkeypatch.setattr(optimize._Reporter, "__call__", terminate_at_3)
+    content, style = tiny_pair
+    out = tmp_path / "out.png"
+    before = signal.getsignal(signal.SIGTERM)
+    assert _run(content, style, "-o", out, "--size", 32, "--steps", 50, "-q") == 143
+    assert Image.open(out).size == (32, 24)
+    assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is restored

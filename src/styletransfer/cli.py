@@ -22,7 +22,8 @@ from .presets import DEFAULT_PRESET, PRESETS
 
 PROG = "styletransfer"
 
-#: Exit codes: usage errors (bad options, bad input files), runtime failures, Ctrl-C.
+#: Exit codes: usage errors (bad options, bad input files), runtime failures, Ctrl-C
+#: (SIGINT, 128 + 2); SIGTERM exits with 128 + 15 = 143.
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 
 
@@ -184,14 +185,20 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
     )
     log = open(args.log, "w", newline="") if args.log else None
     on_step, bar = _progress_handler(args, settings.preset.steps, log)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    received: list[int] = []
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         image = stylize_tensor(content, style, settings, init=args.init, callback=on_step)
     except Interrupted as stop:
         bar.close()
         save_image(stop.image, args.output)
         _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
-        return EXIT_INTERRUPTED
+        return 128 + received[0] if received else EXIT_INTERRUPTED
     except Diverged as stop:
         bar.close()
         save_image(stop.image, args.output)
@@ -205,10 +212,6 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
     save_image(image, args.output)
     _say(args, f"wrote {args.output}")
     return 0
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
