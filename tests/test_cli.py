@@ -155,3 +155,19 @@ def test_sigterm_writes_the_image_and_exits_143(tiny_pair: tuple[Path, Path], tm
     assert _run(content, style, "-o", out, "--size", 32, "--steps", 50, "-q") == 143
     assert Image.open(out).size == (32, 24)
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is restored
+
+
+def test_layers_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from styletransfer import layers
+
+    assert _run("layers") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 22 and lines[1].split() == ["block1_conv1", "64", "1/1", "style"]
+    assert lines[-1].split() == ["block5_pool", "512", "1/32"]
+    by_name = {line.split()[0]: line.split() for line in lines[1:]}
+    assert by_name["block5_conv2"] == ["block5_conv2", "512", "1/16", "content"]
+    assert _run("layers", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == layers()
+    assert [r["name"] for r in rows if r["role"] == "style"] == [f"block{i}_conv1" for i in range(1, 6)]
+    assert {r["name"]: r["factor"] for r in rows}["block4_conv1"] == 8

@@ -36,6 +36,7 @@ _EXPORTS = {
     "get_vgg": "vgg",
     "preprocess": "vgg",
     "LAYER_NAMES": "vgg",
+    "layers": "inspection",
     "WeightsError": "vgg",
 }
 

@@ -1,7 +1,7 @@
 """The command-line interface: a thin layer over :mod:`styletransfer.api`.
 
 ``styletransfer CONTENT STYLE -o OUT`` stylises; ``styletransfer COMMAND ...``
-runs one of the other commands (``loss``, ``demo``).  Torch is imported only
+runs one of the other commands (``loss``, ``demo``, ``layers``).  Torch is imported only
 when a command runs, so ``--help`` answers at once.
 """
 
@@ -89,7 +89,8 @@ def _main_parser() -> argparse.ArgumentParser:
         description="Neural style transfer (Gatys et al.): repaint CONTENT in the style of STYLE.",
         epilog=(
             "other commands: 'styletransfer loss CONTENT STYLE IMAGE' prints the seed objective; "
-            "'styletransfer demo -o OUT' stylises the bundled example. "
+            "'styletransfer demo -o OUT' stylises the bundled example; "
+            "'styletransfer layers' lists VGG19's layers. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
     )
@@ -246,6 +247,25 @@ def _cmd_loss(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_layers(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} layers",
+        description="List VGG19's layers in order: output channels, spatial factor, and the seed's default use.",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON list")
+    args = parser.parse_args(argv)
+    from .inspection import layers
+
+    rows = layers()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'layer':<14}{'channels':>9}  {'size':<6} seed use")
+    for r in rows:
+        print(f"{r['name']:<14}{r['channels']:>9}  1/{r['factor']:<4} {r['role']}")
+    return 0
+
+
 def _cmd_demo(argv: Sequence[str]) -> int:
     from .examples import example_path
 
@@ -253,7 +273,7 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     return _run(args, example_path("tubingen.jpg"), example_path("starry_night.jpg"))
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"loss": _cmd_loss, "demo": _cmd_demo}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"loss": _cmd_loss, "demo": _cmd_demo, "layers": _cmd_layers}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
