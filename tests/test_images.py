@@ -128,3 +128,36 @@ def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny data chunk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [9500, 100000])
+def test_decompression_bomb_is_refused_from_the_header(tmp_path: Path, side: int) -> None:
+    import resource
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_claiming(side, side))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageError, match="refused"):
+        read_image(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # < 200 MiB grown
+
+
+def test_truncated_png_is_a_clean_error(tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(good)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(ImageError, match="not a readable image"):
+        read_image(cut)

@@ -144,26 +144,35 @@ def _snapshot_path(output: str, step: int) -> Path:
     return out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
 
 
-def _progress_handler(args: argparse.Namespace, total: int, log: IO[str] | None) -> tuple[Callable[..., None], Any]:
-    """The callback that drives the bar, the CSV log and the snapshots."""
-    from tqdm import tqdm
+class _ProgressUI:
+    """The run's callback: the tqdm bar (shown from the first step on), the CSV log, the snapshots."""
 
-    from .images import save_image
+    def __init__(self, args: argparse.Namespace, total: int, log: IO[str] | None) -> None:
+        self.args, self.total = args, total
+        self.bar: Any = None
+        self.writer = csv.writer(log) if log is not None else None
+        if self.writer is not None:
+            self.writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
 
-    bar = tqdm(total=total, disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
-    writer = csv.writer(log) if log is not None else None
-    if writer is not None:
-        writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
+    def __call__(self, p: Any) -> None:
+        from .images import save_image
 
-    def on_step(p: Any) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
-        if writer is not None:
-            writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
-        if args.save_every and p.step % args.save_every == 0:
-            save_image(p.tensor(), _snapshot_path(args.output, p.step))
+        if self.bar is None:
+            from tqdm import tqdm
 
-    return on_step, bar
+            self.bar = tqdm(total=self.total, disable=self.args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
+        if self.writer is not None:
+            self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
+        if self.args.save_every and p.step % self.args.save_every == 0:
+            save_image(p.tensor(), _snapshot_path(self.args.output, p.step))
+
+    def close(self) -> None:
+        """Close the bar (idempotent), so that messages after it start on a clean line."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> int:
@@ -185,7 +194,7 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
         tv_weight=args.tv_weight,
     )
     log = open(args.log, "w", newline="") if args.log else None
-    on_step, bar = _progress_handler(args, settings.preset.steps, log)
+    progress = _ProgressUI(args, settings.preset.steps, log)
     received: list[int] = []
 
     def on_sigterm(signum: int, frame: object) -> None:
@@ -194,22 +203,22 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        image = stylize_tensor(content, style, settings, init=args.init, callback=on_step)
+        image = stylize_tensor(content, style, settings, init=args.init, callback=progress)
     except Interrupted as stop:
-        bar.close()
+        progress.close()
         save_image(stop.image, args.output)
         _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
         return 128 + received[0] if received else EXIT_INTERRUPTED
     except Diverged as stop:
-        bar.close()
+        progress.close()
         save_image(stop.image, args.output)
         _err(f"{stop}; the last finite image is in {args.output}. Try a lower --lr.")
         return EXIT_FAILURE
     finally:
+        progress.close()
         signal.signal(signal.SIGTERM, previous)
         if log is not None:
             log.close()
-    bar.close()
     save_image(image, args.output)
     _say(args, f"wrote {args.output}")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -37,6 +38,12 @@ FORMATS: dict[str, str] = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+
+
+#: The largest input decoded, in pixels: Pillow's decompression-bomb limit
+#: (89,478,485, about 9459 x 9459; 1 GiB as float32 RGB). Checked from the
+#: header, before any pixel is decoded.
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 class ImageError(ValueError):
@@ -87,12 +94,23 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageError(f"{p}: no such file")
     if p.is_dir():
         raise ImageError(f"{p}: is a directory, not an image")
+    too_big = f"{p}: refused, the image has more than the {MAX_PIXELS} pixels this tool decodes; shrink it first"
     try:
-        im = Image.open(p)
-        im.load()
-        return im
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)  # reads the header only
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{p}: not a readable image ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(too_big) from exc
+    if im.size[0] * im.size[1] > MAX_PIXELS:
+        im.close()
+        raise ImageError(too_big)
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{p}: not a readable image ({exc})") from exc
+    return im
 
 
 #: EXIF orientation tag values and the transpose that makes the image upright.
