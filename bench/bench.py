@@ -30,7 +30,8 @@ import torch
 
 from styletransfer import loss_terms
 from styletransfer.api import resolve_settings, stylize_tensor
-from styletransfer.images import save_image
+from styletransfer.examples import example_path
+from styletransfer.images import load_img, save_image
 from styletransfer.optimize import Progress
 from styletransfer.vgg import LAYERS, get_vgg, preprocess
 
@@ -38,8 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The tutorial preset's 1000-step seed loss at 512 px on the saved PNG, measured 2026-11-28
 #: with the arithmetic of commit e9c2cca (the seed's own TensorFlow code: 5.318e6). See docs/benchmarks.md.
 TUTORIAL_FINAL_LOSS = 5.3545e6
-DEFAULT_CONTENT = ROOT / "src/styletransfer/data/examples/tubingen.jpg"
-DEFAULT_STYLE = ROOT / "src/styletransfer/data/examples/starry_night.jpg"
 
 
 def vgg_gflop(height: int, width: int, last: str = "block5_conv2") -> float:
@@ -122,8 +121,8 @@ def git_commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
-    parser.add_argument("--style", type=Path, default=DEFAULT_STYLE)
+    parser.add_argument("--content", type=Path, default=example_path("tubingen.jpg"))
+    parser.add_argument("--style", type=Path, default=example_path("starry_night.jpg"))
     parser.add_argument("--preset", default="fast", help="the preset to compare (default: fast)")
     parser.add_argument("--steps", type=int, default=None, help="override the compared preset's steps")
     parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = run_preset(args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png")
     reached = time_to_reach(ours["curve"], tutorial_loss)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    h, w = 384, 512
+    h, w = load_img(args.content, 512).shape[-2:]
     pass_s = vgg_pass_seconds(h, w)
     achieved = vgg_gflop(h, w) / pass_s
 
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print("loss curve (step: loss):", ", ".join(f"{s}: {l:.3g}" for s, l, _ in ours["curve"] if s % 10 == 0))
     print(
-        f"VGG19 fwd+bwd at 512x384: {1000 * pass_s:.0f} ms, {vgg_gflop(h, w):.1f} GFLOP, "
+        f"VGG19 fwd+bwd at {w}x{h}: {1000 * pass_s:.0f} ms, {vgg_gflop(h, w):.1f} GFLOP, "
         f"{achieved:.0f} GFLOP/s = {100 * achieved / peak:.0f}% of the {peak:.0f} GFLOP/s matmul peak"
     )
     print(f"peak RSS: {rss_mib:.0f} MiB")

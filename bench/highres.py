@@ -17,21 +17,18 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CONTENT = ROOT / "src/styletransfer/data/examples/tubingen.jpg"
-STYLE = ROOT / "src/styletransfer/data/examples/starry_night.jpg"
 
 
 def measure(preset: str, size: int, steps: int) -> dict:
     """Run ``steps`` steps at ``size`` in this process; return step times and peak RSS."""
     from styletransfer.api import resolve_settings, stylize_tensor
+    from styletransfer.examples import example_path
 
     settings = resolve_settings(preset, size=size, steps=steps, device="cpu")
     stamps: list[float] = []
     start = time.perf_counter()
-    image = stylize_tensor(CONTENT, STYLE, settings, callback=lambda p: stamps.append(time.perf_counter()))
+    image = stylize_tensor(example_path("tubingen.jpg"), example_path("starry_night.jpg"), settings, callback=lambda p: stamps.append(time.perf_counter()))
     gaps = [b - a for a, b in zip([start] + stamps, stamps)]
     return {
         "size": size,

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from styletransfer.examples import example_path
 from styletransfer.images import load_img, read_image
 from styletransfer.losses import gram_matrix
 from styletransfer.presets import SEED_STYLE_LAYERS, TUTORIAL
 from styletransfer.vgg import get_vgg, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "src/styletransfer/data/examples"
 
 
 def per_layer_style_terms(image: torch.Tensor, style_grams: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -31,8 +31,8 @@ def per_layer_style_terms(image: torch.Tensor, style_grams: dict[str, torch.Tens
 
 
 def main() -> None:
-    content = load_img(EXAMPLES / "tubingen.jpg", 512)
-    style = load_img(EXAMPLES / "starry_night.jpg", 512)
+    content = load_img(example_path("tubingen.jpg"), 512)
+    style = load_img(example_path("starry_night.jpg"), 512)
     with torch.no_grad():
         grams = {n: gram_matrix(f) for n, f in get_vgg()(preprocess(style), SEED_STYLE_LAYERS).items()}
         result = read_image(ROOT / "docs/images/tutorial_1000.png")
