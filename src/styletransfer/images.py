@@ -259,3 +259,42 @@ def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Pat
         pil = pil.convert("RGB")
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     return save_file_atomically(p, lambda f: pil.save(f, format=fmt, **options))
+
+
+def read_alpha(image: ImageLike) -> np.ndarray | None:
+    """The alpha channel of ``image`` as an ``(H, W)`` uint8 array, upright; ``None`` if opaque by format.
+
+    Images with an alpha channel (RGBA, LA, PA, or a palette/greyscale image
+    with a transparency entry) and ``(H, W, 4)`` arrays have one; paths are
+    opened as :func:`read_image` does.
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 4:
+            a = image[..., 3]
+            return a if a.dtype == np.uint8 else np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+        return None
+    if isinstance(image, (str, os.PathLike)):
+        image = open_image(image)
+    if not isinstance(image, Image.Image):
+        return None
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return None
+    upright = ImageOps.exif_transpose(image)
+    return np.asarray(upright.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+
+
+def with_alpha(image: Tensor, alpha: np.ndarray | None) -> Image.Image:
+    """``image`` as a PIL image, with ``alpha`` re-attached (resized bilinearly if the shape differs).
+
+    When the shapes agree the alpha bytes are kept exactly.
+    """
+    pil = to_pil(image)
+    if alpha is None:
+        return pil
+    if alpha.shape != (pil.height, pil.width):
+        a = torch.from_numpy(alpha.astype(np.float32))[None, None]
+        a = resize(a, (pil.height, pil.width)).round().clamp(0, 255)
+        alpha = a[0, 0].to(torch.uint8).numpy()
+    rgba = pil.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
+    return rgba

@@ -14,6 +14,7 @@ is normalised by the number of locations only, as in the seed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,50 +62,92 @@ class Weights:
     tv: float = 30.0
 
 
+def blend_weights(blend: Sequence[float] | None, n_styles: int) -> list[float]:
+    """Normalised style weights ``b_i / sum b``: equal when ``blend`` is ``None``."""
+    if n_styles < 1:
+        raise ValueError("at least one style image is needed")
+    if blend is None:
+        return [1.0 / n_styles] * n_styles
+    values = [float(b) for b in blend]
+    if len(values) != n_styles:
+        raise ValueError(f"--style-blend: {len(values)} weights for {n_styles} style images; give one per style")
+    if any(not math.isfinite(b) or b < 0 for b in values) or sum(values) <= 0:
+        raise ValueError(f"--style-blend: weights must be finite, >= 0 and not all 0, not {values}")
+    total = sum(values)
+    return [b / total for b in values]
+
+
 class Objective:
-    """The seed's loss for one content image and one style image.
+    """The seed's loss for one content image and one or more style images.
 
     The targets (content activations, style Gram matrices) are computed once,
-    without gradients, when the objective is built.
+    without gradients, when the objective is built.  With several styles the
+    Gram targets are mixed: ``G_l = sum_i b_i G_l(style_i) / sum_i b_i``.  With
+    style-layer weights ``w_l`` the style term is
+    ``style_weight / n_style * sum_l w_l * mean((G_l(x) - G_l)^2)`` (the seed:
+    every ``w_l = 1``).
 
     Args:
         vgg: the feature network.
         content: ``(1, 3, H, W)`` content image in [0, 1].
-        style: ``(1, 3, H', W')`` style image in [0, 1]; its size may differ.
+        style: ``(1, 3, H', W')`` style image in [0, 1], or a sequence of them;
+            sizes may differ.
         weights: the loss weights.
         content_layers, style_layers: VGG19 layer names.
+        style_blend: one non-negative weight per style (default: equal).
+        style_layer_weights: one weight per style layer (default: all 1).
+        pooling: ``"max"`` or ``"avg"`` (see :meth:`VGG19.forward`).
     """
 
     def __init__(
         self,
         vgg: VGG19,
         content: Tensor,
-        style: Tensor,
+        style: Tensor | Sequence[Tensor],
         *,
         weights: Weights,
         content_layers: Sequence[str],
         style_layers: Sequence[str],
+        style_blend: Sequence[float] | None = None,
+        style_layer_weights: Sequence[float] | None = None,
+        pooling: str = "max",
     ) -> None:
         self.vgg = vgg
         self.weights = weights
+        self.pooling = pooling
         self.content_layers = check_layers(content_layers)
         self.style_layers = check_layers(style_layers)
         if not self.content_layers and not self.style_layers:
             raise ValueError("at least one content or style layer is needed")
+        styles = [style] if isinstance(style, Tensor) else list(style)
+        blend = blend_weights(style_blend, len(styles))
+        if style_layer_weights is None:
+            self.layer_weights = [1.0] * len(self.style_layers)
+        else:
+            self.layer_weights = [float(w) for w in style_layer_weights]
+            if len(self.layer_weights) != len(self.style_layers):
+                raise ValueError(
+                    f"--style-layer-weights: {len(self.layer_weights)} weights for "
+                    f"{len(self.style_layers)} style layers; give one per layer"
+                )
         self.layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         with torch.no_grad():
-            c_feats = vgg(preprocess(content), self.content_layers)
-            s_feats = vgg(preprocess(style), self.style_layers)
-        self.content_targets = {n: c_feats[n] for n in self.content_layers}
-        self.style_targets = {n: gram_matrix(s_feats[n]) for n in self.style_layers}
+            c_feats = vgg(preprocess(content), self.content_layers, pooling)
+            self.content_targets = {n: c_feats[n] for n in self.content_layers}
+            self.style_targets: dict[str, Tensor] = {}
+            for image, b in zip(styles, blend):
+                s_feats = vgg(preprocess(image), self.style_layers, pooling)
+                for n in self.style_layers:
+                    g = b * gram_matrix(s_feats[n])
+                    self.style_targets[n] = g if n not in self.style_targets else self.style_targets[n] + g
 
     def terms(self, image: Tensor) -> dict[str, Tensor]:
         """The weighted terms ``{"style", "content", "tv"}`` as scalar tensors."""
-        feats = self.vgg(preprocess(image), self.layers)
+        feats = self.vgg(preprocess(image), self.layers, self.pooling)
         zero = image.new_zeros(())
         style = zero
-        for name in self.style_layers:
-            style = style + torch.mean((gram_matrix(feats[name]) - self.style_targets[name]) ** 2)
+        for name, w in zip(self.style_layers, self.layer_weights):
+            style = style + w * torch.mean((gram_matrix(feats[name]) - self.style_targets[name]) ** 2)
         if self.style_layers:
             style = style * (self.weights.style / len(self.style_layers))
         content = zero

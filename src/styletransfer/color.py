@@ -1,0 +1,83 @@
+"""Colour controls: keep the content's colours instead of the style's.
+
+- :func:`preserve_luminance` (``--preserve-colors luminance``): after
+  stylisation, keep the result's luminance Y and put back the content's
+  chroma Cb, Cr.  The colour space is YCbCr with ITU-R BT.601 full-range
+  coefficients, as in JPEG and Pillow's ``"YCbCr"`` mode.
+- :func:`match_color` (``--preserve-colors histogram``): before the style's
+  features are taken, give the style image the content's colour mean and
+  covariance by an affine map (Gatys et al., "Controlling Perceptual Factors
+  in Neural Style Transfer", 2017).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: RGB -> YCbCr (BT.601, full range), rows Y, Cb, Cr, for values in [0, 1].
+RGB_TO_YCBCR = torch.tensor(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.168735892, -0.331264108, 0.5],
+        [0.5, -0.418687589, -0.081312411],
+    ]
+)
+#: The offset added to Cb and Cr (128/255 on the [0, 1] scale).
+CHROMA_OFFSET = 128.0 / 255.0
+COLOR_MODES = ("luminance", "histogram")
+
+
+def rgb_to_ycbcr(image: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` RGB in [0, 1] to YCbCr, ``Y`` in [0, 1], ``Cb, Cr`` centred on 128/255."""
+    m = RGB_TO_YCBCR.to(image)
+    out = torch.einsum("ij,bjhw->bihw", m, image)
+    return out + torch.tensor([0.0, CHROMA_OFFSET, CHROMA_OFFSET]).to(image).view(1, 3, 1, 1)
+
+
+def ycbcr_to_rgb(image: Tensor) -> Tensor:
+    """The inverse of :func:`rgb_to_ycbcr` (not clamped)."""
+    m = torch.linalg.inv(RGB_TO_YCBCR.double()).to(image)
+    centred = image - torch.tensor([0.0, CHROMA_OFFSET, CHROMA_OFFSET]).to(image).view(1, 3, 1, 1)
+    return torch.einsum("ij,bjhw->bihw", m, centred)
+
+
+def preserve_luminance(result: Tensor, content: Tensor) -> Tensor:
+    """The result's luminance with the content's chroma, clamped to [0, 1].
+
+    ``content`` is resized to the result's shape if needed.  Where the mix lies
+    outside the RGB cube the clamp changes it (rare: a bright Y with strongly
+    saturated chroma).
+    """
+    if content.shape[-2:] != result.shape[-2:]:
+        from .images import resize
+
+        content = resize(content, tuple(result.shape[-2:]))
+    y = rgb_to_ycbcr(result)[:, :1]
+    chroma = rgb_to_ycbcr(content)[:, 1:]
+    return ycbcr_to_rgb(torch.cat([y, chroma], dim=1)).clamp(0.0, 1.0)
+
+
+def _sqrtm(cov: Tensor, inverse: bool = False) -> Tensor:
+    """The symmetric square root (or inverse square root) of a covariance matrix."""
+    values, vectors = torch.linalg.eigh(cov)
+    values = values.clamp_min(1e-8)
+    power = -0.5 if inverse else 0.5
+    return vectors @ torch.diag(values**power) @ vectors.T
+
+
+def match_color(style: Tensor, content: Tensor) -> Tensor:
+    """``style`` recoloured to the content's colour mean and covariance (not clamped).
+
+    With ``mu``, ``S`` the mean and 3x3 covariance of the RGB pixels,
+    ``x' = S_c^{1/2} S_s^{-1/2} (x - mu_s) + mu_c``, so that ``x'`` has mean
+    ``mu_c`` and covariance ``S_c`` exactly.  Computed in float64.
+    """
+    s = style[0].reshape(3, -1).double()
+    c = content[0].reshape(3, -1).double()
+    mu_s, mu_c = s.mean(1, keepdim=True), c.mean(1, keepdim=True)
+    cov_s = torch.cov(s, correction=0) + 1e-8 * torch.eye(3, dtype=torch.float64)
+    cov_c = torch.cov(c, correction=0) + 1e-8 * torch.eye(3, dtype=torch.float64)
+    a = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
+    out = a @ (s - mu_s) + mu_c
+    return out.reshape(style.shape).to(style.dtype)
