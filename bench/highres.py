@@ -25,7 +25,8 @@ def measure(preset: str, size: int, steps: int) -> dict:
     from styletransfer.api import resolve_settings, stylize_tensor
     from styletransfer.examples import example_path
 
-    settings = resolve_settings(preset, size=size, steps=steps, device="cpu")
+    # One scale only (coarse_size = size): the per-step cost at this size.
+    settings = resolve_settings(preset, size=size, steps=steps, device="cpu", coarse_size=size)
     stamps: list[float] = []
     start = time.perf_counter()
     image = stylize_tensor(example_path("tubingen.jpg"), example_path("starry_night.jpg"), settings, callback=lambda p: stamps.append(time.perf_counter()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -12,8 +12,9 @@ from PIL import Image
 from torch import Tensor
 
 from .color import COLOR_MODES, match_color, preserve_luminance
-from .images import ImageLike, load_img, read_alpha, resize, to_tensor, with_alpha
+from .images import ImageLike, load_img, read_alpha, resize, scaled_shape, to_tensor, with_alpha
 from .losses import Objective, Weights
+from .memory import check_memory
 from .optimize import Callback, KerasAdam, _Reporter, run_adam, run_lbfgs
 from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
 from .vgg import POOLINGS, check_layers, get_vgg
@@ -105,6 +106,23 @@ def stage_sizes(preset: Preset) -> list[int]:
     return [*sizes, preset.size]
 
 
+def total_steps(preset: Preset) -> int:
+    """Steps of the whole run: ``steps`` at the first scale, ``refine_steps`` at each later one."""
+    return preset.steps + preset.refine_steps * (len(stage_sizes(preset)) - 1)
+
+
+def final_terms(image: ImageLike, content: ImageLike, style: ImageLike | Sequence[ImageLike], settings: Settings) -> dict[str, float]:
+    """The run's own objective (its last scale's targets) for ``image``: each weighted term and ``total``."""
+    p = settings.preset
+    c = load_img(content, p.size).to(settings.device)
+    objective = _objective(settings, c, _load_styles(_styles(style), p.size, p, c))
+    x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
+    with torch.no_grad():
+        terms = {k: float(v) for k, v in objective.terms(x).items()}
+    terms["total"] = terms["style"] + terms["content"] + terms["tv"]
+    return terms
+
+
 def lbfgs_history(preset: Preset, numel: int) -> int:
     """L-BFGS pairs that fit ``history_mib``: each pair holds two float32 copies of the image."""
     fits = (preset.history_mib * 2**20) // (2 * 4 * numel)
@@ -168,23 +186,27 @@ def stylize_tensor(
     *,
     init: str | ImageLike | None = None,
     callback: Callback | None = None,
+    on_scale: Callable[[int, Tensor], None] | None = None,
 ) -> Tensor:
     """:func:`stylize` on resolved settings, returning a ``(1, 3, H, W)`` CPU tensor.
 
     Coarse-to-fine when the preset says so (:func:`stage_sizes`): each scale
     loads content and styles at its size, starts from the previous scale's
-    result upsampled bilinearly, and gets new targets.  The returned image is
-    the optimised one, before :func:`finish_image`.
+    result upsampled bilinearly, and gets new targets.  ``on_scale(size,
+    image)`` is called as each scale ends.  The returned image is the
+    optimised one, before :func:`finish_image`.
     """
     p = settings.preset
     styles = _styles(style)
     if p.style_blend is not None and len(p.style_blend) != len(styles):
         raise ValueError(f"style-blend: {len(p.style_blend)} weights for {len(styles)} style images; give one per style")
     sizes = stage_sizes(p)
-    report = _Reporter(p.steps + p.refine_steps * (len(sizes) - 1), callback)
+    source = to_tensor(content)
+    check_memory(p, *scaled_shape(source.shape[2], source.shape[3], p.size), settings.device)
+    report = _Reporter(total_steps(p), callback)
     x: Tensor | None = None
     for i, size in enumerate(sizes):
-        c = load_img(content, size).to(settings.device)
+        c = load_img(source, size).to(settings.device)
         s = _load_styles(styles, size, p, c)
         objective = _objective(settings, c, s)
         if x is None:
@@ -197,6 +219,8 @@ def stylize_tensor(
             x = run_lbfgs(objective, x0, steps, report, lr=p.lr, history=history, tv_eps=p.tv_eps)
         else:
             x = run_adam(objective, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
+        if on_scale is not None:
+            on_scale(size, x.detach().cpu())
     assert x is not None
     return x.cpu()
 

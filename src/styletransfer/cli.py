@@ -2,7 +2,7 @@
 
 ``styletransfer CONTENT STYLE -o OUT`` stylises; ``styletransfer COMMAND ...``
 runs one of the other commands (``loss``, ``demo``, ``layers``, ``stats``,
-``classify``, ``figures``).  Torch is imported only
+``classify``, ``figures``, ``rerun``).  Torch is imported only
 when a command runs, so ``--help`` answers at once.
 """
 
@@ -109,6 +109,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--figures-every", type=_positive_int, metavar="N",
         help="progress-sheet thumbnail every N steps (default: a tenth of the steps, 100 for the tutorial)",
     )
+    parser.add_argument(
+        "--manifest", action="store_true",
+        help="write OUT.json beside the output: settings, seed, versions, device, input and weights hashes, "
+        "final loss terms, timings ('styletransfer rerun OUT.json -o NEW' repeats the run)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
 
 
@@ -121,7 +126,8 @@ def _main_parser() -> argparse.ArgumentParser:
             "'styletransfer demo -o OUT' stylises the bundled example; "
             "'styletransfer layers' lists VGG19's layers; 'styletransfer stats IMAGE' prints layer "
             "statistics; 'styletransfer classify IMAGE' prints the top-5 ImageNet classes; "
-            "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures. "
+            "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures; "
+            "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
     )
@@ -185,6 +191,7 @@ class _ProgressUI:
         if self.writer is not None:
             self.writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
         self.records: list[dict[str, float]] = []
+        self.steps_done = 0
         self.frames: list[tuple[int, Any]] = []
         self.every = args.figures_every or max(1, total // 10)
 
@@ -196,6 +203,7 @@ class _ProgressUI:
 
             self.bar = tqdm(total=self.total, disable=self.args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
         self.bar.update(1)
+        self.steps_done = p.step
         self.bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
         if self.writer is not None:
             self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
@@ -214,9 +222,7 @@ class _ProgressUI:
 
 
 def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
-    from .api import finish_image, resolve_settings, stylize_tensor
-    from .images import output_format, read_alpha, save_image
-    from .optimize import Diverged, Interrupted
+    from .api import resolve_settings
 
     _check_output(args.output, [str(content), *map(str, styles)])
     settings = resolve_settings(
@@ -237,32 +243,52 @@ def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | P
         content_layers=None if args.content_layers is None else tuple(args.content_layers),
         style_layers=None if args.style_layers is None else tuple(args.style_layers),
         style_layer_weights=None if args.style_layer_weights is None else tuple(args.style_layer_weights),
+        init=args.init,
     )
+    return _execute(args, content, styles, settings)
+
+
+def _execute(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path], settings: Any) -> int:
+    """Run resolved ``settings``; write the output (and figures, manifest); return the exit code."""
+    from .api import finish_image, stylize_tensor, total_steps
+    from .images import output_format, read_alpha, save_image
+    from .manifest import Run
+    from .optimize import Diverged, Interrupted
+
     if settings.preset.style_blend is not None and len(settings.preset.style_blend) != len(styles):
         raise UsageError(
             f"--style-blend: {len(settings.preset.style_blend)} weights for {len(styles)} style images; give one per style"
         )
     if output_format(args.output) == "JPEG" and read_alpha(content) is not None:
         _say(args, f"note: {args.output} is JPEG, which has no alpha: the content's transparency is dropped")
+    record = Run(settings, content, list(styles), args.output) if args.manifest else None
     log = open(args.log, "w", newline="") if args.log else None
-    progress = _ProgressUI(args, settings.preset.steps, log)
+    progress = _ProgressUI(args, total_steps(settings.preset), log)
     received: list[int] = []
 
     def on_sigterm(signum: int, frame: object) -> None:
         received.append(signum)
         raise KeyboardInterrupt
 
+    def finish(image: Any, status: str) -> Any:
+        final = finish_image(image, content, settings)
+        save_image(final, args.output)
+        if record is not None:
+            path = record.write(final, status, progress.steps_done)
+            _say(args, f"wrote the manifest {path}")
+        return final
+
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        image = stylize_tensor(content, list(styles), settings, init=args.init, callback=progress)
+        image = stylize_tensor(content, list(styles), settings, callback=progress)
     except Interrupted as stop:
         progress.close()
-        save_image(finish_image(stop.image, content, settings), args.output)
+        finish(stop.image, "interrupted")
         _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
         return 128 + received[0] if received else EXIT_INTERRUPTED
     except Diverged as stop:
         progress.close()
-        save_image(finish_image(stop.image, content, settings), args.output)
+        finish(stop.image, "diverged")
         _err(f"{stop}; the last finite image is in {args.output}. Try a lower --lr.")
         return EXIT_FAILURE
     finally:
@@ -270,8 +296,7 @@ def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | P
         signal.signal(signal.SIGTERM, previous)
         if log is not None:
             log.close()
-    final = finish_image(image, content, settings)
-    save_image(final, args.output)
+    final = finish(image, "complete")
     _say(args, f"wrote {args.output}")
     if args.figures:
         from .figures import write_figures
@@ -447,6 +472,38 @@ def _cmd_figures(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_rerun(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} rerun",
+        description=(
+            "Repeat a run from its manifest (written by --manifest): the same inputs (checked by sha256), "
+            "settings, seed, weights, device type and thread count. On the same device and versions the "
+            "image is the same, pixel for pixel."
+        ),
+    )
+    parser.add_argument("manifest", help="a run's OUT.json")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output image")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: the manifest's")
+    parser.add_argument("--manifest", dest="write_manifest", action="store_true", help="write OUT.json for the rerun too")
+    parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
+    parser.add_argument("--log", metavar="FILE.csv", help="write the loss terms at every step as CSV")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    args = parser.parse_args(argv)
+    import torch
+
+    from .api import resolve_settings
+    from .manifest import load
+
+    loaded = load(args.manifest)
+    _check_output(args.output, [loaded.content, *loaded.styles, args.manifest])
+    threads = loaded.data["device"].get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    settings = resolve_settings(loaded.preset, seed=loaded.seed, device=args.device or loaded.device, weights=loaded.weights)
+    args.manifest, args.figures, args.figures_every = args.write_manifest, None, None
+    return _execute(args, loaded.content, loaded.styles, settings)
+
+
 def _snapshot_step(path: str, index: int) -> int:
     """The step in a snapshot name ``NAME.stepNNNNN.EXT``; else the snapshot's position."""
     suffix = Path(path).stem.rpartition(".step")[2]
@@ -467,6 +524,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "stats": _cmd_stats,
     "classify": _cmd_classify,
     "figures": _cmd_figures,
+    "rerun": _cmd_rerun,
 }
 
 

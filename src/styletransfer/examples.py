@@ -6,7 +6,7 @@ import importlib.resources
 from pathlib import Path
 
 #: The files shipped in ``styletransfer/data/examples``.
-EXAMPLES = ("tubingen.jpg", "starry_night.jpg")
+EXAMPLES = ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
 
 
 def example_path(name: str) -> Path:

@@ -1,0 +1,91 @@
+"""The memory guard: refuse a run that will not fit, before it starts.
+
+The estimate for one scale of ``H x W`` pixels (float32, the default layers)::
+
+    bytes = BASE_BYTES + BYTES_PER_PIXEL * H * W          # VGG19 forward + backward
+          + 2 * history * 3 * H * W * 4                    # L-BFGS curvature pairs
+          + STYLE_BYTES_PER_PIXEL * style pixels           # the style targets' forward
+
+``BASE_BYTES`` and ``BYTES_PER_PIXEL`` are a least-squares line through the
+peak RSS measured by ``bench/highres.py`` on this project's CPU machine
+(PyTorch 2.13, 3 steps at one scale, without the L-BFGS history):
+512x384 1.0 GiB, 1024x768 2.5 GiB, 2048x1536 8.1 GiB, that is 0.55 GiB
+plus 2.45 KiB per pixel.  The style forward runs without gradients, so only
+a few activations live at once: about 0.5 KiB per style pixel.  The run's
+peak is the largest scale's estimate.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .presets import Preset
+
+BASE_BYTES = int(0.55 * 2**30)
+BYTES_PER_PIXEL = int(2.45 * 2**10)
+STYLE_BYTES_PER_PIXEL = 512
+
+
+def estimate_bytes(preset: Preset, height: int, width: int, style_pixels: int | None = None) -> int:
+    """Peak memory of a run whose largest scale is ``height x width`` (see the module's formula)."""
+    from .api import lbfgs_history
+
+    pixels = height * width
+    history = lbfgs_history(preset, 3 * pixels) if preset.optimizer == "lbfgs" else 0
+    styles = pixels * preset.style_scale**2 if style_pixels is None else style_pixels
+    return int(BASE_BYTES + BYTES_PER_PIXEL * pixels + 2 * history * 3 * pixels * 4 + STYLE_BYTES_PER_PIXEL * styles)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for a run on ``device``: CUDA's free memory, or the OS's ``MemAvailable``; ``None`` if unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_memory(preset: Preset, height: int, width: int, device: torch.device, available: int | None = None) -> None:
+    """Raise ``ValueError`` naming the largest ``--size`` that fits when the run will not fit.
+
+    Args:
+        preset: the run's settings; ``preset.size`` is the long side of ``height x width``.
+        height, width: the output's shape.
+        device: where it runs.
+        available: free bytes (default: :func:`available_bytes`).
+    """
+    free = available_bytes(device) if available is None else available
+    if free is None:
+        return
+    need = estimate_bytes(preset, height, width)
+    if need <= free:
+        return
+    ratio = min(height, width) / max(height, width)
+    lo, hi = 16, preset.size
+    while lo < hi:  # the largest long side whose estimate fits
+        mid = (lo + hi + 1) // 2
+        if estimate_bytes(preset, int(mid * ratio), mid) <= free:
+            lo = mid
+        else:
+            hi = mid - 1
+    raise ValueError(
+        f"--size {preset.size} needs about {_gib(need)} of memory on {device.type}, but {_gib(free)} "
+        f"are available; the largest size that fits is about --size {lo}"
+    )
