@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,11 +11,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .images import ImageLike, load_img, resize, to_pil, to_tensor
+from .images import MAX_SIZE, ImageError, ImageLike, resize, scaled_shape, to_pil, to_tensor
 from .losses import Objective, Weights
 from .optimize import Callback, KerasAdam, _Reporter, run_adam, run_lbfgs
 from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
-from .vgg import get_vgg
+from .vgg import LAYER_NAMES, check_layers, get_vgg, min_input_side
+
+#: The seeds ``torch.Generator.manual_seed`` takes without overflowing.
+MAX_SEED: int = 2**64 - 1
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -59,15 +63,69 @@ def resolve_settings(
     p = base.with_overrides(**overrides)
     if p.optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"unknown optimizer {p.optimizer!r}; use 'adam' or 'lbfgs'")
-    if p.size < 16:
-        raise ValueError(f"size must be at least 16 pixels, not {p.size}")
+    layers = check_layers(p.style_layers) + check_layers(p.content_layers)
+    if not layers:
+        raise ValueError("at least one content or style layer is needed")
+    least = min_input_side(layers)
+    if p.size < least:
+        deepest = max(layers, key=LAYER_NAMES.index)
+        raise ValueError(
+            f"--size {p.size} is too small: the layers in use (down to {deepest}) need at least "
+            f"{least} pixels on each side; use --size {least} or more"
+        )
+    if p.size > MAX_SIZE:
+        raise ValueError(f"--size {p.size} is too large: the limit is {MAX_SIZE} pixels (WebP's); use a smaller --size")
     if p.steps < 1:
-        raise ValueError(f"steps must be at least 1, not {p.steps}")
+        raise ValueError(f"--steps must be at least 1, not {p.steps}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed {seed} is out of range; use 0 to {MAX_SEED}")
     for name in ("style_weight", "content_weight", "tv_weight", "lr"):
         value = getattr(p, name)
         if not (value == value and abs(value) != float("inf")) or value < 0:
             raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, not {value}")
     return Settings(p, seed, resolve_device(device), None if weights is None else str(weights))
+
+
+def _describe(image: ImageLike, role: str) -> str:
+    """How an error message names an input: its path, or its role."""
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"the {role} image"
+
+
+def _smallest_size(height: int, width: int, least: int) -> int:
+    """The smallest ``size`` at which both sides of :func:`scaled_shape` reach ``least``."""
+    size = math.ceil(least * max(height, width) / min(height, width))
+    while size <= MAX_SIZE and min(scaled_shape(height, width, size)) < least:
+        size += 1
+    return size
+
+
+def load_checked(image: ImageLike, settings: Settings, role: str) -> Tensor:
+    """The seed's ``load_img`` at the preset's size, refusing a shape the layers cannot take.
+
+    VGG19's pools need :func:`~styletransfer.vgg.min_input_side` pixels on
+    *each* side; a long thin image scaled to ``size`` on its long side can fall
+    short on the other.
+
+    Raises:
+        ImageError: naming the image, its shape and the ``--size`` that would work.
+    """
+    p = settings.preset
+    t = to_tensor(image)
+    h, w = t.shape[2], t.shape[3]
+    shape = scaled_shape(h, w, p.size)
+    least = min_input_side(p.style_layers + p.content_layers)
+    if min(shape) < least:
+        needed = _smallest_size(h, w, least)
+        advice = (
+            f"use --size {needed} or more, or crop it"
+            if needed <= MAX_SIZE
+            else "crop it to a less extreme aspect ratio"
+        )
+        raise ImageError(
+            f"{_describe(image, role)}: at --size {p.size} this {w}x{h} image becomes {shape[1]}x{shape[0]} "
+            f"pixels, but VGG19's layers in use need at least {least} on each side; {advice}"
+        )
+    return resize(t, shape)
 
 
 def _initial_image(init: str | ImageLike, content: Tensor, seed: int) -> Tensor:
@@ -103,8 +161,8 @@ def stylize_tensor(
 ) -> Tensor:
     """:func:`stylize` on resolved settings, returning a ``(1, 3, H, W)`` CPU tensor."""
     p = settings.preset
-    c = load_img(content, p.size).to(settings.device)
-    s = load_img(style, p.size).to(settings.device)
+    c = load_checked(content, settings, "content").to(settings.device)
+    s = load_checked(style, settings, "style").to(settings.device)
     objective = _objective(settings, c, s)
     x0 = _initial_image(p.init if init is None else init, c, settings.seed)
     report = _Reporter(p.steps, callback)
@@ -160,6 +218,14 @@ def stylize(
     Raises:
         styletransfer.optimize.Interrupted: on Ctrl-C; its ``image`` is the
             image at that moment.
+        styletransfer.optimize.Diverged: when the loss stays NaN or infinite
+            (Adam first halves its learning rate once, with a
+            ``LearningRateLowered`` warning); its ``image`` is the last finite one.
+        ValueError: for an impossible option (``size`` outside
+            :func:`~styletransfer.vgg.min_input_side` .. ``MAX_SIZE``, an
+            unknown layer, preset or device, a weight that is not finite) and,
+            as ``ImageError``, for an unreadable image or one too thin for the
+            layers at ``size``.
     """
     settings = resolve_settings(
         preset,
@@ -208,8 +274,8 @@ def loss_terms(
         content_weight=content_weight,
         tv_weight=tv_weight,
     )
-    c = load_img(content, size).to(settings.device)
-    s = load_img(style, size).to(settings.device)
+    c = load_checked(content, settings, "content").to(settings.device)
+    s = load_checked(style, settings, "style").to(settings.device)
     x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
     objective = _objective(settings, c, s)
     with torch.no_grad():
