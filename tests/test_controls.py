@@ -119,7 +119,7 @@ def test_style_scale_changes_the_style_targets_size(tiny_pair: tuple[Path, Path]
         settings = api.resolve_settings("tutorial", device="cpu", size=64, style_scale=scale)
         (s,) = api._load_styles([style], 64, settings.preset, c)
         assert max(s.shape[-2:]) == side
-    with pytest.raises(ValueError, match="16 at least"):
+    with pytest.raises(ValueError, match="need 16 at least"):
         api._load_styles([style], 64, api.resolve_settings("tutorial", style_scale=0.1).preset, c)
     with pytest.raises(ValueError, match="style-scale must be > 0"):
         api.resolve_settings("tutorial", style_scale=0.0)

@@ -12,12 +12,15 @@ from PIL import Image
 from torch import Tensor
 
 from .color import COLOR_MODES, match_color, preserve_luminance
-from .images import ImageLike, load_img, read_alpha, resize, scaled_shape, to_tensor, with_alpha
+from .images import MAX_SIZE, ImageError, ImageLike, load_img, read_alpha, resize, scaled_shape, to_tensor, with_alpha
 from .losses import Objective, Weights
 from .memory import check_memory
 from .optimize import Callback, KerasAdam, _Reporter, run_adam, run_lbfgs
 from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
-from .vgg import POOLINGS, check_layers, get_vgg
+from .vgg import LAYER_NAMES, POOLINGS, check_layers, get_vgg, min_input_side
+
+#: The seeds ``torch.Generator.manual_seed`` takes without overflowing.
+MAX_SEED: int = 2**64 - 1
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -62,10 +65,22 @@ def resolve_settings(
     p = base.with_overrides(**overrides)
     if p.optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"unknown optimizer {p.optimizer!r}; use 'adam' or 'lbfgs'")
-    if p.size < 16:
-        raise ValueError(f"size must be at least 16 pixels, not {p.size}")
+    layers = check_layers(p.style_layers) + check_layers(p.content_layers)
+    if not layers:
+        raise ValueError("at least one content or style layer is needed")
+    least = min_input_side(layers)
+    if p.size < least:
+        deepest = max(layers, key=LAYER_NAMES.index)
+        raise ValueError(
+            f"--size {p.size} is too small: the layers in use (down to {deepest}) need at least "
+            f"{least} pixels on each side; use --size {least} or more"
+        )
+    if p.size > MAX_SIZE:
+        raise ValueError(f"--size {p.size} is too large: the limit is {MAX_SIZE} pixels (WebP's); use a smaller --size")
     if p.steps < 1:
-        raise ValueError(f"steps must be at least 1, not {p.steps}")
+        raise ValueError(f"--steps must be at least 1, not {p.steps}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed {seed} is out of range; use 0 to {MAX_SEED}")
     for name in ("style_weight", "content_weight", "tv_weight", "lr", "style_scale"):
         value = getattr(p, name)
         if not (value == value and abs(value) != float("inf")) or value < 0:
@@ -134,6 +149,55 @@ def _styles(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
     return list(style) if isinstance(style, (list, tuple)) else [style]
 
 
+def _describe(image: ImageLike, role: str) -> str:
+    """How an error message names an input: its path, or its role."""
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"the {role} image"
+
+
+def _smallest_size(height: int, width: int, least: int) -> int:
+    """The smallest ``size`` at which both sides of :func:`scaled_shape` reach ``least``."""
+    size = math.ceil(least * max(height, width) / min(height, width))
+    while size <= MAX_SIZE and min(scaled_shape(height, width, size)) < least:
+        size += 1
+    return size
+
+
+def check_shape(image: ImageLike, t: Tensor, size: int, layers: Sequence[str], role: str, option: str = "--size") -> None:
+    """Refuse an image that, loaded at long side ``size``, is too thin for ``layers``.
+
+    VGG19's pools need :func:`~styletransfer.vgg.min_input_side` pixels on
+    *each* side; a long thin image scaled to ``size`` on its long side can fall
+    short on the other.
+
+    Args:
+        image: the input as given (for the message), ``t`` its decoded tensor.
+
+    Raises:
+        ImageError: naming the image, its shape and the ``--size`` that would work.
+    """
+    h, w = t.shape[2], t.shape[3]
+    shape = scaled_shape(h, w, size)
+    least = min_input_side(layers)
+    if min(shape) < least:
+        needed = _smallest_size(h, w, least)
+        advice = (
+            f"use {option} {needed} or more, or crop it"
+            if needed <= MAX_SIZE
+            else "crop it to a less extreme aspect ratio"
+        )
+        raise ImageError(
+            f"{_describe(image, role)}: at {option} {size} this {w}x{h} image becomes {shape[1]}x{shape[0]} "
+            f"pixels, but VGG19's layers in use need at least {least} on each side; {advice}"
+        )
+
+
+def load_checked(image: ImageLike, size: int, layers: Sequence[str], role: str) -> Tensor:
+    """The seed's ``load_img`` at ``size``, refusing a shape ``layers`` cannot take (see :func:`check_shape`)."""
+    t = to_tensor(image)
+    check_shape(image, t, size, layers, role)
+    return resize(t, scaled_shape(t.shape[2], t.shape[3], size))
+
+
 def _initial_image(init: str | ImageLike, content: Tensor, style: Tensor, seed: int) -> Tensor:
     """``"content"`` (the seed's), ``"noise"`` (uniform in [0, 1], from ``seed``), ``"style"``, or an image."""
     if isinstance(init, str) and init == "content":
@@ -148,11 +212,14 @@ def _initial_image(init: str | ImageLike, content: Tensor, style: Tensor, seed: 
 def _load_styles(styles: Sequence[ImageLike], size: int, preset: Preset, content: Tensor) -> list[Tensor]:
     """The style images at ``style_scale * size`` (long side), recoloured for ``histogram`` mode."""
     long_side = round(preset.style_scale * size)
-    if long_side < 16:
-        raise ValueError(f"style-scale {preset.style_scale} makes the style image {long_side} px; it needs 16 at least")
+    least = min_input_side(preset.style_layers)
+    if long_side < least:
+        raise ValueError(
+            f"style-scale {preset.style_scale} makes the style image {long_side} px; the style layers need {least} at least"
+        )
     if long_side > MAX_STYLE_SIDE:
         raise ValueError(f"style-scale {preset.style_scale} makes the style image {long_side} px; the limit is {MAX_STYLE_SIDE}")
-    loaded = [load_img(s, long_side).to(content.device) for s in styles]
+    loaded = [load_checked(s, long_side, preset.style_layers, "style").to(content.device) for s in styles]
     if preset.preserve_colors == "histogram":
         loaded = [match_color(s, content).clamp(0.0, 1.0) for s in loaded]
     return loaded
@@ -202,6 +269,7 @@ def stylize_tensor(
         raise ValueError(f"style-blend: {len(p.style_blend)} weights for {len(styles)} style images; give one per style")
     sizes = stage_sizes(p)
     source = to_tensor(content)
+    check_shape(content, source, sizes[0], p.style_layers + p.content_layers, "content")
     check_memory(p, *scaled_shape(source.shape[2], source.shape[3], p.size), settings.device)
     report = _Reporter(total_steps(p), callback)
     x: Tensor | None = None
@@ -293,6 +361,14 @@ def stylize(
     Raises:
         styletransfer.optimize.Interrupted: on Ctrl-C; its ``image`` is the
             image at that moment.
+        styletransfer.optimize.Diverged: when the loss stays NaN or infinite
+            (Adam first halves its learning rate once, with a
+            ``LearningRateLowered`` warning); its ``image`` is the last finite one.
+        ValueError: for an impossible option (``size`` outside
+            :func:`~styletransfer.vgg.min_input_side` .. ``MAX_SIZE``, an
+            unknown layer, preset or device, a weight that is not finite) and,
+            as ``ImageError``, for an unreadable image or one too thin for the
+            layers at ``size``.
     """
     settings = resolve_settings(
         preset,
@@ -347,8 +423,8 @@ def loss_terms(
         content_weight=content_weight,
         tv_weight=tv_weight,
     )
-    c = load_img(content, size).to(settings.device)
-    s = load_img(style, size).to(settings.device)
+    c = load_checked(content, size, settings.preset.style_layers + settings.preset.content_layers, "content").to(settings.device)
+    s = load_checked(style, size, settings.preset.style_layers, "style").to(settings.device)
     x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
     objective = _objective(settings, c, [s])
     with torch.no_grad():

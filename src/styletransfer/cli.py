@@ -4,6 +4,11 @@
 runs one of the other commands (``loss``, ``demo``, ``layers``, ``stats``,
 ``classify``, ``figures``, ``rerun``).  Torch is imported only
 when a command runs, so ``--help`` answers at once.
+
+Every failure is one line on stderr, ``styletransfer: error: ...``, naming the
+file or option and saying what to do, with exit code 2 for usage errors (bad
+options, unreadable inputs, unwritable outputs) and 1 for runtime failures.
+``--debug`` (accepted by every command) prints the traceback above that line.
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
+import re
 import signal
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +41,32 @@ class UsageError(Exception):
     """A problem with the command line or its input files (exit code 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with the options every command has.
+
+    Build every command's parser with it: ``--debug`` comes with it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_argument("--debug", action="store_true", help="on errors, print the full traceback too")
+
+    def error(self, message: str) -> Any:  # argparse's signature: it never returns
+        """Print ``PROG: error: MESSAGE`` and a pointer to ``--help`` on one line; exit with 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _wants_debug(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` holds ``--debug`` (or an abbreviation) where the parsers would take it."""
+    probe = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    probe.add_argument("--debug", action="store_true")
+    try:
+        known, _ = probe.parse_known_args(list(argv))
+    except (argparse.ArgumentError, SystemExit):
+        return False
+    return bool(known.debug)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -39,6 +74,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64 - 1, not {value}")
     return value
 
 
@@ -99,7 +144,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--style-layer-weights", type=_finite_float, nargs="+", metavar="W", help="one weight per style layer (default: 1 each)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed for noise init (default: 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed for noise init (default: 0)")
     parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
     parser.add_argument("--log", metavar="FILE.csv", help="write the loss terms at every step as CSV")
     parser.add_argument(
@@ -118,7 +163,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _main_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Neural style transfer (Gatys et al.): repaint CONTENT in the style of STYLE.",
         epilog=(
@@ -139,7 +184,7 @@ def _main_parser() -> argparse.ArgumentParser:
 
 
 def _demo_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} demo", description="Stylise the bundled Tübingen photo as Van Gogh's Starry Night."
     )
     _add_run_options(parser)
@@ -147,7 +192,7 @@ def _demo_parser() -> argparse.ArgumentParser:
 
 
 def _loss_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} loss",
         description=(
             "Print the seed objective's terms for IMAGE (each already weighted; the tutorial "
@@ -164,21 +209,86 @@ def _loss_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether both paths exist and are one file (symbolic and hard links included)."""
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
 def _check_output(output: str, inputs: Sequence[str]) -> None:
+    """Refuse, before any work, an output that cannot be written or would overwrite an input."""
     from .images import output_format
 
     out = Path(output)
     output_format(out)
+    if out.is_dir():
+        raise UsageError(f"{output}: is a directory; give a file name such as {out / 'out.png'}")
     for src in inputs:
-        if os.path.exists(src) and out.exists() and out.resolve() == Path(src).resolve():
+        if _same_file(out, src):
             raise UsageError(f"{output}: the output would overwrite the input image {src}; choose another path")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise UsageError(f"{output}: the directory {out.parent} does not exist")
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(f"{output}: the directory {out.parent} does not exist; create it or choose another path")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{output}: cannot write in {directory} (permission denied); choose another path")
+
+
+def _check_log(log: str, output: str, inputs: Sequence[str]) -> None:
+    """Refuse a ``--log`` path that is a directory, lies in a missing one, or is the output or an input."""
+    path = Path(log)
+    if path.is_dir():
+        raise UsageError(f"--log {log}: is a directory; give a file name such as {path / 'log.csv'}")
+    if path.resolve() == Path(output).resolve() or _same_file(path, output):
+        raise UsageError(f"--log {log}: the log would be written over the output; choose another path")
+    for src in inputs:
+        if _same_file(path, src):
+            raise UsageError(f"--log {log}: the log would overwrite the input image {src}; choose another path")
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise UsageError(f"--log {log}: the directory {path.parent} does not exist; create it or choose another path")
 
 
 def _snapshot_path(output: str, step: int) -> Path:
     out = Path(output)
     return out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
+
+
+def _check_snapshots(output: str, every: int, steps: int) -> None:
+    """Refuse to start when a file exists where a ``--save-every`` snapshot would be written.
+
+    Snapshots never overwrite files: a snapshot path already taken (by an
+    earlier run or by anything else) stops the run before it starts.
+    """
+    out = Path(output)
+    directory = out.parent if str(out.parent) else Path(".")
+    pattern = re.compile(re.escape(out.stem) + r"\.step(\d{5,})" + re.escape(out.suffix))
+    taken = []
+    for name in sorted(os.listdir(directory)):
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        step = int(match[1])
+        if 0 < step <= steps and step % every == 0 and _snapshot_path(output, step).name == name:
+            taken.append(directory / name)
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise UsageError(
+            f"{taken[0]}{more}: already exists and --save-every {every} would overwrite it; "
+            "move the old snapshots away or choose another --output"
+        )
+
+
+#: The ``--init`` choices that are not files.
+INIT_CHOICES = ("content", "noise", "style")
+
+
+def _init_file(init: str | None) -> list[str]:
+    """``[init]`` when ``--init`` names a file, else ``[]``."""
+    return [] if init is None or init in INIT_CHOICES else [init]
+
+
+def _check_init(init: str | None) -> None:
+    """``--init`` is ``content``, ``noise``, ``style`` or an existing file."""
+    if _init_file(init) and not os.path.exists(init):  # type: ignore[arg-type]
+        raise UsageError(f"--init {init}: no such file; use content, noise, style or the path of an image")
 
 
 class _ProgressUI:
@@ -207,11 +317,11 @@ class _ProgressUI:
         self.bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
         if self.writer is not None:
             self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
-        if self.args.save_every and p.step % self.args.save_every == 0:
-            save_image(p.tensor(), _snapshot_path(self.args.output, p.step))
+        if self.args.save_every and p.step % self.args.save_every == 0 and math.isfinite(p.loss):
+            save_image(p.tensor(), _snapshot_path(self.args.output, p.step))  # never a NaN image
         if self.args.figures:
             self.records.append({"step": p.step, "loss": p.loss, "style": p.style, "content": p.content, "tv": p.tv})
-            if p.step % self.every == 0:
+            if p.step % self.every == 0 and math.isfinite(p.loss):
                 self.frames.append((p.step, p.tensor()))
 
     def close(self) -> None:
@@ -224,7 +334,8 @@ class _ProgressUI:
 def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     from .api import resolve_settings
 
-    _check_output(args.output, [str(content), *map(str, styles)])
+    _check_output(args.output, [str(content), *map(str, styles)] + _init_file(args.init))
+    _check_init(args.init)
     settings = resolve_settings(
         args.preset,
         seed=args.seed,
@@ -261,8 +372,16 @@ def _execute(args: argparse.Namespace, content: str | Path, styles: Sequence[str
         )
     if output_format(args.output) == "JPEG" and read_alpha(content) is not None:
         _say(args, f"note: {args.output} is JPEG, which has no alpha: the content's transparency is dropped")
+    inputs = [str(content), *map(str, styles)] + _init_file(settings.preset.init)
+    if args.log:
+        _check_log(args.log, args.output, inputs)
+    if args.save_every:
+        _check_snapshots(args.output, args.save_every, total_steps(settings.preset))
     record = Run(settings, content, list(styles), args.output) if args.manifest else None
-    log = open(args.log, "w", newline="") if args.log else None
+    try:
+        log = open(args.log, "w", newline="") if args.log else None
+    except OSError as exc:
+        raise UsageError(f"--log {args.log}: cannot write it ({exc.strerror}); choose another path") from exc
     progress = _ProgressUI(args, total_steps(settings.preset), log)
     received: list[int] = []
 
@@ -285,6 +404,10 @@ def _execute(args: argparse.Namespace, content: str | Path, styles: Sequence[str
         progress.close()
         finish(stop.image, "interrupted")
         _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
+        return 128 + received[0] if received else EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # before the first step: there is no image yet
+        progress.close()
+        _err(f"interrupted before the first step; nothing was written to {args.output}")
         return 128 + received[0] if received else EXIT_INTERRUPTED
     except Diverged as stop:
         progress.close()
@@ -317,7 +440,40 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 
 def _err(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """Print one error line (newlines in ``message`` become spaces)."""
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: IO[str] | None = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` for the CLI: this package's warnings as one ``note:`` line.
+
+    The line goes through tqdm so that it does not break a progress bar.
+    """
+    if category.__module__.split(".")[0] == __name__.split(".")[0]:
+        text = f"{PROG}: note: {' '.join(str(message).split())}"
+    else:
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the error line for an exception that ended a command."""
+    if isinstance(exc, (UsageError, ValueError)):  # bad options, unreadable inputs (ImageError, WeightsError)
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, OSError):
+        return EXIT_FAILURE, str(exc)
+    return EXIT_FAILURE, f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)"
 
 
 def _cmd_loss(argv: Sequence[str]) -> int:
@@ -344,7 +500,7 @@ def _cmd_loss(argv: Sequence[str]) -> int:
 
 
 def _cmd_layers(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} layers",
         description="List VGG19's layers in order: output channels, spatial factor, and the seed's default use.",
     )
@@ -365,7 +521,7 @@ def _cmd_layers(argv: Sequence[str]) -> int:
 def _cmd_stats(argv: Sequence[str]) -> int:
     from .presets import SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} stats",
         description=(
             "Print shape (batch, H, W, C), min, max and mean of VGG19's activations for IMAGE, as the seed "
@@ -413,7 +569,7 @@ def _cmd_stats(argv: Sequence[str]) -> int:
 def _cmd_classify(argv: Sequence[str]) -> int:
     from .classifier import FULL_WEIGHTS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} classify",
         description=(
             "Print the most probable ImageNet classes of IMAGE with VGG19, as the seed does: load_img "
@@ -440,7 +596,7 @@ def _cmd_classify(argv: Sequence[str]) -> int:
 
 
 def _cmd_figures(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} figures",
         description=(
             "Write the seed's diagnostic figures as PNG into DIR: inputs.png (content | style), "
@@ -473,7 +629,7 @@ def _cmd_figures(argv: Sequence[str]) -> int:
 
 
 def _cmd_rerun(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} rerun",
         description=(
             "Repeat a run from its manifest (written by --manifest): the same inputs (checked by sha256), "
@@ -528,23 +684,28 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
+def _dispatch(argv: Sequence[str]) -> int:
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    args = _main_parser().parse_args(argv)
+    return _run(args, args.content, args.style)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Any exception ends the command with one error line and exit code 2 (usage)
+    or 1 (runtime failure); with ``--debug`` the traceback comes first.
+    Argument errors raise ``SystemExit(2)`` from argparse, after one line.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] in COMMANDS:
-            return COMMANDS[argv[0]](argv[1:])
-        args = _main_parser().parse_args(argv)
-        return _run(args, args.content, args.style)
-    except UsageError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return EXIT_INTERRUPTED
-    except ValueError as exc:  # bad options, unreadable inputs (ImageError, WeightsError)
-        _err(str(exc))
-        return EXIT_USAGE
-    except OSError as exc:
-        _err(str(exc))
-        return EXIT_FAILURE
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return _dispatch(argv)
+        except (Exception, KeyboardInterrupt) as exc:
+            code, message = _failure(exc)
+            if _wants_debug(argv):
+                traceback.print_exc()
+            _err(message)
+            return code

@@ -46,19 +46,43 @@ FORMATS: dict[str, str] = {
 #: header, before any pixel is decoded.
 MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
+#: The largest long side (``size``) of an output: WebP's limit, the smallest of
+#: the output formats' (PNG, TIFF and JPEG allow 65,500 or more).
+MAX_SIZE: int = 16383
+
 
 class ImageError(ValueError):
     """An image cannot be read, or an output path cannot be written."""
 
 
+class ImageNotice(UserWarning):
+    """An input was read, but not all of it: e.g. only the first frame of an animation."""
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(text.split())
+
+
 def _pil_to_tensor(image: Image.Image) -> Tensor:
+    """An upright ``(1, 3, H, W)`` float32 tensor in [0, 1] from any PIL mode.
+
+    16-bit and 32-bit integer greyscale (``I;16*``, ``I``) is scaled by 1/65535
+    and clipped; 32-bit float greyscale (``F``) is taken as [0, 1] and clipped,
+    like a float array; an alpha channel (or palette transparency) is dropped,
+    as the seed's ``decode_image(channels=3)`` does.
+    """
     image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(image, dtype=np.float32) / 65535.0
-            arr = np.repeat(arr[..., None], 3, axis=2)
+        if image.mode.startswith("I") or image.mode == "F":
+            arr = np.asarray(image, dtype=np.float32) / (1.0 if image.mode == "F" else 65535.0)
+            _check_finite(torch.from_numpy(arr), f"a greyscale image of mode {image.mode}")
+            arr = np.repeat(np.clip(arr, 0.0, 1.0)[..., None], 3, axis=2)
             return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
-        image = image.convert("RGBA").convert("RGB") if "transparency" in image.info else image.convert("RGB")
+        has_alpha = "transparency" in image.info or image.mode in ("RGBA", "RGBa", "LA", "La", "PA")
+        if image.mode == "La":
+            image = image.convert("LA")
+        image = image.convert("RGBA").convert("RGB") if has_alpha else image.convert("RGB")
     arr = np.asarray(image, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0
 
@@ -76,7 +100,14 @@ def _array_to_tensor(arr: np.ndarray) -> Tensor:
         t = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
     else:
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    _check_finite(t, "an image array")
     return t.permute(2, 0, 1)[None].clamp(0.0, 1.0)
+
+
+def _check_finite(t: Tensor, what: str) -> None:
+    """Refuse NaN or infinite values, which clamping would not remove."""
+    if not bool(torch.isfinite(t).all()):
+        raise ImageError(f"{what} has NaN or infinite values; give values in [0, 1]")
 
 
 def _tensor_to_tensor(t: Tensor) -> Tensor:
@@ -85,32 +116,82 @@ def _tensor_to_tensor(t: Tensor) -> Tensor:
         t = t[None]
     if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
         raise ImageError(f"an image tensor must be (3, H, W) or (1, 3, H, W), not {tuple(t.shape)}")
-    return t.detach().float().clamp(0.0, 1.0).cpu()
+    t = t.detach().float()
+    _check_finite(t, "an image tensor")
+    return t.clamp(0.0, 1.0).cpu()
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file with PIL and decode it, raising :class:`ImageError` on failure."""
-    p = Path(path)
+def _what_it_is(head: bytes) -> str:
+    """Why the first bytes of a file are not an image Pillow reads, for an error message."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<") and b"<svg" in text:
+        return "an SVG (vector) image; export it as PNG first"
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "an HTML page (a failed download?); save the image itself"
+    decoded = ""
+    for cut in range(4):  # the 512 bytes read may end inside a UTF-8 character
+        try:
+            decoded = head[: len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    if decoded and all(c.isprintable() or c.isspace() for c in decoded):
+        return "a text file; give a PNG, JPEG, WebP or TIFF image"
+    return "an unknown format; give a PNG, JPEG, WebP or TIFF image"
+
+
+def _check_path(p: Path) -> None:
+    """Refuse a missing file, a directory, an unreadable and an empty file, each with its own message."""
     if not p.exists():
         raise ImageError(f"{p}: no such file")
     if p.is_dir():
         raise ImageError(f"{p}: is a directory, not an image")
+    try:
+        with open(p, "rb") as f:
+            empty = not f.read(1)
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot open it ({exc.strerror}); check its permissions") from exc
+    if empty:
+        raise ImageError(f"{p}: not a readable image: the file is empty; give a PNG, JPEG, WebP or TIFF image")
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open an image file with PIL and decode it, raising :class:`ImageError` on failure.
+
+    The pixel count is checked from the header, before anything is decoded
+    (:data:`MAX_PIXELS`).  The caller closes the image (it may hold the file
+    open, for animations).
+    """
+    p = Path(path)
+    _check_path(p)
     too_big = f"{p}: refused, the image has more than the {MAX_PIXELS} pixels this tool decodes; shrink it first"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(p)  # reads the header only
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{p}: not a readable image ({exc})") from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(too_big) from exc
-    if im.size[0] * im.size[1] > MAX_PIXELS:
-        im.close()
-        raise ImageError(too_big)
+    except UnidentifiedImageError as exc:
+        with open(p, "rb") as f:
+            raise ImageError(f"{p}: not a readable image: {_what_it_is(f.read(512))}") from exc
+    except Exception as exc:  # Pillow's header parsers raise many types for corrupt data
+        reason = _one_line(str(exc)) or type(exc).__name__
+        raise ImageError(f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it") from exc
     try:
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            raise ImageError(too_big)
+        if im.size[0] < 1 or im.size[1] < 1:
+            raise ImageError(f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it")
         im.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{p}: not a readable image ({exc})") from exc
+    except ImageError:
+        im.close()
+        raise
+    except Exception as exc:  # the decoders too: OSError, SyntaxError, struct.error, zlib.error, ...
+        im.close()
+        reason = _one_line(str(exc)) or type(exc).__name__
+        raise ImageError(
+            f"{p}: not a readable image: the file is damaged or truncated ({reason}); re-export or re-download it"
+        ) from exc
     return im
 
 
@@ -144,10 +225,51 @@ def _decode_jpeg_like_tensorflow(path: Path, pil: Image.Image) -> Image.Image | 
 
 
 def read_image(path: str | os.PathLike[str]) -> Tensor:
-    """Read an image file as a ``(1, 3, H, W)`` tensor, upright, JPEG decoded as TensorFlow does."""
+    """Read an image file as a ``(1, 3, H, W)`` tensor, upright, JPEG decoded as TensorFlow does.
+
+    An animation (GIF, APNG, WebP) or a multi-page TIFF gives its first frame,
+    with an :class:`ImageNotice` warning.
+
+    Raises:
+        ImageError: for anything that is not a readable image, with one line
+            that names the file and says what to do; never another exception
+            from the decoders.
+    """
     p = Path(path)
-    pil = open_image(p)
-    return _pil_to_tensor(_decode_jpeg_like_tensorflow(p, pil) or pil)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_image(p) as pil:
+            try:
+                animated = bool(getattr(pil, "is_animated", False))
+                tensor = _pil_to_tensor(_decode_jpeg_like_tensorflow(p, pil) or pil)
+            except Exception as exc:  # corrupt EXIF or an odd mode can fail after decoding
+                reason = _one_line(str(exc)) or type(exc).__name__
+                raise ImageError(
+                    f"{p}: not a readable image: the file is damaged ({reason}); re-export or re-download it"
+                ) from exc
+    _pass_on(caught, p)
+    if animated:
+        warnings.warn(ImageNotice(f"{p}: an animation; using its first frame"), stacklevel=2)
+    return tensor
+
+
+def _pass_on(caught: list[warnings.WarningMessage], path: Path) -> None:
+    """Warn again what decoding ``path`` warned: Pillow's own (corrupt metadata) as :class:`ImageNotice`.
+
+    Pillow's warnings name neither the file nor its consequence; as notices they
+    become one line that names the file.
+    """
+    pil_dir = str(Path(Image.__file__).parent)
+    seen: set[str] = set()
+    for w in caught:
+        text = _one_line(str(w.message))
+        if issubclass(w.category, Image.DecompressionBombWarning) or text in seen:
+            continue
+        seen.add(text)
+        if w.filename.startswith(pil_dir) and issubclass(w.category, UserWarning):
+            warnings.warn(ImageNotice(f"{path}: {text}"), stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def to_tensor(image: ImageLike) -> Tensor:
@@ -157,7 +279,10 @@ def to_tensor(image: ImageLike) -> Tensor:
     elif isinstance(image, np.ndarray):
         t = _array_to_tensor(image)
     elif isinstance(image, Image.Image):
-        t = _pil_to_tensor(image)
+        try:
+            t = _pil_to_tensor(image)
+        except (ValueError, OSError) as exc:
+            raise ImageError(f"cannot read a PIL image of mode {image.mode} ({_one_line(str(exc))})") from exc
     elif isinstance(image, (str, os.PathLike)):
         t = read_image(image)
     else:
@@ -198,6 +323,7 @@ def load_img(image: ImageLike, size: int = 512) -> Tensor:
 def to_pil(image: Tensor) -> Image.Image:
     """A ``(1, 3, H, W)`` or ``(3, H, W)`` [0, 1] tensor as an 8-bit RGB PIL image (rounded)."""
     t = image.detach().float().cpu()
+    _check_finite(t, "the image to convert")  # a NaN image is never written
     if t.ndim == 4:
         t = t[0]
     arr = (t.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -251,9 +377,12 @@ def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Pat
 
     The image goes to a temporary file in the same directory first, which then
     replaces ``path`` in one rename: an existing file is never left half-written.
+    A tensor with NaN or infinite values is refused (:class:`ImageError`).
     """
     p = Path(path)
     fmt = output_format(p)
+    if isinstance(image, Tensor):
+        _check_finite(image.detach(), f"{p}: refused, the image to write")
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")

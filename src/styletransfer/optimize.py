@@ -3,12 +3,19 @@
 The loop reports progress by calling back with a :class:`Progress`; it never
 prints or writes files.  On Ctrl-C it raises :class:`Interrupted`, which
 carries the current image so that the caller can save it.
+
+Divergence: when the loss, its gradient or the image stops being finite, Adam
+goes back to the last image whose loss was finite, halves its learning rate
+once (with a :class:`LearningRateLowered` warning) and goes on; a second
+divergence, or any divergence of L-BFGS, raises :class:`Diverged`, which
+carries the last finite image.  No NaN image is ever returned.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -73,6 +80,10 @@ class Diverged(RuntimeError):
         self.step = step
 
 
+class LearningRateLowered(RuntimeWarning):
+    """Adam diverged once and goes on from the last finite image with half its learning rate."""
+
+
 class KerasAdam:
     """Adam with the update rule of Keras (and so of the seed).
 
@@ -102,6 +113,18 @@ class KerasAdam:
         self.v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
         alpha = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         x.addcdiv_(self.m, self.v.sqrt().add_(self.eps), value=-alpha)
+
+    def state(self) -> tuple[int, Tensor | None, Tensor | None]:
+        """A copy of the moments and the step count, for :meth:`restore`."""
+        return self.t, _clone(self.m), _clone(self.v)
+
+    def restore(self, state: tuple[int, Tensor | None, Tensor | None]) -> None:
+        """Go back to a :meth:`state` (the learning rate is kept)."""
+        self.t, self.m, self.v = state
+
+
+def _clone(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.clone()
 
 
 @dataclass
@@ -141,16 +164,25 @@ def run_adam(
 ) -> Tensor:
     """The seed's ``train_step`` ``steps`` times: a gradient step, then clip to [0, 1].
 
+    Each step evaluates the loss of the current image and then updates it.
+    When the loss or its gradient is not finite (the image itself is NaN, or
+    the loss overflows), the image and the optimiser's moments go back to
+    their state before the last update, the learning rate is halved (a
+    :class:`LearningRateLowered` warning says so) and the run goes on; the
+    repeated evaluation counts as a step.  This happens once per run.
+
     Returns:
         The image after the last update.
 
     Raises:
-        Interrupted: on Ctrl-C, with the current image.
-        Diverged: when the loss or its gradient is not finite, with the last
-            image whose loss was finite.
+        Interrupted: on Ctrl-C, with the current image (the last finite one
+            if the current one is not).
+        Diverged: when the loss or its gradient is not finite a second time,
+            with the last image whose loss was finite.
     """
     x = init.detach().clone().requires_grad_(True)
-    last_good = init.detach().clone()
+    last_good, last_state = init.detach().clone(), optimizer.state()
+    lowered = False
     try:
         for _ in range(steps):
             terms = objective.terms(x)
@@ -158,13 +190,30 @@ def run_adam(
             (grad,) = torch.autograd.grad(total, x)
             loss = report(terms, x)
             if not math.isfinite(loss) or not torch.isfinite(grad).all():
-                raise Diverged(last_good, report.step)
-            last_good = x.detach().clone()
+                if lowered:
+                    raise Diverged(last_good, report.step)
+                lowered = True
+                optimizer.restore(last_state)
+                optimizer.lr /= 2
+                with torch.no_grad():
+                    x.copy_(last_good)
+                warnings.warn(
+                    LearningRateLowered(
+                        f"the loss became NaN or infinite at step {report.step}; going on from the last "
+                        f"finite image with the learning rate halved to {optimizer.lr:g}"
+                    ),
+                    stacklevel=2,
+                )
+                continue
+            last_good, last_state = x.detach().clone(), optimizer.state()
             with torch.no_grad():
                 optimizer.step(x, grad)
                 x.clamp_(0.0, 1.0)
     except KeyboardInterrupt:
-        raise Interrupted(x.detach().clamp(0.0, 1.0), report.step) from None
+        current = x.detach().clamp(0.0, 1.0)
+        raise Interrupted(current if bool(torch.isfinite(current).all()) else last_good, report.step) from None
+    if not bool(torch.isfinite(x).all()):  # the last update, never evaluated, went wrong
+        raise Diverged(last_good, report.step)
     return x.detach()
 
 

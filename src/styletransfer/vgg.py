@@ -121,6 +121,18 @@ def check_layers(names: Iterable[str]) -> list[str]:
     return names
 
 
+def min_input_side(names: Iterable[str]) -> int:
+    """The fewest pixels each side of the input needs for every layer in ``names``.
+
+    Each 2x2 pool of stride 2 halves a side (rounding down), and a side of 1
+    pixel cannot be pooled, so a layer after ``k`` pools needs ``2**k`` pixels:
+    its spatial factor.  The seed's layers reach ``block5_conv2``, after four
+    pools: 16 pixels.  ``1`` for no layers.
+    """
+    factors = [LAYERS[_LAYER_INDEX[n]].factor for n in check_layers(names)]
+    return max(factors, default=1)
+
+
 class VGG19(nn.Module):
     """VGG19's convolutional part that returns activations by layer name.
 
