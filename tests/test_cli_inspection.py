@@ -96,3 +96,13 @@ def test_run_with_figures_default_every(tiny_pair: tuple[Path, Path], tmp_path: 
     code = main([str(content), str(style), "-o", str(tmp_path / "o.png"), "--preset", "tutorial", "--size", "32", "--steps", "20", "--figures", str(figs), "-q"])
     assert code == 0
     assert _size(figs / "progress.png")[0] == 1600  # a tenth of 20 steps: 10 thumbnails, 5 per row
+
+
+def test_stats_weights_and_device_options(tiny_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from styletransfer.vgg import default_weights_path
+
+    content, _ = tiny_pair
+    args = ["stats", str(content), "--size", "32", "--layers", "block1_conv1", "--json"]
+    assert main([*args, "--weights", str(default_weights_path()), "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out) == layer_stats(content, ["block1_conv1"], size=32)
+    assert main([*args, "--device", "cuda"]) == (0 if __import__("torch").cuda.is_available() else 2)
