@@ -34,7 +34,7 @@ ENTRIES: list[tuple[str, str, str, list[str], list[str]]] = [
     ("Preserve colours", "colors-histogram", "histogram: the style recoloured to Tübingen's colour mean and covariance first", [STARRY], ["--preserve-colors", "histogram"]),
     ("Style scale", "scale-0.5", "--style-scale 0.5: the style at 128 px", [STARRY], ["--style-scale", "0.5"]),
     ("Style scale", "scale-2", "--style-scale 2: the style at 512 px", [STARRY], ["--style-scale", "2"]),
-    ("Init", "init-noise", "--init noise (seed 0); the reference starts from the content", [STARRY], ["--init", "noise"]),
+    ("Init", "init-noise", "--init noise (seed 0): 120 evaluations bring back only part of the content; the reference starts from the content", [STARRY], ["--init", "noise"]),
     ("Pooling", "pool-avg", "--pooling avg (rescaled average pooling); the reference uses max", [STARRY], ["--pooling", "avg"]),
 ]
 
