@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--out", default="highres", help="directory for the images and results.json")
+    parser.add_argument(
+        "--resume-from", metavar="IMAGE",
+        help="run only the last scale, starting from IMAGE: the previous scale's result of an earlier run",
+    )
     args = parser.parse_args(argv)
 
     from styletransfer.api import resolve_settings, stage_sizes, stylize_tensor
@@ -39,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     content, style = example_path("tubingen.jpg"), example_path("starry_night.jpg")
     settings = resolve_settings(args.preset, size=args.size, device="cpu")
+    if args.resume_from:  # the last scale alone: refine_steps from the upsampled previous result
+        p = settings.preset
+        settings = resolve_settings(p, size=args.size, device="cpu", coarse_size=args.size, steps=p.refine_steps, init=args.resume_from)
     rows: list[dict] = []
     start = time.perf_counter()
     steps_done: list[int] = []
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows[-1]), flush=True)
 
     stylize_tensor(content, style, settings, callback=lambda p: steps_done.append(p.step), on_scale=on_scale)
-    (out / "results.json").write_text(json.dumps({"preset": args.preset, "stages": stage_sizes(settings.preset), "rows": rows}, indent=1))
+    (out / ("results_resumed.json" if args.resume_from else "results.json")).write_text(json.dumps({"preset": args.preset, "stages": stage_sizes(settings.preset), "rows": rows}, indent=1))
     print("| size | evaluations so far | wall time | peak RSS |")
     print("|---|---|---|---|")
     for r in rows:
