@@ -24,6 +24,7 @@ def measure(preset: str, size: int, steps: int) -> dict:
     """Run ``steps`` steps at ``size`` in this process; return step times and peak RSS."""
     from styletransfer.api import resolve_settings, stylize_tensor
     from styletransfer.examples import example_path
+    from styletransfer.memory import lbfgs_history
 
     # One scale only (coarse_size = size): the per-step cost at this size.
     settings = resolve_settings(preset, size=size, steps=steps, device="cpu", coarse_size=size)
@@ -37,9 +38,11 @@ def measure(preset: str, size: int, steps: int) -> dict:
         "first_s": gaps[0],
         "full_steps": resolve_settings(preset, size=size, device="cpu").preset.steps,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        # L-BFGS keeps `history` pairs of image-sized float32 vectors once its memory is full.
+        # L-BFGS keeps `history` pairs of image-sized float32 vectors once its memory is full
+        # (fewer at high resolution: lbfgs_history bounds them by the preset's history_mib).
         "history_mib": (
-            2 * settings.preset.history * image.numel() * 4 / 2**20 if settings.preset.optimizer == "lbfgs" else 0.0
+            2 * lbfgs_history(settings.preset, image.numel()) * image.numel() * 4 / 2**20
+            if settings.preset.optimizer == "lbfgs" else 0.0
         ),
     }
 

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from .color import COLOR_MODES, match_color, preserve_luminance
 from .images import MAX_SIZE, ImageError, ImageLike, load_img, read_alpha, resize, scaled_shape, to_tensor, with_alpha
-from .losses import Objective, Weights
-from .memory import check_memory
+from .losses import Objective, Weights, blend_weights
+from .memory import check_memory, lbfgs_history
 from .optimize import Callback, KerasAdam, _Reporter, run_adam, run_lbfgs
 from .presets import DEFAULT_PRESET, Preset, get_preset, TUTORIAL
 from .vgg import LAYER_NAMES, POOLINGS, check_layers, get_vgg, min_input_side
@@ -91,10 +91,6 @@ def resolve_settings(
         raise ValueError(f"unknown pooling {p.pooling!r}; use 'max' or 'avg'")
     if p.preserve_colors not in (None, *COLOR_MODES):
         raise ValueError(f"unknown preserve-colors mode {p.preserve_colors!r}; use 'luminance' or 'histogram'")
-    check_layers(p.content_layers)
-    check_layers(p.style_layers)
-    if not p.content_layers and not p.style_layers:
-        raise ValueError("give at least one content or style layer")
     if p.style_layer_weights is not None:
         if len(p.style_layer_weights) != len(p.style_layers):
             raise ValueError(
@@ -130,18 +126,16 @@ def final_terms(image: ImageLike, content: ImageLike, style: ImageLike | Sequenc
     """The run's own objective (its last scale's targets) for ``image``: each weighted term and ``total``."""
     p = settings.preset
     c = load_img(content, p.size).to(settings.device)
-    objective = _objective(settings, c, _load_styles(_styles(style), p.size, p, c))
-    x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
+    return _evaluate(_objective(settings, c, _load_styles(_styles(style), p.size, p, c)), image, c)
+
+
+def _evaluate(objective: Objective, image: ImageLike, content: Tensor) -> dict[str, float]:
+    """``objective``'s weighted terms and their ``total`` for ``image`` resized to ``content``'s shape."""
+    x = resize(to_tensor(image), tuple(content.shape[-2:])).to(content.device)
     with torch.no_grad():
         terms = {k: float(v) for k, v in objective.terms(x).items()}
     terms["total"] = terms["style"] + terms["content"] + terms["tv"]
     return terms
-
-
-def lbfgs_history(preset: Preset, numel: int) -> int:
-    """L-BFGS pairs that fit ``history_mib``: each pair holds two float32 copies of the image."""
-    fits = (preset.history_mib * 2**20) // (2 * 4 * numel)
-    return max(1, min(preset.history, int(fits)))
 
 
 def _styles(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
@@ -265,8 +259,7 @@ def stylize_tensor(
     """
     p = settings.preset
     styles = _styles(style)
-    if p.style_blend is not None and len(p.style_blend) != len(styles):
-        raise ValueError(f"style-blend: {len(p.style_blend)} weights for {len(styles)} style images; give one per style")
+    blend_weights(p.style_blend, len(styles))  # the Objective's check, before any work
     sizes = stage_sizes(p)
     source = to_tensor(content)
     check_shape(content, source, sizes[0], p.style_layers + p.content_layers, "content")
@@ -425,9 +418,4 @@ def loss_terms(
     )
     c = load_checked(content, size, settings.preset.style_layers + settings.preset.content_layers, "content").to(settings.device)
     s = load_checked(style, size, settings.preset.style_layers, "style").to(settings.device)
-    x = resize(to_tensor(image), tuple(c.shape[-2:])).to(settings.device)
-    objective = _objective(settings, c, [s])
-    with torch.no_grad():
-        terms = {k: float(v) for k, v in objective.terms(x).items()}
-    terms["total"] = terms["style"] + terms["content"] + terms["tv"]
-    return terms
+    return _evaluate(_objective(settings, c, [s]), image, c)

@@ -363,13 +363,11 @@ def _execute(args: argparse.Namespace, content: str | Path, styles: Sequence[str
     """Run resolved ``settings``; write the output (and figures, manifest); return the exit code."""
     from .api import finish_image, stylize_tensor, total_steps
     from .images import output_format, read_alpha, save_image
+    from .losses import blend_weights
     from .manifest import Run
     from .optimize import Diverged, Interrupted
 
-    if settings.preset.style_blend is not None and len(settings.preset.style_blend) != len(styles):
-        raise UsageError(
-            f"--style-blend: {len(settings.preset.style_blend)} weights for {len(styles)} style images; give one per style"
-        )
+    blend_weights(settings.preset.style_blend, len(styles))  # before the log or snapshots are touched
     if output_format(args.output) == "JPEG" and read_alpha(content) is not None:
         _say(args, f"note: {args.output} is JPEG, which has no alpha: the content's transparency is dropped")
     inputs = [str(content), *map(str, styles)] + _init_file(settings.preset.init)

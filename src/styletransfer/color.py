@@ -28,17 +28,22 @@ CHROMA_OFFSET = 128.0 / 255.0
 COLOR_MODES = ("luminance", "histogram")
 
 
+def _offset(image: Tensor) -> Tensor:
+    """``(0, 128/255, 128/255)`` shaped to add to a ``(B, 3, H, W)`` YCbCr image."""
+    return torch.tensor([0.0, CHROMA_OFFSET, CHROMA_OFFSET]).to(image).view(1, 3, 1, 1)
+
+
 def rgb_to_ycbcr(image: Tensor) -> Tensor:
     """``(B, 3, H, W)`` RGB in [0, 1] to YCbCr, ``Y`` in [0, 1], ``Cb, Cr`` centred on 128/255."""
     m = RGB_TO_YCBCR.to(image)
     out = torch.einsum("ij,bjhw->bihw", m, image)
-    return out + torch.tensor([0.0, CHROMA_OFFSET, CHROMA_OFFSET]).to(image).view(1, 3, 1, 1)
+    return out + _offset(image)
 
 
 def ycbcr_to_rgb(image: Tensor) -> Tensor:
     """The inverse of :func:`rgb_to_ycbcr` (not clamped)."""
     m = torch.linalg.inv(RGB_TO_YCBCR.double()).to(image)
-    centred = image - torch.tensor([0.0, CHROMA_OFFSET, CHROMA_OFFSET]).to(image).view(1, 3, 1, 1)
+    centred = image - _offset(image)
     return torch.einsum("ij,bjhw->bihw", m, centred)
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .images import ImageLike, load_img, to_tensor
-from .losses import gram_matrix
+from .losses import gram_matrix, neighbour_differences
 from .presets import SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
 from .vgg import LAYERS, check_layers, get_vgg, preprocess
 
@@ -116,8 +116,8 @@ def high_pass(image: ImageLike) -> tuple[np.ndarray, np.ndarray]:
     The seed shows ``clip(2*y_var + 0.5)`` as "Horizontal Deltas" and
     ``clip(2*x_var + 0.5)`` as "Vertical Deltas".
     """
-    t = _hwc(image)[0].permute(1, 2, 0)
-    return (t[:, 1:] - t[:, :-1]).numpy(), (t[1:] - t[:-1]).numpy()
+    y_var, x_var = neighbour_differences(_hwc(image)[0])  # (3, H-1, W), (3, H, W-1)
+    return x_var.permute(1, 2, 0).numpy(), y_var.permute(1, 2, 0).numpy()
 
 
 #: ``tf.image.sobel_edges``' kernels, in its output order: d/dy, then d/dx.

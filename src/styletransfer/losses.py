@@ -31,14 +31,14 @@ def gram_matrix(features: Tensor) -> Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 
 
-def _neighbour_differences(image: Tensor) -> tuple[Tensor, Tensor]:
+def neighbour_differences(image: Tensor) -> tuple[Tensor, Tensor]:
     """``x[i+1, j] - x[i, j]`` (vertical) and ``x[i, j+1] - x[i, j]`` (horizontal)."""
     return image[..., 1:, :] - image[..., :-1, :], image[..., :, 1:] - image[..., :, :-1]
 
 
 def total_variation(image: Tensor) -> Tensor:
     """``sum |x[i+1,j] - x[i,j]| + sum |x[i,j+1] - x[i,j]|`` over all channels and the batch."""
-    dy, dx = _neighbour_differences(image)
+    dy, dx = neighbour_differences(image)
     return dy.abs().sum() + dx.abs().sum()
 
 
@@ -48,7 +48,7 @@ def smooth_total_variation(image: Tensor, eps: float) -> Tensor:
     It tends to the exact L1 TV as ``eps -> 0`` (the gap is at most ``eps``
     per difference) and is smooth, which L-BFGS's curvature model needs.
     """
-    dy, dx = _neighbour_differences(image)
+    dy, dx = neighbour_differences(image)
     e2 = eps * eps
     return (torch.sqrt(dy * dy + e2) - eps).sum() + (torch.sqrt(dx * dx + e2) - eps).sum()
 

@@ -25,7 +25,6 @@ rerun's image is the same, pixel for pixel.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -40,6 +39,7 @@ from PIL import Image
 from . import __version__
 from .images import ImageLike, save_file_atomically
 from .presets import Preset
+from .vgg import default_weights_path, file_sha256, weights_sha256
 
 #: The manifest format's version.
 FORMAT = 1
@@ -47,15 +47,6 @@ FORMAT = 1
 
 class ManifestError(ValueError):
     """A manifest cannot be read, or its inputs have changed since it was written."""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_path(output: str | os.PathLike[str]) -> Path:
@@ -91,7 +82,6 @@ class Run:
     def write(self, image: Image.Image, status: str, steps: int) -> Path:
         """Write the manifest beside the output (atomically); ``image`` is what was saved."""
         from .api import final_terms
-        from .vgg import default_weights_path, weights_sha256
 
         wall = time.perf_counter() - self.start
         p: Preset = self.settings.preset
@@ -176,8 +166,6 @@ def load(path: str | os.PathLike[str]) -> Loaded:
         if data["inputs"].get("init"):
             _check_file(data["inputs"]["init"], "init image", p)
         weights = data["weights"]["path"]
-        from .vgg import weights_sha256
-
         if weights_sha256(weights) != data["weights"]["sha256"]:
             raise ManifestError(f"{p}: the VGG19 weights differ from the run's (sha256)")
         return Loaded(preset, int(data["seed"]), str(data["device"]["type"]), weights, content, styles, data)

