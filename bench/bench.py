@@ -83,6 +83,51 @@ def vgg_pass_seconds(height: int, width: int, repeats: int = 3) -> float:
     return statistics.median(times[1:])
 
 
+#: Profiler op names grouped into the parts of one evaluation.
+PROFILE_GROUPS: dict[str, tuple[str, ...]] = {
+    "convolutions, forward": ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution", "aten::conv2d"),
+    "convolutions, backward to the input": ("aten::convolution_backward",),
+    "Gram matrices and their gradients (bmm)": ("aten::bmm",),
+    "gradient sums where a layer feeds two paths": ("aten::add_", "aten::add"),
+    "max pooling, forward and backward": ("aten::max_pool2d_with_indices", "aten::max_pool2d_with_indices_backward"),
+    "ReLU, forward and backward": ("aten::clamp_min", "aten::relu", "aten::threshold_backward"),
+}
+
+
+def evaluation_profile(
+    content: Path, style: Path, preset: str = "fast", size: int = 512
+) -> tuple[float, list[tuple[str, float]]]:
+    """Where one evaluation of ``preset``'s objective (forward + backward at ``size``) spends its time.
+
+    Returns the wall milliseconds of the profiled evaluation and, for each
+    group of :data:`PROFILE_GROUPS` plus "everything else", the self CPU
+    milliseconds of its ops (torch.profiler, after one warm-up evaluation).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from styletransfer.api import _objective
+
+    settings = resolve_settings(preset, device="cpu")
+    objective = _objective(settings, load_img(content, size), [load_img(style, size)])
+    x = load_img(content, size).requires_grad_(True)
+
+    def evaluate() -> None:
+        terms = objective.terms(x)
+        torch.autograd.grad(terms["style"] + terms["content"] + terms["tv"], x)
+
+    evaluate()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        evaluate()
+        wall_ms = 1000 * (time.perf_counter() - start)
+    self_ms: dict[str, float] = {}
+    for event in prof.key_averages():
+        self_ms[event.key] = self_ms.get(event.key, 0.0) + event.self_cpu_time_total / 1000
+    rows = [(group, sum(self_ms.pop(op, 0.0) for op in ops)) for group, ops in PROFILE_GROUPS.items()]
+    rows.append(("everything else", sum(self_ms.values())))
+    return wall_ms, rows
+
+
 def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Path) -> dict:
     """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG."""
     settings = resolve_settings(name, steps=steps, device="cpu")
@@ -180,6 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{achieved:.0f} GFLOP/s = {100 * achieved / peak:.0f}% of the {peak:.0f} GFLOP/s matmul peak"
     )
     print(f"peak RSS: {rss_mib:.0f} MiB")
+    wall_ms, rows = evaluation_profile(args.content, args.style, args.preset)
+    total_ms = sum(ms for _, ms in rows)
+    print(f"\nwhere one {args.preset} evaluation at 512 px goes ({wall_ms:.0f} ms wall, torch.profiler self CPU time):\n")
+    print("| part | ms | share |")
+    print("|---|---|---|")
+    for group, ms in rows:
+        print(f"| {group} | {ms:.0f} | {100 * ms / total_ms:.0f}% |")
     return 0
 
 

@@ -22,3 +22,16 @@ def test_time_to_reach() -> None:
     curve = [(1, 10.0, 0.5), (2, 6.0, 1.0), (3, 4.0, 1.5), (4, 3.0, 2.0)]
     assert bench.time_to_reach(curve, 4.0) == (3, 1.5)
     assert bench.time_to_reach(curve, 1.0) is None
+
+
+def test_evaluation_profile_accounts_for_the_convolutions() -> None:
+    from styletransfer.examples import example_path
+
+    wall_ms, rows = bench.evaluation_profile(example_path("tubingen.jpg"), example_path("starry_night.jpg"), size=32)
+    parts = dict(rows)
+    assert list(parts)[-1] == "everything else" and len(parts) == len(bench.PROFILE_GROUPS) + 1
+    assert all(ms >= 0 for ms in parts.values())
+    assert parts["convolutions, forward"] > 0 and parts["convolutions, backward to the input"] > 0
+    assert parts["Gram matrices and their gradients (bmm)"] > 0
+    # Ops run one after another on the calling thread: their self times add up to at most the wall time.
+    assert 0 < sum(parts.values()) <= wall_ms + 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from styletransfer.losses import Objective, Weights, gram_matrix, total_variation
+from styletransfer.losses import Objective, Weights, gram_distance, gram_matrix, total_variation
 from styletransfer.vgg import get_vgg, preprocess
 
 
@@ -59,3 +59,32 @@ def test_objective_terms_follow_the_formula() -> None:
     torch.testing.assert_close(terms["style"], style)
     torch.testing.assert_close(terms["content"], content_loss)
     torch.testing.assert_close(terms["tv"], 3.0 * total_variation(x))
+
+
+def test_gram_distance_value_and_gradient_match_autograd_through_the_gram_matrix() -> None:
+    torch.manual_seed(0)
+    feats = torch.randn(2, 5, 4, 3, dtype=torch.float64, requires_grad=True)
+    other = torch.randn(1, 5, 6, 7, dtype=torch.float64)
+    target = gram_matrix(other)
+    reference = torch.mean((gram_matrix(feats) - target) ** 2)
+    (expected,) = torch.autograd.grad(3.0 * reference, feats)
+    value = gram_distance(feats, target)
+    (got,) = torch.autograd.grad(3.0 * value, feats)
+    assert torch.allclose(value, reference, rtol=1e-12, atol=0)
+    assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda f: gram_distance(f, target), (feats,))
+
+
+def test_gram_distance_is_the_same_for_channels_last_features() -> None:
+    torch.manual_seed(3)
+    base = torch.randn(1, 6, 5, 4, dtype=torch.float64)
+    target = gram_matrix(torch.randn(1, 6, 3, 3, dtype=torch.float64))
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        feats = base.clone().contiguous(memory_format=layout).requires_grad_(True)
+        value = gram_distance(feats, target)
+        (grad,) = torch.autograd.grad(value, feats)
+        assert grad.is_contiguous(memory_format=layout)
+        results.append((value, grad))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-14)

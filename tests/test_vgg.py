@@ -56,6 +56,23 @@ def test_forward_stops_at_deepest_requested_layer(monkeypatch: pytest.MonkeyPatc
     assert len(calls) == 3  # block1_conv1, block1_conv2, block2_conv1
 
 
+def test_channels_last_forward_matches_a_plain_nchw_pass() -> None:
+    # On the CPU the network runs channels-last (faster convolutions); the values must not change.
+    torch.manual_seed(0)
+    x = preprocess(torch.rand(1, 3, 40, 56))
+    weights = load_weights()
+    expected = x
+    for name in ("block1_conv1", "block1_conv2"):
+        w, b = weights[name]
+        expected = torch.relu(torch.nn.functional.conv2d(expected, w.contiguous(), b, padding=1))
+    expected = torch.nn.functional.max_pool2d(expected, 2, 2)
+    w, b = weights["block2_conv1"]
+    expected = torch.relu(torch.nn.functional.conv2d(expected, w.contiguous(), b, padding=1))
+    got = get_vgg()(x, ["block2_conv1"])["block2_conv1"]
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)
+
+
 def test_outputs_are_post_relu() -> None:
     out = get_vgg()(preprocess(torch.rand(1, 3, 32, 32)), ["block1_conv1", "block3_conv2"])
     assert all(float(v.min()) >= 0.0 for v in out.values())

@@ -31,6 +31,53 @@ def gram_matrix(features: Tensor) -> Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 
 
+class _GramDistance(torch.autograd.Function):
+    """``mean((G(F) - A)^2)`` with a one-matmul backward (see :func:`gram_distance`)."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
+        b, c, h, w = features.shape
+        ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last) and c > 1
+        flat = _pixels_by_channels(features) if ctx.channels_last else features.reshape(b, c, h * w).transpose(1, 2)
+        diff = torch.bmm(flat.transpose(1, 2), flat).div_(h * w).sub_(target)
+        ctx.save_for_backward(flat, diff)
+        ctx.shape = features.shape
+        return diff.square().mean()
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        flat, diff = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        scale = grad_output * (4.0 / (b * c * c * h * w))
+        if ctx.channels_last:  # (B, HW, C) = F^T (G - A), laid out as the features were
+            return torch.bmm(flat, diff).mul_(scale).view(b, h, w, c).permute(0, 3, 1, 2), None
+        return torch.bmm(diff, flat.transpose(1, 2)).mul_(scale).view(b, c, h, w), None
+
+
+def _pixels_by_channels(features: Tensor) -> Tensor:
+    """The ``(B, H W, C)`` view of channels-last ``(B, C, H, W)`` features (no copy)."""
+    b, c, h, w = features.shape
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def gram_distance(features: Tensor, target: Tensor) -> Tensor:
+    """``mean_{b,c,d} (G(F)[b, c, d] - A[c, d])^2`` with ``G`` of :func:`gram_matrix`.
+
+    The value is the seed's per-layer style loss.  For a symmetric target
+    ``A`` (a Gram matrix, or a mix of them) its gradient is::
+
+        dL/dF = 4 / (B C^2 H W) * (G - A) F
+
+    one matmul, where autograd through ``gram_matrix`` takes two and a sum of
+    the two paths into ``F``.  ``target`` gets no gradient.
+
+    Args:
+        features: ``(B, C, H, W)`` activations.
+        target: ``(C, C)`` or ``(B, C, C)`` symmetric target Gram matrix.
+    """
+    return _GramDistance.apply(features, target.detach())
+
+
 def neighbour_differences(image: Tensor) -> tuple[Tensor, Tensor]:
     """``x[i+1, j] - x[i, j]`` (vertical) and ``x[i, j+1] - x[i, j]`` (horizontal)."""
     return image[..., 1:, :] - image[..., :-1, :], image[..., :, 1:] - image[..., :, :-1]
@@ -147,7 +194,7 @@ class Objective:
         zero = image.new_zeros(())
         style = zero
         for name, w in zip(self.style_layers, self.layer_weights):
-            style = style + w * torch.mean((gram_matrix(feats[name]) - self.style_targets[name]) ** 2)
+            style = style + w * gram_distance(feats[name], self.style_targets[name])
         if self.style_layers:
             style = style * (self.weights.style / len(self.style_layers))
         content = zero

@@ -158,7 +158,7 @@ class VGG19(nn.Module):
                     f"layer {info.name}: weight {tuple(w.shape)} / bias {tuple(b.shape)}, "
                     f"expected {expected} / ({info.out_channels},)"
                 )
-            self.register_buffer(f"{info.name}_weight", w.float().contiguous())
+            self.register_buffer(f"{info.name}_weight", w.float().contiguous(memory_format=torch.channels_last))
             self.register_buffer(f"{info.name}_bias", b.float().contiguous())
         self.eval()
 
@@ -181,6 +181,8 @@ class VGG19(nn.Module):
         if not wanted:
             return {}
         last = max(_LAYER_INDEX[n] for n in wanted)
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, Tensor] = {}
         for info in LAYERS[: last + 1]:
             if info.kind == "conv":
