@@ -651,3 +651,29 @@ def test_unexpected_error_during_a_run_is_exit_1(
     assert code == 1
     assert "RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB see the docs" in _one_error_line(err)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_failing_snapshot_write_does_not_cost_the_run(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import styletransfer.images as images
+
+    real = images.save_image
+    attempts: list[str] = []
+
+    def full_disk_for_snapshots(image, path):  # type: ignore[no-untyped-def]
+        if ".step" in str(path):
+            attempts.append(str(path))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(image, path)
+
+    monkeypatch.setattr(images, "save_image", full_disk_for_snapshots)
+    content, style = tiny_pair
+    out = tmp_path / "out.png"
+    code, err = _cli([content, style, "-o", out, *FAST, "--steps", 3, "--save-every", 1, "-q"], capsys)
+    assert code == 0 and out.is_file()
+    assert len(attempts) == 1  # after the first failure the run goes on without snapshots
+    notes = [line for line in err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "cannot write the snapshot" in notes[0] and "No space left on device" in notes[0]

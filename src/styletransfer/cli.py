@@ -304,6 +304,15 @@ class _ProgressUI:
         self.steps_done = 0
         self.frames: list[tuple[int, Any]] = []
         self.every = args.figures_every or max(1, total // 10)
+        self.save_every: int = args.save_every or 0
+
+    def _note(self, message: str) -> None:
+        """One ``note:`` line that does not break the progress bar."""
+        line = f"{PROG}: note: {' '.join(message.split())}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
 
     def __call__(self, p: Any) -> None:
         from .images import save_image
@@ -317,8 +326,13 @@ class _ProgressUI:
         self.bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
         if self.writer is not None:
             self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
-        if self.args.save_every and p.step % self.args.save_every == 0 and math.isfinite(p.loss):
-            save_image(p.tensor(), _snapshot_path(self.args.output, p.step))  # never a NaN image
+        if self.save_every and p.step % self.save_every == 0 and math.isfinite(p.loss):  # never a NaN image
+            path = _snapshot_path(self.args.output, p.step)
+            try:
+                save_image(p.tensor(), path)
+            except OSError as exc:  # a full disk must not cost the run: go on without snapshots
+                self.save_every = 0
+                self._note(f"cannot write the snapshot {path} ({exc.strerror or exc}); going on without snapshots")
         if self.args.figures:
             self.records.append({"step": p.step, "loss": p.loss, "style": p.style, "content": p.content, "tv": p.tv})
             if p.step % self.every == 0 and math.isfinite(p.loss):

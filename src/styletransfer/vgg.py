@@ -158,7 +158,7 @@ class VGG19(nn.Module):
                     f"layer {info.name}: weight {tuple(w.shape)} / bias {tuple(b.shape)}, "
                     f"expected {expected} / ({info.out_channels},)"
                 )
-            self.register_buffer(f"{info.name}_weight", w.float().contiguous(memory_format=torch.channels_last))
+            self.register_buffer(f"{info.name}_weight", w.float().contiguous())
             self.register_buffer(f"{info.name}_bias", b.float().contiguous())
         self.eval()
 
@@ -173,7 +173,8 @@ class VGG19(nn.Module):
                 gives smoother results).
 
         Returns:
-            A dict from each requested name to its ``(B, C, H', W')`` activation.
+            A dict from each requested name to its ``(B, C, H', W')`` activation
+            (channels-last in memory on the CPU; the values do not depend on it).
         """
         wanted = set(check_layers(layers))
         if pooling not in POOLINGS:
@@ -181,7 +182,7 @@ class VGG19(nn.Module):
         if not wanted:
             return {}
         last = max(_LAYER_INDEX[n] for n in wanted)
-        if x.device.type == "cpu":
+        if x.device.type == "cpu":  # see _cached_vgg
             x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, Tensor] = {}
         for info in LAYERS[: last + 1]:
@@ -315,5 +316,8 @@ def get_vgg(
 
 @functools.lru_cache(maxsize=4)
 def _cached_vgg(weights: str | None, device: str) -> VGG19:
-    return VGG19(load_weights(weights)).to(device)
+    net = VGG19(load_weights(weights)).to(device)
+    if torch.device(device).type == "cpu":  # oneDNN's convolutions are fastest channels-last (docs/benchmarks.md)
+        net = net.to(memory_format=torch.channels_last)
+    return net
 
