@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import bench  # noqa: E402
+import torch  # noqa: E402
 
 
 def test_vgg_gflop_counts_forward_and_input_backward() -> None:
@@ -38,3 +39,24 @@ def test_evaluation_profile_accounts_for_the_convolutions() -> None:
     assert parts["Gram matrices and their gradients (bmm)"] > 0
     # Ops run one after another on the calling thread: their self times add up to at most the wall time.
     assert 0 < sum(parts.values()) <= wall_ms + 1.0
+
+
+def test_ceiling_blur_keeps_the_shape_and_removes_only_detail() -> None:
+    import ceiling
+
+    flat = torch.full((1, 3, 24, 32), 0.25)
+    assert torch.allclose(ceiling.blurred(flat, 2.0), flat)
+    stripes = torch.zeros(1, 3, 24, 32)
+    stripes[..., ::2] = 1.0  # the finest detail there is: gone after a 2x blur
+    out = ceiling.blurred(stripes, 2.0)
+    assert out.shape == stripes.shape and float(out.std()) < 0.05 * float(stripes.std())
+    assert abs(float(out.mean()) - 0.5) < 0.02
+
+
+def test_ceiling_gram_distance_of_an_image_to_itself_is_zero() -> None:
+    import ceiling
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    assert ceiling.relative_gram_distances(image, image) == [0.0] * 5
+    assert all(d > 0 for d in ceiling.relative_gram_distances(image.flip(1), image))
