@@ -1,6 +1,6 @@
 """The ceiling of coarse-to-fine for the seed objective at 512 px (docs/benchmarks.md).
 
-    python bench/ceiling.py                  # about 4 minutes on 2 cores
+    python bench/ceiling.py                  # about 4 minutes on 2 cores (150 evaluations)
     python bench/ceiling.py --blur 4 --evaluations 60
 
 The best start a coarser scale could hand to the 512 px stage is the answer
@@ -55,7 +55,7 @@ def relative_gram_distances(image: torch.Tensor, style: torch.Tensor) -> list[fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blur", type=float, default=2.0, help="the downsampling factor of the start (default 2)")
-    parser.add_argument("--evaluations", type=int, default=200, help="the most evaluations at 512 px")
+    parser.add_argument("--evaluations", type=int, default=150, help="the most evaluations at 512 px")
     args = parser.parse_args(argv)
 
     content = load_img(example_path("tubingen.jpg"), 512)

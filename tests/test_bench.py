@@ -60,3 +60,8 @@ def test_ceiling_gram_distance_of_an_image_to_itself_is_zero() -> None:
     image = torch.rand(1, 3, 32, 32)
     assert ceiling.relative_gram_distances(image, image) == [0.0] * 5
     assert all(d > 0 for d in ceiling.relative_gram_distances(image.flip(1), image))
+
+
+def test_peak_probe_names_its_kernel() -> None:
+    rate, probe = bench.peak_gflops(repeats=1)
+    assert rate > 0 and probe in ("fp32 matmul 4096", "3x3 convolution 256->256 at 64x64")
