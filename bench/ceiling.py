@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"did not reach the tutorial's loss {TUTORIAL_FINAL_LOSS:.4g} in {args.evaluations} evaluations ({wall:.0f} s)")
 
-    shape = load_img(example_path("tubingen.jpg"), 256).shape[-2:]
-    style_256 = load_img(example_path("starry_night.jpg"), 256)
-    answer_256 = F.interpolate(answer, size=shape, mode="bilinear", antialias=True)
     content_256 = load_img(example_path("tubingen.jpg"), 256)
+    style_256 = load_img(example_path("starry_night.jpg"), 256)
+    answer_256 = F.interpolate(answer, size=content_256.shape[-2:], mode="bilinear", antialias=True)
     print("\nGram distance to the style at 256 px, |G(x) - G(style)| / |G(style)|:")
     print("| image at 256 px | " + " | ".join(SEED_STYLE_LAYERS) + " |")
     print("|---" * (len(SEED_STYLE_LAYERS) + 1) + "|")

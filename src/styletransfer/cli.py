@@ -306,14 +306,6 @@ class _ProgressUI:
         self.every = args.figures_every or max(1, total // 10)
         self.save_every: int = args.save_every or 0
 
-    def _note(self, message: str) -> None:
-        """One ``note:`` line that does not break the progress bar."""
-        line = f"{PROG}: note: {' '.join(message.split())}"
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr)
-
     def __call__(self, p: Any) -> None:
         from .images import save_image
 
@@ -332,7 +324,7 @@ class _ProgressUI:
                 save_image(p.tensor(), path)
             except OSError as exc:  # a full disk must not cost the run: go on without snapshots
                 self.save_every = 0
-                self._note(f"cannot write the snapshot {path} ({exc.strerror or exc}); going on without snapshots")
+                _note(f"cannot write the snapshot {path} ({exc.strerror or exc}); going on without snapshots")
         if self.args.figures:
             self.records.append({"step": p.step, "loss": p.loss, "style": p.style, "content": p.content, "tv": p.tv})
             if p.step % self.every == 0 and math.isfinite(p.loss):
@@ -469,9 +461,18 @@ def _show_warning(
     The line goes through tqdm so that it does not break a progress bar.
     """
     if category.__module__.split(".")[0] == __name__.split(".")[0]:
-        text = f"{PROG}: note: {' '.join(str(message).split())}"
+        _note(str(message))
     else:
-        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+        _write_line(warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n"))
+
+
+def _note(message: str) -> None:
+    """One ``note:`` line on stderr (newlines in ``message`` become spaces)."""
+    _write_line(f"{PROG}: note: {' '.join(message.split())}")
+
+
+def _write_line(text: str) -> None:
+    """``text`` on stderr through tqdm, so that it does not break a progress bar."""
     from tqdm import tqdm
 
     tqdm.write(text, file=sys.stderr)
