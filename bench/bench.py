@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 
 from styletransfer import loss_terms
-from styletransfer.api import resolve_settings, stylize_tensor
 from styletransfer.examples import example_path
 from styletransfer.images import load_img, save_image
 from styletransfer.optimize import Progress
+from styletransfer.pipeline import resolve_settings, stylize_tensor
 from styletransfer.vgg import LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,10 @@ def peak_gflops(repeats: int = 5) -> tuple[float, str]:
     w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
     probes = {
         "fp32 matmul 4096": (lambda: a @ b, 2 * 4096**3),
-        "3x3 convolution 256->256 at 64x64": (lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 9 * 256 * 256 * 64 * 64),
+        "3x3 convolution 256->256 at 64x64": (
+            lambda: torch.nn.functional.conv2d(x, w, padding=1),
+            2 * 9 * 256 * 256 * 64 * 64,
+        ),
     }
     best = (0.0, "")
     for name, (run, flop) in probes.items():
@@ -112,10 +115,10 @@ def evaluation_profile(
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from styletransfer.api import _objective
+    from styletransfer.pipeline import build_objective
 
     settings = resolve_settings(preset, device="cpu")
-    objective = _objective(settings, load_img(content, size), [load_img(style, size)])
+    objective = build_objective(settings, load_img(content, size), [load_img(style, size)])
     x = load_img(content, size).requires_grad_(True)
 
     def evaluate() -> float:
@@ -167,7 +170,9 @@ def time_to_reach(curve: list[tuple[int, float, float]], target: float) -> tuple
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 
@@ -179,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast", help="the preset to compare (default: fast)")
     parser.add_argument("--steps", type=int, default=None, help="override the compared preset's steps")
     parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
-    parser.add_argument("--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)")
+    parser.add_argument(
+        "--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -203,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     gflop = vgg_gflop(h, w)
 
     print(f"# styletransfer benchmark, {datetime.date.today()}, commit {git_commit()}")
-    print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, 512 px\n")
+    print(
+        f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, 512 px\n"
+    )
     print("| run | settings | wall time (s) | final seed loss | speed-up vs tutorial | ms/step by size |")
     print("|---|---|---|---|---|---|")
     print(
@@ -214,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     settings_text = f"{p.optimizer}, {p.steps} steps at {p.size}"
     step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
     # A speed-up only counts at the tutorial's quality or better.
-    speedup = f"{tut_wall / ours['wall']:.1f}x" if ours["loss"]["total"] <= tutorial_loss else "none: loss above the tutorial's"
+    speedup = (
+        f"{tut_wall / ours['wall']:.1f}x"
+        if ours["loss"]["total"] <= tutorial_loss
+        else "none: loss above the tutorial's"
+    )
     print(
         f"| {args.preset} | {settings_text} | {ours['wall']:.1f} | {ours['loss']['total']:.4g} | "
         f"{speedup} | {step_text} |"
@@ -231,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.preset} reached the tutorial's loss at step {step}, after {seconds:.1f} s: "
             f"{tut_wall / seconds:.1f}x sooner than the tutorial preset"
         )
-    print("loss curve (step: loss):", ", ".join(f"{s}: {l:.3g}" for s, l, _ in ours["curve"] if s % 10 == 0))
+    print("loss curve (step: loss):", ", ".join(f"{s}: {v:.3g}" for s, v, _ in ours["curve"] if s % 10 == 0))
     print(
         f"one evaluation (VGG19 forward + backward and the losses) at {w}x{h}: {eval_ms:.0f} ms (median of 3) for "
         f"{gflop:.1f} GFLOP of convolutions: {gflop / eval_ms * 1000:.0f} GFLOP/s = "
@@ -240,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"peak RSS: {rss_mib:.0f} MiB")
     total_ms = sum(rows_ms for _, rows_ms in rows)
-    print(f"\nwhere one {args.preset} evaluation at 512 px goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n")
+    print(
+        f"\nwhere one {args.preset} evaluation at 512 px goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n"
+    )
     print("| part | ms | share |")
     print("|---|---|---|")
     for group, ms in rows:

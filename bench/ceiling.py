@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from styletransfer.api import _objective, resolve_settings
 from styletransfer.examples import example_path
 from styletransfer.images import load_img, read_image
 from styletransfer.losses import gram_matrix
 from styletransfer.optimize import Progress, _Reporter, run_lbfgs
+from styletransfer.pipeline import build_objective, resolve_settings
 from styletransfer.presets import SEED_STYLE_LAYERS
 from styletransfer.vgg import get_vgg, preprocess
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     style = load_img(example_path("starry_night.jpg"), 512)
     answer = read_image(ROOT / "docs/images/tutorial_1000.png")
     settings = resolve_settings("fast", device="cpu")
-    objective = _objective(settings, content, [style])
+    objective = build_objective(settings, content, [style])
     reached: list[tuple[int, float]] = []
     curve: list[tuple[int, float]] = []
 
@@ -74,7 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     start = blurred(answer, args.blur)
     p = settings.preset
     t = time.perf_counter()
-    run_lbfgs(objective, start, args.evaluations, _Reporter(args.evaluations, on_step), lr=p.lr, history=p.history, tv_eps=p.tv_eps)
+    run_lbfgs(
+        objective,
+        start,
+        args.evaluations,
+        _Reporter(args.evaluations, on_step),
+        lr=p.lr,
+        history=p.history,
+        tv_eps=p.tv_eps,
+    )
     wall = time.perf_counter() - t
     print(f"start: the tutorial's 1000-step result blurred {args.blur:g}x; seed loss {curve[0][1]:.4g}")
     print("loss curve (evaluation: loss):", ", ".join(f"{s}: {v:.3g}" for s, v in curve if s % 10 == 0))
@@ -82,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         step, seconds = reached[0]
         print(f"reached the tutorial's loss {TUTORIAL_FINAL_LOSS:.4g} at evaluation {step}, after {seconds:.0f} s")
     else:
-        print(f"did not reach the tutorial's loss {TUTORIAL_FINAL_LOSS:.4g} in {args.evaluations} evaluations ({wall:.0f} s)")
+        print(
+            f"did not reach the tutorial's loss {TUTORIAL_FINAL_LOSS:.4g} in {args.evaluations} evaluations ({wall:.0f} s)"
+        )
 
     content_256 = load_img(example_path("tubingen.jpg"), 256)
     style_256 = load_img(example_path("starry_night.jpg"), 256)

@@ -19,18 +19,22 @@ import sys
 import time
 
 
-
 def measure(preset: str, size: int, steps: int) -> dict:
     """Run ``steps`` steps at ``size`` in this process; return step times and peak RSS."""
-    from styletransfer.api import resolve_settings, stylize_tensor
     from styletransfer.examples import example_path
     from styletransfer.memory import lbfgs_history
+    from styletransfer.pipeline import resolve_settings, stylize_tensor
 
     # One scale only (coarse_size = size): the per-step cost at this size.
     settings = resolve_settings(preset, size=size, steps=steps, device="cpu", coarse_size=size)
     stamps: list[float] = []
     start = time.perf_counter()
-    image = stylize_tensor(example_path("tubingen.jpg"), example_path("starry_night.jpg"), settings, callback=lambda p: stamps.append(time.perf_counter()))
+    image = stylize_tensor(
+        example_path("tubingen.jpg"),
+        example_path("starry_night.jpg"),
+        settings,
+        callback=lambda p: stamps.append(time.perf_counter()),
+    )
     gaps = [b - a for a, b in zip([start] + stamps, stamps)]
     return {
         "size": size,
@@ -42,7 +46,8 @@ def measure(preset: str, size: int, steps: int) -> dict:
         # (fewer at high resolution: lbfgs_history bounds them by the preset's history_mib).
         "history_mib": (
             2 * lbfgs_history(settings.preset, image.numel()) * image.numel() * 4 / 2**20
-            if settings.preset.optimizer == "lbfgs" else 0.0
+            if settings.preset.optimizer == "lbfgs"
+            else 0.0
         ),
     }
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     images = [Image.open(Path(args.directory) / f"tubingen_starry_{s}.png").convert("RGB") for s in args.sizes]
     fig = Figure(figsize=(5.0 * len(images), 8.4), layout="constrained")
     axes = fig.subplots(2, len(images), squeeze=False)
-    for col, (size, im) in enumerate(zip(args.sizes, images)):
+    for col, (_size, im) in enumerate(zip(args.sizes, images)):
         w, h = im.size
         axes[0, col].imshow(np.asarray(im.resize((512, round(512 * h / w)), Image.LANCZOS)))
         axes[0, col].set_title(f"{w}x{h}, shown at 512 px")
@@ -52,12 +52,16 @@ def main(argv: list[str] | None = None) -> int:
 
     content, style = example_path("tubingen.jpg"), example_path("starry_night.jpg")
     base = np.asarray(images[0], dtype=np.float32)
-    print("| size | style | content | TV | total (at its own size) | mean abs. difference from the 512 result, at 512 |")
+    print(
+        "| size | style | content | TV | total (at its own size) | mean abs. difference from the 512 result, at 512 |"
+    )
     print("|---|---|---|---|---|---|")
     for size, im in zip(args.sizes, images):
         terms = final_terms(im, content, style, resolve_settings("fast", size=size, device="cpu"))
         small = np.asarray(im.resize(images[0].size, Image.LANCZOS), dtype=np.float32)
-        print(f"| {size} | {terms['style']:.3g} | {terms['content']:.3g} | {terms['tv']:.3g} | {terms['total']:.3g} | {np.abs(small - base).mean():.1f} |")
+        print(
+            f"| {size} | {terms['style']:.3g} | {terms['content']:.3g} | {terms['tv']:.3g} | {terms['total']:.3g} | {np.abs(small - base).mean():.1f} |"
+        )
     return 0
 
 

@@ -30,14 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--out", default="highres", help="directory for the images and results.json")
     parser.add_argument(
-        "--resume-from", metavar="IMAGE",
+        "--resume-from",
+        metavar="IMAGE",
         help="run only the last scale, starting from IMAGE: the previous scale's result of an earlier run",
     )
     args = parser.parse_args(argv)
 
-    from styletransfer.api import resolve_settings, stage_sizes, stylize_tensor
     from styletransfer.examples import example_path
     from styletransfer.images import save_image
+    from styletransfer.pipeline import resolve_settings, stage_sizes, stylize_tensor
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = resolve_settings(args.preset, size=args.size, device="cpu")
     if args.resume_from:  # the last scale alone: refine_steps from the upsampled previous result
         p = settings.preset
-        settings = resolve_settings(p, size=args.size, device="cpu", coarse_size=args.size, steps=p.refine_steps, init=args.resume_from)
+        settings = resolve_settings(
+            p, size=args.size, device="cpu", coarse_size=args.size, steps=p.refine_steps, init=args.resume_from
+        )
     rows: list[dict] = []
     start = time.perf_counter()
     steps_done: list[int] = []
@@ -54,18 +57,28 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         path = save_image(image, out / f"tubingen_starry_{size}.png")
-        rows.append({
-            "size": size, "shape": list(image.shape[-2:]), "evaluations": len(steps_done), "wall_s": round(wall, 1),
-            "peak_rss_mib": round(rss), "image": str(path),
-        })
+        rows.append(
+            {
+                "size": size,
+                "shape": list(image.shape[-2:]),
+                "evaluations": len(steps_done),
+                "wall_s": round(wall, 1),
+                "peak_rss_mib": round(rss),
+                "image": str(path),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
     stylize_tensor(content, style, settings, callback=lambda p: steps_done.append(p.step), on_scale=on_scale)
-    (out / ("results_resumed.json" if args.resume_from else "results.json")).write_text(json.dumps({"preset": args.preset, "stages": stage_sizes(settings.preset), "rows": rows}, indent=1))
+    (out / ("results_resumed.json" if args.resume_from else "results.json")).write_text(
+        json.dumps({"preset": args.preset, "stages": stage_sizes(settings.preset), "rows": rows}, indent=1)
+    )
     print("| size | evaluations so far | wall time | peak RSS |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['shape'][1]}x{r['shape'][0]} | {r['evaluations']} | {r['wall_s'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.1f} GiB |")
+        print(
+            f"| {r['shape'][1]}x{r['shape'][0]} | {r['evaluations']} | {r['wall_s'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.1f} GiB |"
+        )
     return 0
 
 

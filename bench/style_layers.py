@@ -40,7 +40,11 @@ def main() -> None:
         blurred = F.interpolate(half, size=result.shape[-2:], mode="bicubic").clamp(0, 1)
         print("| image | " + " | ".join(SEED_STYLE_LAYERS) + " | sum |")
         print("|---" * (len(SEED_STYLE_LAYERS) + 2) + "|")
-        for name, x in [("content image", content), ("tutorial, 1000 steps", result), ("the same, down 2x and up", blurred)]:
+        for name, x in [
+            ("content image", content),
+            ("tutorial, 1000 steps", result),
+            ("the same, down 2x and up", blurred),
+        ]:
             terms = per_layer_style_terms(x, grams)
             print(f"| {name} | " + " | ".join(f"{v:.3g}" for v in terms.values()) + f" | {sum(terms.values()):.3g} |")
 

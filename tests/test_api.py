@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from styletransfer import loss_terms
-from styletransfer.api import resolve_device, resolve_settings, stylize_tensor
+from styletransfer.errors import OptionError
+from styletransfer.pipeline import resolve_device, resolve_settings, stylize_tensor
 from styletransfer.presets import PRESETS, TUTORIAL, get_preset
 
 
@@ -28,18 +29,20 @@ def test_every_preset_is_frozen_and_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "option"),
     [
         ({"steps": 0}, "steps"),
         ({"size": 0}, "size"),
-        ({"style_weight": float("nan")}, "style-weight"),
-        ({"tv_weight": float("inf")}, "tv-weight"),
+        ({"style_weight": float("nan")}, "style_weight"),
+        ({"tv_weight": float("inf")}, "tv_weight"),
         ({"lr": -1.0}, "lr"),
     ],
 )
-def test_impossible_settings(overrides: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_impossible_settings_name_the_option_not_a_flag(overrides: dict, option: str) -> None:
+    with pytest.raises(OptionError, match=option) as info:
         resolve_settings("tutorial", device="cpu", **overrides)
+    assert info.value.option == option and "--" not in str(info.value)
+    assert info.value.render(lambda n: "--" + n.replace("_", "-")).startswith("--" + option.replace("_", "-"))
 
 
 def test_unknown_names() -> None:

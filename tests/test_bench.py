@@ -7,8 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-import bench  # noqa: E402
 import torch  # noqa: E402
+
+import bench  # noqa: E402
 
 
 def test_vgg_gflop_counts_forward_and_input_backward() -> None:

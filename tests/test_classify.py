@@ -77,7 +77,9 @@ def test_flatten_order_is_keras_hwc(full_h5: Path, tubingen: Path, position: tup
     assert float(logits.abs().sum() - logits[CLASS].abs()) == 0.0
 
 
-def test_probabilities_follow_the_softmax_and_sum_to_one(full_h5: Path, tubingen: Path, position: tuple[int, int, int]) -> None:
+def test_probabilities_follow_the_softmax_and_sum_to_one(
+    full_h5: Path, tubingen: Path, position: tuple[int, int, int]
+) -> None:
     content, (H, W, C) = tubingen, position
     everything = classifier.classify(content, 1000, weights=full_h5)
     assert len(everything) == 1000
@@ -96,7 +98,9 @@ def test_class_names_are_keras_names() -> None:
     assert classes[999] == ("n15075141", "toilet_tissue")
 
 
-def test_classify_cli_prints_names_and_decimals(full_h5: Path, tubingen: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_cli_prints_names_and_decimals(
+    full_h5: Path, tubingen: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content = tubingen
     assert main(["classify", str(content), "--weights", str(full_h5)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -111,7 +115,9 @@ def test_classify_cli_prints_names_and_decimals(full_h5: Path, tubingen: Path, c
     assert len(top2) == 2 and top2[0][0] == "tiger_shark"
 
 
-def test_classify_finds_the_file_in_keras_cache(full_h5: Path, tubingen: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_classify_finds_the_file_in_keras_cache(
+    full_h5: Path, tubingen: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     models = tmp_path / "keras" / "models"
     models.mkdir(parents=True)
     (models / classifier.FULL_WEIGHTS).symlink_to(full_h5)
@@ -120,7 +126,9 @@ def test_classify_finds_the_file_in_keras_cache(full_h5: Path, tubingen: Path, t
     assert classifier.classify(tubingen, 1)[0][0] == "tiger_shark"
 
 
-def test_without_full_weights_one_clear_message(tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_full_weights_one_clear_message(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
     assert main(["classify", str(tiny_pair[0])]) == 2
     err = capsys.readouterr().err.strip()
@@ -135,6 +143,9 @@ def test_without_full_weights_one_clear_message(tiny_pair: tuple[Path, Path], tm
 def test_notop_file_lacks_the_classifier(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
     pytest.importorskip("h5py")
     notop = tmp_path / "notop.h5"
-    _write_keras_h5(notop, {n: (w.permute(2, 3, 1, 0).numpy().astype(np.float16), b.numpy()) for n, (w, b) in load_weights(None).items()})
+    _write_keras_h5(
+        notop,
+        {n: (w.permute(2, 3, 1, 0).numpy().astype(np.float16), b.numpy()) for n, (w, b) in load_weights(None).items()},
+    )
     with pytest.raises(WeightsError, match="fc1"):
         classifier.classify(tiny_pair[0], weights=notop)

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from styletransfer import loss_terms
-from styletransfer import optimize
+from styletransfer import loss_terms, optimize
 from styletransfer.cli import main
 
 
@@ -24,9 +23,35 @@ def test_run_with_every_option(tiny_pair: tuple[Path, Path], tmp_path: Path) -> 
     content, style = tiny_pair
     out, log = tmp_path / "out.png", tmp_path / "log.csv"
     code = _run(
-        content, style, "-o", out, "--preset", "tutorial", "--size", 48, "--steps", 4, "--lr", 0.03,
-        "--style-weight", 0.02, "--content-weight", 1e3, "--tv-weight", 10, "--init", "noise", "--seed", 3,
-        "--device", "cpu", "--save-every", 2, "--log", log, "--quiet",
+        content,
+        style,
+        "-o",
+        out,
+        "--preset",
+        "tutorial",
+        "--size",
+        48,
+        "--steps",
+        4,
+        "--lr",
+        0.03,
+        "--style-weight",
+        0.02,
+        "--content-weight",
+        1e3,
+        "--tv-weight",
+        10,
+        "--init",
+        "noise",
+        "--seed",
+        3,
+        "--device",
+        "cpu",
+        "--save-every",
+        2,
+        "--log",
+        log,
+        "--quiet",
     )
     assert code == 0
     assert Image.open(out).size == (48, 36)
@@ -36,7 +61,9 @@ def test_run_with_every_option(tiny_pair: tuple[Path, Path], tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.glob("out.step*.png")) == ["out.step00002.png", "out.step00004.png"]
 
 
-def test_run_with_progress_bar_and_image_init(tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_with_progress_bar_and_image_init(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, style = tiny_pair
     out = tmp_path / "out.jpg"
     assert _run(content, style, "-o", out, "--size", 32, "--steps", 2, "--init", style, "--device", "cpu") == 0
@@ -46,8 +73,8 @@ def test_run_with_progress_bar_and_image_init(tiny_pair: tuple[Path, Path], tmp_
 
 
 def test_weights_option_takes_a_keras_h5(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
-    from tests.test_vgg import _write_keras_h5
     from styletransfer.vgg import load_weights
+    from tests.test_vgg import _write_keras_h5
 
     pytest.importorskip("h5py")
     h5 = tmp_path / "w.h5"
@@ -71,7 +98,12 @@ def test_loss_json_agrees_with_the_api(tiny_pair: tuple[Path, Path], capsys: pyt
 
 def test_loss_table_and_weights(tiny_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     content, style = tiny_pair
-    assert _run("loss", content, style, content, "--size", 32, "--tv-weight", 0, "--style-weight", 1, "--content-weight", 1) == 0
+    assert (
+        _run(
+            "loss", content, style, content, "--size", 32, "--tv-weight", 0, "--style-weight", 1, "--content-weight", 1
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "style" in out and "tv  0.000000e+00" in out
 
@@ -82,7 +114,9 @@ def test_demo(tmp_path: Path) -> None:
     assert Image.open(out).size == (32, 24)
 
 
-def test_ctrl_c_writes_the_image_and_exits_130(tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_writes_the_image_and_exits_130(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_report = optimize._Reporter.__call__
 
     def interrupt_at_2(self, terms, image):  # type: ignore[no-untyped-def]
@@ -107,7 +141,9 @@ def test_ctrl_c_writes_the_image_and_exits_130(tiny_pair: tuple[Path, Path], tmp
         (["{content}", "{style}", "-o", "{tmp}/o.png", "--weights", "{tmp}/none.bin"], "weights file not found"),
     ],
 )
-def test_errors_are_one_line(args: list[str], message: str, tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_line(
+    args: list[str], message: str, tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, style = tiny_pair
     argv = [a.format(content=content, style=style, tmp=tmp_path) for a in args]
     assert main(argv + ["--size", "32", "--steps", "1", "-q"]) == 2
@@ -116,7 +152,15 @@ def test_errors_are_one_line(args: list[str], message: str, tiny_pair: tuple[Pat
 
 
 @pytest.mark.parametrize(
-    "bad", [["--steps", "0"], ["--size", "-3"], ["--style-weight", "nan"], ["--tv-weight", "inf"], ["--preset", "nope"], ["--device", "tpu"]]
+    "bad",
+    [
+        ["--steps", "0"],
+        ["--size", "-3"],
+        ["--style-weight", "nan"],
+        ["--tv-weight", "inf"],
+        ["--preset", "nope"],
+        ["--device", "tpu"],
+    ],
 )
 def test_impossible_options_exit_2(bad: list[str], tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
     content, style = tiny_pair
@@ -133,11 +177,15 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "styletransfer", "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "styletransfer", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("styletransfer ")
 
 
-def test_sigterm_writes_the_image_and_exits_143(tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sigterm_writes_the_image_and_exits_143(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import signal
 

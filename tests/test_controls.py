@@ -10,18 +10,28 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import api, color
+from styletransfer import api, color, pipeline
 from styletransfer.cli import main
+from styletransfer.errors import OptionError
 from styletransfer.images import load_img, read_alpha
 from styletransfer.losses import Objective, Weights, gram_matrix
+from styletransfer.memory import lbfgs_history
 from styletransfer.presets import PRESETS, SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
 from styletransfer.vgg import AVG_POOL_SCALE, get_vgg, preprocess
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _objective(content: torch.Tensor, styles: list[torch.Tensor], **kw: object) -> Objective:
-    return Objective(get_vgg(), content, styles, weights=Weights(), content_layers=SEED_CONTENT_LAYERS, style_layers=SEED_STYLE_LAYERS, **kw)  # type: ignore[arg-type]
+def build_objective(content: torch.Tensor, styles: list[torch.Tensor], **kw: object) -> Objective:
+    return Objective(
+        get_vgg(),
+        content,
+        styles,
+        weights=Weights(),
+        content_layers=SEED_CONTENT_LAYERS,
+        style_layers=SEED_STYLE_LAYERS,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -33,37 +43,39 @@ def tensors(tiny_pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor, t
 
 def test_blend_one_zero_is_the_first_style_alone(tensors: tuple[torch.Tensor, ...]) -> None:
     c, s1, s2 = tensors
-    alone = _objective(c, [s1])
-    blended = _objective(c, [s1, s2], style_blend=(1.0, 0.0))
+    alone = build_objective(c, [s1])
+    blended = build_objective(c, [s1, s2], style_blend=(1.0, 0.0))
     for name in SEED_STYLE_LAYERS:
         torch.testing.assert_close(blended.style_targets[name], alone.style_targets[name], rtol=0, atol=0)
 
 
 def test_blend_mixes_gram_targets_by_normalised_weight(tensors: tuple[torch.Tensor, ...]) -> None:
     c, s1, s2 = tensors
-    mixed = _objective(c, [s1, s2], style_blend=(7, 3))
+    mixed = build_objective(c, [s1, s2], style_blend=(7, 3))
     feats1 = get_vgg()(preprocess(s1), ["block2_conv1"])["block2_conv1"]
     feats2 = get_vgg()(preprocess(s2), ["block2_conv1"])["block2_conv1"]
     expected = 0.7 * gram_matrix(feats1) + 0.3 * gram_matrix(feats2)
     torch.testing.assert_close(mixed.style_targets["block2_conv1"], expected, rtol=1e-5, atol=1e-3)
-    equal = _objective(c, [s1, s2])
-    torch.testing.assert_close(equal.style_targets["block2_conv1"], 0.5 * (gram_matrix(feats1) + gram_matrix(feats2)), rtol=1e-5, atol=1e-3)
+    equal = build_objective(c, [s1, s2])
+    torch.testing.assert_close(
+        equal.style_targets["block2_conv1"], 0.5 * (gram_matrix(feats1) + gram_matrix(feats2)), rtol=1e-5, atol=1e-3
+    )
     with pytest.raises(ValueError, match="one per style"):
-        _objective(c, [s1, s2], style_blend=(1.0,))
+        build_objective(c, [s1, s2], style_blend=(1.0,))
     with pytest.raises(ValueError, match="not all 0"):
-        _objective(c, [s1, s2], style_blend=(0.0, 0.0))
+        build_objective(c, [s1, s2], style_blend=(0.0, 0.0))
 
 
 def test_style_layer_weights_scale_each_term(tensors: tuple[torch.Tensor, ...]) -> None:
     c, s, _ = tensors
     x = c.flip(-1)
-    only_first = _objective(c, [s], style_layer_weights=(2.0, 0, 0, 0, 0)).terms(x)["style"]
+    only_first = build_objective(c, [s], style_layer_weights=(2.0, 0, 0, 0, 0)).terms(x)["style"]
     feats = get_vgg()(preprocess(x), ["block1_conv1"])["block1_conv1"]
     target = gram_matrix(get_vgg()(preprocess(s), ["block1_conv1"])["block1_conv1"])
     expected = 2.0 * 1e-2 / 5 * torch.mean((gram_matrix(feats) - target) ** 2)
     assert float(only_first) == pytest.approx(float(expected), rel=1e-5)
     with pytest.raises(ValueError, match="one per layer"):
-        _objective(c, [s], style_layer_weights=(1.0, 2.0))
+        build_objective(c, [s], style_layer_weights=(1.0, 2.0))
 
 
 def test_average_pooling_is_rescaled(tensors: tuple[torch.Tensor, ...]) -> None:
@@ -101,13 +113,35 @@ def test_ycbcr_round_trip_and_pillow_agreement(rng: np.random.Generator) -> None
 def test_luminance_mode_keeps_the_content_chroma(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
     content, style = tiny_pair
     out = tmp_path / "lum.png"
-    assert main([str(content), str(style), "-o", str(out), "--preset", "tutorial", "--size", "64", "--steps", "3", "--preserve-colors", "luminance", "-q"]) == 0
+    assert (
+        main(
+            [
+                str(content),
+                str(style),
+                "-o",
+                str(out),
+                "--preset",
+                "tutorial",
+                "--size",
+                "64",
+                "--steps",
+                "3",
+                "--preserve-colors",
+                "luminance",
+                "-q",
+            ]
+        )
+        == 0
+    )
     got = np.asarray(Image.open(out).convert("YCbCr"), dtype=np.float32)
     want = np.asarray(Image.open(content).convert("YCbCr"), dtype=np.float32)  # same 64x48 size
     diff = np.abs(got[..., 1:] - want[..., 1:])
     assert np.median(diff) <= 1.0 and np.mean(diff <= 1.0) > 0.97  # equal within 8-bit rounding, but for clipped pixels
     plain = tmp_path / "plain.png"
-    assert main([str(content), str(style), "-o", str(plain), "--preset", "tutorial", "--size", "64", "--steps", "3", "-q"]) == 0
+    assert (
+        main([str(content), str(style), "-o", str(plain), "--preset", "tutorial", "--size", "64", "--steps", "3", "-q"])
+        == 0
+    )
     luma = lambda p: np.asarray(Image.open(p).convert("YCbCr"), dtype=np.float32)[..., 0]  # noqa: E731
     assert np.abs(luma(out) - luma(plain)).mean() < 1.5  # the stylised luminance is kept
 
@@ -115,22 +149,29 @@ def test_luminance_mode_keeps_the_content_chroma(tiny_pair: tuple[Path, Path], t
 def test_style_scale_changes_the_style_targets_size(tiny_pair: tuple[Path, Path]) -> None:
     content, style = tiny_pair
     c = load_img(content, 64)
+    inputs = pipeline.decode_inputs(content, style)
     for scale, side in ((0.5, 32), (1.0, 64), (2.0, 128)):
-        settings = api.resolve_settings("tutorial", device="cpu", size=64, style_scale=scale)
-        (s,) = api._load_styles([style], 64, settings.preset, c)
+        settings = pipeline.resolve_settings("tutorial", device="cpu", size=64, style_scale=scale)
+        (s,) = pipeline.styles_at(inputs, 64, settings.preset, c)
         assert max(s.shape[-2:]) == side
-    with pytest.raises(ValueError, match="need 16 at least"):
-        api._load_styles([style], 64, api.resolve_settings("tutorial", style_scale=0.1).preset, c)
-    with pytest.raises(ValueError, match="style-scale must be > 0"):
-        api.resolve_settings("tutorial", style_scale=0.0)
+    with pytest.raises(OptionError, match="need 16 at least") as info:
+        pipeline.styles_at(inputs, 64, pipeline.resolve_settings("tutorial", style_scale=0.1).preset, c)
+    assert info.value.option == "style_scale"
+    with pytest.raises(OptionError, match="style_scale: must be > 0"):
+        pipeline.resolve_settings("tutorial", style_scale=0.0)
 
 
 def test_inits(tensors: tuple[torch.Tensor, ...], tmp_path: Path) -> None:
     c, s, _ = tensors
-    assert torch.equal(api._initial_image("content", c, s, 0), c)
-    noise = api._initial_image("noise", c, s, 3)
-    assert torch.equal(noise, api._initial_image("noise", c, s, 3)) and not torch.equal(noise, api._initial_image("noise", c, s, 4))
-    style_init = api._initial_image("style", c, s, 0)
+
+    def start(init: str, seed: int) -> torch.Tensor:
+        settings = pipeline.resolve_settings("tutorial", device="cpu", size=64, steps=1, init=init, seed=seed)
+        return pipeline.initial_image(settings, c, s)
+
+    assert torch.equal(start("content", 0), c)
+    noise = start("noise", 3)
+    assert torch.equal(noise, start("noise", 3)) and not torch.equal(noise, start("noise", 4))
+    style_init = start("style", 0)
     assert style_init.shape == c.shape and not torch.equal(style_init, c)
 
 
@@ -143,7 +184,10 @@ def test_alpha_survives_byte_for_byte(tiny_pair: tuple[Path, Path], tmp_path: Pa
     rgba.save(src)
     for ext in ("png", "webp"):
         out = tmp_path / f"out.{ext}"
-        assert main([str(src), str(style), "-o", str(out), "--preset", "tutorial", "--size", "64", "--steps", "1", "-q"]) == 0
+        assert (
+            main([str(src), str(style), "-o", str(out), "--preset", "tutorial", "--size", "64", "--steps", "1", "-q"])
+            == 0
+        )
         with Image.open(out) as im:
             assert im.mode == "RGBA"
             assert np.array_equal(np.asarray(im)[..., 3], alpha), ext
@@ -153,11 +197,18 @@ def test_alpha_survives_byte_for_byte(tiny_pair: tuple[Path, Path], tmp_path: Pa
     assert small.mode == "RGBA" and small.size == (32, 24)
 
 
-def test_jpeg_output_notes_dropped_alpha(tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jpeg_output_notes_dropped_alpha(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, style = tiny_pair
     la = tmp_path / "la.png"
     Image.open(content).convert("LA").save(la)
-    assert main([str(la), str(style), "-o", str(tmp_path / "o.jpg"), "--preset", "tutorial", "--size", "32", "--steps", "1"]) == 0
+    assert (
+        main(
+            [str(la), str(style), "-o", str(tmp_path / "o.jpg"), "--preset", "tutorial", "--size", "32", "--steps", "1"]
+        )
+        == 0
+    )
     assert "no alpha" in capsys.readouterr().err
 
 
@@ -166,12 +217,41 @@ def test_cli_every_control(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None
     second = tmp_path / "second.png"
     Image.open(style).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(second)
     out = tmp_path / "o.png"
-    code = main([
-        str(content), str(style), str(second), "-o", str(out), "--preset", "tutorial", "--size", "32", "--steps", "2",
-        "--style-blend", "0.7", "0.3", "--preserve-colors", "histogram", "--style-scale", "1.5", "--init", "style",
-        "--pooling", "avg", "--content-layers", "block4_conv2", "--style-layers", "block1_conv1", "block2_conv1",
-        "--style-layer-weights", "1", "0.5", "-q",
-    ])
+    code = main(
+        [
+            str(content),
+            str(style),
+            str(second),
+            "-o",
+            str(out),
+            "--preset",
+            "tutorial",
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--style-blend",
+            "0.7",
+            "0.3",
+            "--preserve-colors",
+            "histogram",
+            "--style-scale",
+            "1.5",
+            "--init",
+            "style",
+            "--pooling",
+            "avg",
+            "--content-layers",
+            "block4_conv2",
+            "--style-layers",
+            "block1_conv1",
+            "block2_conv1",
+            "--style-layer-weights",
+            "1",
+            "0.5",
+            "-q",
+        ]
+    )
     assert code == 0 and Image.open(out).size == (32, 24)
 
 
@@ -182,24 +262,30 @@ def test_cli_every_control(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None
         (["--style-layer-weights", "1", "2"], "2 weights for 5"),
         (["--style-layers", "block1_conv9"], "unknown VGG19 layer"),
         (["--content-layers", "nope"], "unknown VGG19 layer"),
-        (["--style-scale", "0"], "style-scale must be > 0"),
+        (["--style-scale", "0"], "argument --style-scale: must be > 0, not 0"),
     ],
 )
-def test_cli_control_errors(tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+def test_cli_control_errors(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     content, style = tiny_pair
-    assert main([str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32", "--steps", "1", *args]) == 2
+    try:
+        code = main([str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32", "--steps", "1", *args])
+    except SystemExit as exc:  # argparse's own checks exit at once
+        code = int(exc.code or 0)
+    assert code == 2
     assert message in capsys.readouterr().err
 
 
 def test_stage_sizes_and_bounded_history() -> None:
     fast = PRESETS["fast"]
-    assert api.stage_sizes(fast) == [512]
-    assert api.stage_sizes(fast.with_overrides(size=1024)) == [512, 1024]
-    assert api.stage_sizes(fast.with_overrides(size=2048)) == [512, 1024, 2048]
-    assert api.stage_sizes(fast.with_overrides(size=1500)) == [512, 1024, 1500]
-    assert api.stage_sizes(PRESETS["tutorial"].with_overrides(size=2048)) == [2048]
-    assert api.lbfgs_history(fast, 3 * 512 * 384) == 50
-    at_2048 = api.lbfgs_history(fast, 3 * 2048 * 1536)
+    assert pipeline.stage_sizes(fast) == [512]
+    assert pipeline.stage_sizes(fast.with_overrides(size=1024)) == [512, 1024]
+    assert pipeline.stage_sizes(fast.with_overrides(size=2048)) == [512, 1024, 2048]
+    assert pipeline.stage_sizes(fast.with_overrides(size=1500)) == [512, 1024, 1500]
+    assert pipeline.stage_sizes(PRESETS["tutorial"].with_overrides(size=2048)) == [2048]
+    assert lbfgs_history(fast, 3 * 512 * 384) == 50
+    at_2048 = lbfgs_history(fast, 3 * 2048 * 1536)
     assert at_2048 == 1024 * 2**20 // (8 * 3 * 2048 * 1536) == 14
 
 
@@ -207,7 +293,9 @@ def test_coarse_to_fine_run(tiny_pair: tuple[Path, Path]) -> None:
     content, style = tiny_pair
     preset = PRESETS["fast"].with_overrides(size=80, coarse_size=32, steps=3, refine_steps=2)
     seen: list[tuple[int, int, int]] = []
-    image = api.stylize(content, style, preset=preset, device="cpu", callback=lambda p: seen.append((p.step, p.total, p.size)))
+    image = api.stylize(
+        content, style, preset=preset, device="cpu", callback=lambda p: seen.append((p.step, p.total, p.size))
+    )
     assert image.size == (80, 60)
     assert [s for s, _, _ in seen] == list(range(1, 8)) and {t for _, t, _ in seen} == {7}
     assert [z for _, _, z in seen] == [32, 32, 32, 64, 64, 80, 80]

@@ -65,7 +65,22 @@ def test_adam_halves_its_learning_rate_once_and_goes_on(
     nan_at.add(4)
     content, style = tiny_pair
     out, log = tmp_path / "out.png", tmp_path / "log.csv"
-    argv = [content, style, "-o", out, "--preset", "tutorial", "--size", 32, "--steps", 8, "--save-every", 1, "--log", log]
+    argv = [
+        content,
+        style,
+        "-o",
+        out,
+        "--preset",
+        "tutorial",
+        "--size",
+        32,
+        "--steps",
+        8,
+        "--save-every",
+        1,
+        "--log",
+        log,
+    ]
     code, err = _run(argv, capsys)
     assert code == 0
     notes = [line for line in err.splitlines() if "note:" in line]
@@ -134,7 +149,23 @@ def test_lbfgs_divergence_stops_with_the_best_image(
     nan_at.add(5)
     content, style = tiny_pair
     out, log = tmp_path / "out.png", tmp_path / "log.csv"
-    argv = [content, style, "-o", out, "--preset", "fast", "--size", 32, "--steps", 10, "--save-every", 1, "--log", log, "-q"]
+    argv = [
+        content,
+        style,
+        "-o",
+        out,
+        "--preset",
+        "fast",
+        "--size",
+        32,
+        "--steps",
+        10,
+        "--save-every",
+        1,
+        "--log",
+        log,
+        "-q",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error", LearningRateLowered)  # L-BFGS does not back off
         code, err = _run(argv, capsys)
@@ -157,11 +188,30 @@ def test_api_raises_diverged_with_a_finite_image(nan_at: set[int], tiny_pair: tu
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_a_real_signal_writes_the_image_so_far(signum: int, code: int, tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_real_signal_writes_the_image_so_far(
+    signum: int, code: int, tiny_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
     content, style = tiny_pair
     out = tmp_path / "out.png"
-    argv = [sys.executable, "-m", "styletransfer", str(content), str(style), "-o", str(out), "--preset", "tutorial",
-            "--size", "32", "--steps", "100000", "--save-every", "1", "--device", "cpu"]
+    argv = [
+        sys.executable,
+        "-m",
+        "styletransfer",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--preset",
+        "tutorial",
+        "--size",
+        "32",
+        "--steps",
+        "100000",
+        "--save-every",
+        "1",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

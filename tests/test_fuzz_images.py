@@ -67,7 +67,9 @@ def _seeds() -> dict[str, bytes]:
         "webp": _encode(rgb, "WEBP", quality=80),
         "webp-lossless": _encode(rgb.convert("RGBA"), "WEBP", lossless=True),
         "tiff": _encode(rgb, "TIFF"),
-        "tiff-deflate-float": _encode(Image.fromarray(rng.random((6, 8), dtype=np.float32), "F"), "TIFF", compression="tiff_adobe_deflate"),
+        "tiff-deflate-float": _encode(
+            Image.fromarray(rng.random((6, 8), dtype=np.float32), "F"), "TIFF", compression="tiff_adobe_deflate"
+        ),
         "bmp": _encode(rgb, "BMP"),
     }
 

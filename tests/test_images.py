@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from styletransfer.errors import OutputError
 from styletransfer.images import ImageError, load_img, read_image, resize, save_image, scaled_shape, to_tensor
 
 
@@ -115,7 +116,7 @@ def test_bad_files(tmp_path: Path) -> None:
         read_image(text)
     with pytest.raises(ImageError, match="unsupported output extension"):
         save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.gif")
-    with pytest.raises(ImageError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):  # a failure at the end of a run: not a usage error
         save_image(torch.rand(1, 3, 4, 4), tmp_path / "nodir" / "x.png")
 
 
@@ -139,7 +140,9 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [9500, 100000])

@@ -45,7 +45,14 @@ def test_gram_stats_use_preprocessing_and_the_seed_formula(tiny_pair: tuple[Path
 def test_stats_default_layers_and_preprocess_override(tiny_pair: tuple[Path, Path]) -> None:
     content, _ = tiny_pair
     default = inspection.layer_stats(content, size=32)
-    assert list(default) == ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block5_conv2"]
+    assert list(default) == [
+        "block1_conv1",
+        "block2_conv1",
+        "block3_conv1",
+        "block4_conv1",
+        "block5_conv1",
+        "block5_conv2",
+    ]
     raw = inspection.layer_stats(content, ["block1_conv1"], size=32, preprocessed=False)
     caffe = inspection.layer_stats(content, ["block1_conv1"], size=32, preprocessed=True)
     assert raw == {"block1_conv1": default["block1_conv1"]}
@@ -103,7 +110,10 @@ def _size(path: Path) -> tuple[int, int]:
 def test_figures_have_the_expected_pixel_sizes(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
     content, style = tiny_pair
     frames = [(100 * k, load_img(content, 32)) for k in range(1, 8)]
-    log = [{"step": s, "loss": 10.0 / s, "style": 5.0 / s, "content": 0.0 if s == 1 else 4.0 / s, "tv": 1.0 / s} for s in range(1, 20)]
+    log = [
+        {"step": s, "loss": 10.0 / s, "style": 5.0 / s, "content": 0.0 if s == 1 else 4.0 / s, "tv": 1.0 / s}
+        for s in range(1, 20)
+    ]
     paths = figures.write_figures(tmp_path / "figs", content, style, result=style, frames=frames, log=log)
     assert [p.name for p in paths] == list(figures.FIGURE_FILES)
     sizes = {p.name: _size(p) for p in paths}
@@ -120,7 +130,12 @@ def test_figure_contents(tiny_pair: tuple[Path, Path]) -> None:
     fig = figures.high_pass_figure(content, style)
     assert isinstance(fig, Figure)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["Horizontal Deltas: Original", "Vertical Deltas: Original", "Horizontal Deltas: Styled", "Vertical Deltas: Styled"]
+    assert titles == [
+        "Horizontal Deltas: Original",
+        "Vertical Deltas: Original",
+        "Horizontal Deltas: Styled",
+        "Vertical Deltas: Styled",
+    ]
     # The top-left panel shows clip(2 * y_var + 0.5) of the content.
     shown = fig.axes[0].get_images()[0].get_array()
     _, y_var = inspection.high_pass(content)
@@ -128,7 +143,9 @@ def test_figure_contents(tiny_pair: tuple[Path, Path]) -> None:
     sobel = figures.sobel_figure(content)
     assert [ax.get_title() for ax in sobel.axes] == ["Horizontal Sobel-edges", "Vertical Sobel-edges"]
     np.testing.assert_allclose(
-        np.asarray(sobel.axes[1].get_images()[0].get_array()), np.clip(inspection.sobel_edges(content)[..., 1] / 4 + 0.5, 0, 1), atol=1e-6
+        np.asarray(sobel.axes[1].get_images()[0].get_array()),
+        np.clip(inspection.sobel_edges(content)[..., 1] / 4 + 0.5, 0, 1),
+        atol=1e-6,
     )
     assert [ax.get_title() for ax in figures.inputs_figure(content, style).axes] == ["Content Image", "Style Image"]
     sheet = figures.progress_figure([(100, content), (200, style)])
@@ -156,7 +173,7 @@ def test_loss_figure_reads_a_csv_log(tmp_path: Path) -> None:
 def test_show_outside_jupyter_opens_a_viewer(monkeypatch: pytest.MonkeyPatch, tiny_pair: tuple[Path, Path]) -> None:
     shown: list[tuple[int, int]] = []
     monkeypatch.setattr(Image.Image, "show", lambda self, *a, **k: shown.append(self.size))
-    monkeypatch.setattr(display, "_in_jupyter", lambda: False)
+    monkeypatch.setattr(display, "in_jupyter", lambda: False)
     content, _ = tiny_pair
     fig = Figure(figsize=(2, 1))
     images = display.show(content, fig, torch.zeros(1, 3, 5, 4))
@@ -172,6 +189,6 @@ def test_show_in_jupyter_displays_inline(monkeypatch: pytest.MonkeyPatch, tiny_p
     ipython.display = ipython_display  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "IPython", ipython)
     monkeypatch.setitem(sys.modules, "IPython.display", ipython_display)
-    assert display._in_jupyter()
+    assert display.in_jupyter()
     display.show(tiny_pair[0])
     assert len(displayed) == 1 and isinstance(displayed[0], Image.Image)

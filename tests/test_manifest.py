@@ -25,10 +25,30 @@ def _pixels(path: Path) -> np.ndarray:
 def recorded(tiny_pair: tuple[Path, Path], tmp_path: Path) -> tuple[Path, dict]:
     content, style = tiny_pair
     out = tmp_path / "run.png"
-    code = main([
-        str(content), str(style), "-o", str(out), "--preset", "fast", "--size", "32", "--steps", "6",
-        "--init", "noise", "--seed", "5", "--style-weight", "0.02", "--pooling", "avg", "--manifest", "-q",
-    ])
+    code = main(
+        [
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--preset",
+            "fast",
+            "--size",
+            "32",
+            "--steps",
+            "6",
+            "--init",
+            "noise",
+            "--seed",
+            "5",
+            "--style-weight",
+            "0.02",
+            "--pooling",
+            "avg",
+            "--manifest",
+            "-q",
+        ]
+    )
     assert code == 0
     return out, json.loads(manifest_path(out).read_text())
 
@@ -61,7 +81,9 @@ def test_rerun_gives_the_same_image(recorded: tuple[Path, dict], tmp_path: Path)
     assert second["settings"] == m["settings"] and second["result"] == pytest.approx(m["result"])
 
 
-def test_rerun_refuses_changed_inputs_and_bad_manifests(recorded: tuple[Path, dict], tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerun_refuses_changed_inputs_and_bad_manifests(
+    recorded: tuple[Path, dict], tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, _ = recorded
     content, _ = tiny_pair
     Image.open(content).rotate(180).save(content)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from styletransfer import stylize
-from styletransfer.api import resolve_settings, stylize_tensor
 from styletransfer.optimize import Interrupted, KerasAdam, Progress
+from styletransfer.pipeline import resolve_settings, stylize_tensor
 
 
 def test_keras_adam_matches_its_formula() -> None:
@@ -82,10 +82,10 @@ def test_lbfgs_run_lowers_the_loss_inside_the_box(tiny_pair: tuple[Path, Path]) 
     assert min(p.loss for p in seen) < 0.2 * seen[0].loss
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     # The returned image is the best one evaluated, and its reported loss is exact.
-    from styletransfer.api import _objective
     from styletransfer.images import load_img
+    from styletransfer.pipeline import build_objective
 
-    obj = _objective(settings, load_img(content, 64), load_img(style, 64))
+    obj = build_objective(settings, load_img(content, 64), load_img(style, 64))
     with torch.no_grad():
         assert float(obj(out)) == pytest.approx(min(p.loss for p in seen), rel=1e-5)
 

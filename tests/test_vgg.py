@@ -95,7 +95,9 @@ def _write_keras_h5(path: Path, weights: dict, *, with_top: bool = False, drop: 
     """Write ``weights`` in the legacy Keras HDF5 layout (kernels as (kh, kw, in, out))."""
     import h5py
 
-    names = ["input_1"] + [layer.name for layer in LAYERS] + (["flatten", "fc1", "fc2", "predictions"] if with_top else [])
+    names = (
+        ["input_1"] + [layer.name for layer in LAYERS] + (["flatten", "fc1", "fc2", "predictions"] if with_top else [])
+    )
     names = [n for n in names if n != drop]
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = [n.encode() for n in names]
@@ -138,7 +140,11 @@ def test_keras_h5_weights_load_in_pytorch_layout(keras_h5: Path) -> None:
 def test_keras_h5_missing_layer(tmp_path: Path) -> None:
     pytest.importorskip("h5py")
     path = tmp_path / "broken.h5"
-    keras = {n: (w.permute(2, 3, 1, 0).numpy(), b.numpy()) for n, (w, b) in load_weights(None).items() if n.startswith("block1")}
+    keras = {
+        n: (w.permute(2, 3, 1, 0).numpy(), b.numpy())
+        for n, (w, b) in load_weights(None).items()
+        if n.startswith("block1")
+    }
     _write_keras_h5(path, keras, drop="block2_conv1")
     with pytest.raises(WeightsError, match="block2_conv1"):
         load_weights(str(path))

@@ -3,8 +3,9 @@ TensorFlow's "Neural style transfer" tutorial and faster by default.
 
 Public API::
 
-    from styletransfer import stylize, loss_terms
+    from styletransfer import stylize, loss_terms, plan, make_job, run_job
     image = stylize("photo.jpg", "painting.jpg", preset="fast")
+    result = run_job(make_job("photo.jpg", "painting.jpg", "out.png", size=256))
 
 Attributes are imported lazily, so ``import styletransfer`` (and the CLI's
 ``--help``) does not import torch.
@@ -19,7 +20,18 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "stylize": "api",
+    "plan": "api",
     "loss_terms": "api",
+    "Job": "jobs",
+    "JobResult": "jobs",
+    "Observer": "jobs",
+    "make_job": "jobs",
+    "run_job": "jobs",
+    "OPTIONS": "options",
+    "StyleTransferError": "errors",
+    "OptionError": "errors",
+    "InputError": "errors",
+    "OutputError": "errors",
     "Progress": "optimize",
     "Interrupted": "optimize",
     "Diverged": "optimize",

@@ -29,15 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import OptionError
 from .images import ImageLike, load_img, resize
 from .vgg import VGG19, WeightsError, load_weights, preprocess, read_keras_h5
 
 #: Keras' full VGG19 weights, with the classifier layers.
 FULL_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels.h5"
 #: Where Keras keeps it (``$KERAS_HOME/models``, by default ``~/.keras/models``).
-FULL_WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + FULL_WEIGHTS
-)
+FULL_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + FULL_WEIGHTS
 #: The classifier's input side, pixels.
 INPUT_SIDE = 224
 _TOP_LAYERS = ("fc1", "fc2", "predictions")
@@ -157,7 +156,7 @@ def classify(
         ``[(class_name, probability), ...]``, most probable first.
     """
     if top < 1:
-        raise ValueError(f"top must be at least 1, not {top}")
+        raise OptionError("top", f"{{option}} must be at least 1, not {top}")
     model = load_classifier(str(find_full_weights(weights)))
     probs = classify_tensor(load_img(image, size), model)
     names = imagenet_classes()

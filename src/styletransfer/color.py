@@ -57,7 +57,7 @@ def preserve_luminance(result: Tensor, content: Tensor) -> Tensor:
     if content.shape[-2:] != result.shape[-2:]:
         from .images import resize
 
-        content = resize(content, tuple(result.shape[-2:]))
+        content = resize(content, (result.shape[-2], result.shape[-1]))
     y = rgb_to_ycbcr(result)[:, :1]
     chroma = rgb_to_ycbcr(content)[:, 1:]
     return ycbcr_to_rgb(torch.cat([y, chroma], dim=1)).clamp(0.0, 1.0)
@@ -68,7 +68,8 @@ def _sqrtm(cov: Tensor, inverse: bool = False) -> Tensor:
     values, vectors = torch.linalg.eigh(cov)
     values = values.clamp_min(1e-8)
     power = -0.5 if inverse else 0.5
-    return vectors @ torch.diag(values**power) @ vectors.T
+    root: Tensor = vectors @ torch.diag(values**power) @ vectors.T
+    return root
 
 
 def match_color(style: Tensor, content: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from PIL import Image
 from .images import ImageLike, to_pil, to_tensor
 
 
-def _in_jupyter() -> bool:
+def in_jupyter() -> bool:
     """True inside an IPython kernel (Jupyter, VS Code, Colab), not in a terminal IPython."""
     try:
         from IPython import get_ipython
@@ -48,7 +48,7 @@ def show(*items: ImageLike | object) -> list[Image.Image]:
         The PIL images shown, in order.
     """
     images = [as_pil(item) for item in items]
-    if _in_jupyter():
+    if in_jupyter():
         from IPython.display import display
 
         display(*images)

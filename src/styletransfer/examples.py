@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+from .errors import InputError
+
 #: The files shipped in ``styletransfer/data/examples``.
 EXAMPLES = ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
 
@@ -12,5 +14,5 @@ EXAMPLES = ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg
 def example_path(name: str) -> Path:
     """The path of a bundled example image, e.g. ``example_path("tubingen.jpg")``."""
     if name not in EXAMPLES:
-        raise ValueError(f"no bundled example {name!r}; choose from {', '.join(EXAMPLES)}")
+        raise InputError(f"no bundled example {name!r}; choose from {', '.join(EXAMPLES)}")
     return Path(str(importlib.resources.files("styletransfer") / "data" / "examples" / name))

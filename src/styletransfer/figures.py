@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .errors import InputError, OptionError
 from .images import ImageLike, save_file_atomically, to_tensor
 from .inspection import high_pass, sobel_edges
 
@@ -87,7 +88,7 @@ def progress_figure(frames: Sequence[tuple[int, ImageLike]], columns: int = 5, p
         panel: width of one thumbnail, inches; the height follows the first image.
     """
     if not frames:
-        raise ValueError("a progress sheet needs at least one frame")
+        raise InputError("a progress sheet needs at least one frame")
     arrays = [(step, _array(image)) for step, image in frames]
     cols = min(columns, len(arrays))
     rows = math.ceil(len(arrays) / cols)
@@ -96,7 +97,7 @@ def progress_figure(frames: Sequence[tuple[int, ImageLike]], columns: int = 5, p
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, (step, arr) in zip(axes, arrays):
         _show(ax, arr, f"Train step: {step}")
-    for ax in axes[len(arrays):]:
+    for ax in axes[len(arrays) :]:
         ax.set_axis_off()
     return fig
 
@@ -112,13 +113,15 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, float]]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         if not rows or any(k not in rows[0] for k in ("step", *TERMS)):
-            raise ValueError(problem)
+            raise InputError(problem)
         return [{k: float(row[k]) for k in ("step", *TERMS)} for row in rows]
     except (UnicodeDecodeError, csv.Error, TypeError, ValueError) as exc:
-        raise ValueError(problem) from exc
+        raise InputError(problem) from exc
 
 
-def loss_figure(log: str | os.PathLike[str] | Iterable[Mapping[str, float]], figsize: tuple[float, float] = (8.0, 5.0)) -> Figure:
+def loss_figure(
+    log: str | os.PathLike[str] | Iterable[Mapping[str, float]], figsize: tuple[float, float] = (8.0, 5.0)
+) -> Figure:
     """Total loss and each weighted term against the step, log scale.
 
     Args:
@@ -127,7 +130,7 @@ def loss_figure(log: str | os.PathLike[str] | Iterable[Mapping[str, float]], fig
     """
     rows = read_log(log) if isinstance(log, (str, os.PathLike)) else [dict(r) for r in log]
     if not rows:
-        raise ValueError("the log has no steps")
+        raise InputError("the log has no steps")
     steps = [r["step"] for r in rows]
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.subplots()
@@ -146,7 +149,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> Pa
     """Write ``fig`` as PNG to ``path`` atomically; its size is ``figsize * dpi`` pixels."""
     p = Path(path)
     if p.suffix.lower() != ".png":
-        raise ValueError(f"{p}: figures are written as .png")
+        raise OptionError("output", f"{p}: figures are written as .png")
     return save_file_atomically(p, lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 

@@ -15,11 +15,8 @@ Tübingen x Starry Night by 0.9%; with the fast IDCT it agrees to 0.01%.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Union
 
 import numpy as np
 import torch
@@ -27,8 +24,12 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from .errors import InputError, Notice
+from .fileio import save_file_atomically as save_file_atomically
+from .options import MAX_SIZE as MAX_SIZE
+
 #: What the API accepts as an image.
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray | Tensor
 
 #: Output formats by file extension.
 FORMATS: dict[str, str] = {
@@ -46,16 +47,12 @@ FORMATS: dict[str, str] = {
 #: header, before any pixel is decoded.
 MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
-#: The largest long side (``size``) of an output: WebP's limit, the smallest of
-#: the output formats' (PNG, TIFF and JPEG allow 65,500 or more).
-MAX_SIZE: int = 16383
+
+class ImageError(InputError):
+    """An image cannot be read, or an output path has no image format."""
 
 
-class ImageError(ValueError):
-    """An image cannot be read, or an output path cannot be written."""
-
-
-class ImageNotice(UserWarning):
+class ImageNotice(Notice):
     """An input was read, but not all of it: e.g. only the first frame of an animation."""
 
 
@@ -176,12 +173,16 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
             raise ImageError(f"{p}: not a readable image: {_what_it_is(f.read(512))}") from exc
     except Exception as exc:  # Pillow's header parsers raise many types for corrupt data
         reason = _one_line(str(exc)) or type(exc).__name__
-        raise ImageError(f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it") from exc
+        raise ImageError(
+            f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it"
+        ) from exc
     try:
         if im.size[0] * im.size[1] > MAX_PIXELS:
             raise ImageError(too_big)
         if im.size[0] < 1 or im.size[1] < 1:
-            raise ImageError(f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it")
+            raise ImageError(
+                f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it"
+            )
         im.load()
     except ImageError:
         im.close()
@@ -335,41 +336,9 @@ def output_format(path: str | os.PathLike[str]) -> str:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise ImageError(
-            f"{path}: unsupported output extension {ext or '(none)'!r}; "
-            f"use one of {', '.join(sorted(set(FORMATS)))}"
+            f"{path}: unsupported output extension {ext or '(none)'!r}; use one of {', '.join(sorted(set(FORMATS)))}"
         )
     return FORMATS[ext]
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the umask (mkstemp uses 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def save_file_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Write a file through ``write(f)`` into a temporary file beside ``path``, then rename.
-
-    An existing file at ``path`` is replaced in one step, or not at all: never
-    left half-written.  The new file gets the mode ``open()`` would give it.
-    """
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ImageError(f"{path}: the directory {directory} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write in {directory} ({exc.strerror})") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, _new_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_image(image: Tensor | Image.Image, path: str | os.PathLike[str]) -> Path:
@@ -409,7 +378,8 @@ def read_alpha(image: ImageLike) -> np.ndarray | None:
     if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
         return None
     upright = ImageOps.exif_transpose(image)
-    return np.asarray(upright.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+    alpha: np.ndarray = np.asarray(upright.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+    return alpha
 
 
 def with_alpha(image: Tensor, alpha: np.ndarray | None) -> Image.Image:

@@ -20,10 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .architecture import LAYERS, check_layers
+from .errors import InputError, OptionError
 from .images import ImageLike, load_img, to_tensor
 from .losses import gram_matrix, neighbour_differences
 from .presets import SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
-from .vgg import LAYERS, check_layers, get_vgg, preprocess
+from .vgg import get_vgg, preprocess
 
 
 def layers() -> list[dict[str, object]]:
@@ -34,11 +36,18 @@ def layers() -> list[dict[str, object]]:
     width), and ``role``: ``"content"`` / ``"style"`` for the layers the seed
     uses by default (``block5_conv2``; ``blockN_conv1`` for N = 1..5), else ``""``.
     """
+
     def role(name: str) -> str:
         return "content" if name in SEED_CONTENT_LAYERS else "style" if name in SEED_STYLE_LAYERS else ""
 
     return [
-        {"name": info.name, "kind": info.kind, "channels": info.out_channels, "factor": info.factor, "role": role(info.name)}
+        {
+            "name": info.name,
+            "kind": info.kind,
+            "channels": info.out_channels,
+            "factor": info.factor,
+            "role": role(info.name),
+        }
         for info in LAYERS
     ]
 
@@ -90,7 +99,7 @@ def layer_stats(
     """
     names = check_layers(layers if layers is not None else [*SEED_STYLE_LAYERS, *SEED_CONTENT_LAYERS])
     if not names:
-        raise ValueError("no layers given")
+        raise OptionError("layers", "no layers given")
     x = load_img(image, size).to(device)
     use_caffe = gram if preprocessed is None else preprocessed
     x = preprocess(x) if use_caffe else x * 255.0
@@ -140,7 +149,7 @@ def sobel_edges(image: ImageLike) -> np.ndarray:
     """
     t = _hwc(image)
     if min(t.shape[-2:]) < 2:
-        raise ValueError(f"Sobel edges need an image of at least 2x2 pixels, not {tuple(t.shape[-2:])}")
+        raise InputError(f"Sobel edges need an image of at least 2x2 pixels, not {tuple(t.shape[-2:])}")
     channels = t.shape[1]
     padded = F.pad(t, (1, 1, 1, 1), mode="reflect")
     kernels = SOBEL_KERNELS.repeat(channels, 1, 1).unsqueeze(1)  # (2C, 1, 3, 3): c0y, c0x, c1y, ...

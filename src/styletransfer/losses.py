@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .vgg import VGG19, check_layers, preprocess
+from .architecture import check_layers
+from .errors import OptionError
+from .vgg import VGG19, preprocess
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -35,7 +38,7 @@ class _GramDistance(torch.autograd.Function):
     """``mean((G(F) - A)^2)`` with a one-matmul backward (see :func:`gram_distance`)."""
 
     @staticmethod
-    def forward(ctx, features: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, features: Tensor, target: Tensor) -> Tensor:
         b, c, h, w = features.shape
         ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last) and c > 1
         flat = _pixels_by_channels(features) if ctx.channels_last else features.reshape(b, c, h * w).transpose(1, 2)
@@ -45,7 +48,7 @@ class _GramDistance(torch.autograd.Function):
         return diff.square().mean()
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
         flat, diff = ctx.saved_tensors
         b, c, h, w = ctx.shape
         scale = grad_output * (4.0 / (b * c * c * h * w))
@@ -75,7 +78,8 @@ def gram_distance(features: Tensor, target: Tensor) -> Tensor:
         features: ``(B, C, H, W)`` activations.
         target: ``(C, C)`` or ``(B, C, C)`` symmetric target Gram matrix.
     """
-    return _GramDistance.apply(features, target.detach())
+    out: Tensor = _GramDistance.apply(features, target.detach())  # type: ignore[no-untyped-call]
+    return out
 
 
 def neighbour_differences(image: Tensor) -> tuple[Tensor, Tensor]:
@@ -112,14 +116,16 @@ class Weights:
 def blend_weights(blend: Sequence[float] | None, n_styles: int) -> list[float]:
     """Normalised style weights ``b_i / sum b``: equal when ``blend`` is ``None``."""
     if n_styles < 1:
-        raise ValueError("at least one style image is needed")
+        raise OptionError("style_blend", "at least one style image is needed")
     if blend is None:
         return [1.0 / n_styles] * n_styles
     values = [float(b) for b in blend]
     if len(values) != n_styles:
-        raise ValueError(f"--style-blend: {len(values)} weights for {n_styles} style images; give one per style")
+        raise OptionError(
+            "style_blend", f"{{option}}: {len(values)} weights for {n_styles} style images; give one per style"
+        )
     if any(not math.isfinite(b) or b < 0 for b in values) or sum(values) <= 0:
-        raise ValueError(f"--style-blend: weights must be finite, >= 0 and not all 0, not {values}")
+        raise OptionError("style_blend", f"{{option}}: weights must be finite, >= 0 and not all 0, not {values}")
     total = sum(values)
     return [b / total for b in values]
 
@@ -162,10 +168,10 @@ class Objective:
         self.vgg = vgg
         self.weights = weights
         self.pooling = pooling
-        self.content_layers = check_layers(content_layers)
-        self.style_layers = check_layers(style_layers)
+        self.content_layers = check_layers(content_layers, "content_layers")
+        self.style_layers = check_layers(style_layers, "style_layers")
         if not self.content_layers and not self.style_layers:
-            raise ValueError("at least one content or style layer is needed")
+            raise OptionError("style_layers", "at least one content or style layer is needed")
         styles = [style] if isinstance(style, Tensor) else list(style)
         blend = blend_weights(style_blend, len(styles))
         if style_layer_weights is None:
@@ -173,9 +179,10 @@ class Objective:
         else:
             self.layer_weights = [float(w) for w in style_layer_weights]
             if len(self.layer_weights) != len(self.style_layers):
-                raise ValueError(
-                    f"--style-layer-weights: {len(self.layer_weights)} weights for "
-                    f"{len(self.style_layers)} style layers; give one per layer"
+                raise OptionError(
+                    "style_layer_weights",
+                    f"{{option}}: {len(self.layer_weights)} weights for {len(self.style_layers)} style layers; "
+                    "give one per layer",
                 )
         self.layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         with torch.no_grad():

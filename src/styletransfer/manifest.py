@@ -10,6 +10,7 @@
       "device": {"type": "cpu", "name": ..., "threads": N},
       "seed": 0,
       "settings": {every field of the effective Preset},
+      "job": {the Job: content, styles, output, options, preset_fields},
       "inputs": {"content": {"path", "sha256"}, "styles": [{"path", "sha256"}, ...],
                  "init": {"path", "sha256"} or null},
       "weights": {"path": null or a path, "sha256": ...},
@@ -28,24 +29,27 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import PIL
 import torch
-from PIL import Image
 
 from . import __version__
-from .images import ImageLike, save_file_atomically
-from .presets import Preset
-from .vgg import default_weights_path, file_sha256, weights_sha256
+from .errors import InputError
+from .fileio import file_sha256, save_file_atomically
+from .images import ImageLike
+from .jobs import Job, JobResult, JobStart, make_job
+from .options import INIT_CHOICES, OPTIONS
+from .presets import DEFAULT_PRESET, PRESETS, Preset
+from .vgg import default_weights_path, weights_sha256
 
 #: The manifest format's version.
 FORMAT = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A manifest cannot be read, or its inputs have changed since it was written."""
 
 
@@ -69,53 +73,48 @@ def _device(device: torch.device) -> dict[str, Any]:
     return {"type": device.type, "name": name, "threads": torch.get_num_threads()}
 
 
-@dataclass
-class Run:
-    """One run being recorded: created before it starts, written when it ends."""
-
-    settings: Any  # api.Settings
-    content: ImageLike
-    styles: list[ImageLike]
-    output: str | os.PathLike[str]
-    start: float = field(default_factory=time.perf_counter)
-
-    def write(self, image: Image.Image, status: str, steps: int) -> Path:
-        """Write the manifest beside the output (atomically); ``image`` is what was saved."""
-        from .api import final_terms
-
-        wall = time.perf_counter() - self.start
-        p: Preset = self.settings.preset
-        init = p.init if p.init not in ("content", "noise", "style") else None
-        weights_file = self.settings.weights
-        data = {
-            "manifest": FORMAT,
-            "status": status,
-            "versions": {
-                "styletransfer": __version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "numpy": __import__("numpy").__version__,
-                "pillow": Image.__version__,
-            },
-            "device": _device(self.settings.device),
-            "seed": self.settings.seed,
-            "settings": asdict(p),
-            "inputs": {
-                "content": _file_entry(self.content),
-                "styles": [_file_entry(s) for s in self.styles],
-                "init": None if init is None else _file_entry(init),
-            },
-            "weights": {
-                "path": weights_file,
-                "file": str(default_weights_path() if weights_file is None else weights_file),
-                "sha256": weights_sha256(weights_file),
-            },
-            "output": _file_entry(self.output),
-            "result": final_terms(image, self.content, self.styles, self.settings),
-            "timings": {"wall_s": round(wall, 3), "steps": steps, "s_per_step": round(wall / steps, 4) if steps else None},
-        }
-        text = json.dumps(data, indent=1) + "\n"
-        return save_file_atomically(manifest_path(self.output), lambda f: f.write(text.encode()))
+def write_manifest(run: JobStart, result: JobResult) -> Path:
+    """Write the manifest of a finished job beside its saved output (atomically); return its path."""
+    settings = run.settings
+    p: Preset = settings.preset
+    init = p.init if p.init not in INIT_CHOICES else None
+    weights_file = settings.weights
+    steps = result.steps
+    data = {
+        "manifest": FORMAT,
+        "status": result.status,
+        "versions": {
+            "styletransfer": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "numpy": __import__("numpy").__version__,
+            "pillow": PIL.__version__,
+        },
+        "device": _device(settings.device),
+        "seed": settings.seed,
+        "settings": asdict(p),
+        "job": run.job.to_dict(),
+        "inputs": {
+            "content": _file_entry(run.inputs.content),
+            "styles": [_file_entry(s) for s in run.inputs.styles],
+            "init": None if init is None else _file_entry(init),
+        },
+        "weights": {
+            "path": weights_file,
+            "file": str(default_weights_path() if weights_file is None else weights_file),
+            "sha256": weights_sha256(weights_file),
+        },
+        "output": _file_entry(result.output) if result.output is not None else None,
+        "result": result.terms,
+        "timings": {
+            "wall_s": round(result.seconds, 3),
+            "steps": steps,
+            "s_per_step": round(result.seconds / steps, 4) if steps else None,
+        },
+    }
+    text = json.dumps(data, indent=1) + "\n"
+    assert result.output is not None
+    return save_file_atomically(manifest_path(result.output), lambda f: f.write(text.encode()))
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,27 @@ class Loaded:
     content: str
     styles: list[str]
     data: dict[str, Any]
+
+    def job(self, output: str, device: str | None = None, **outputs: Any) -> Job:
+        """The job that repeats the run: the same inputs, complete preset, seed and weights, writing ``output``.
+
+        ``outputs`` are output options (``save_every``, ``log``, ``manifest``...).
+        """
+        p = self.preset
+        run = {o.name: getattr(p, o.name) for o in OPTIONS if o.from_preset}
+        job = make_job(
+            self.content,
+            self.styles,
+            output,
+            preset=p.name if p.name in PRESETS else DEFAULT_PRESET,
+            seed=self.seed,
+            device=device or self.device,
+            weights=self.weights,
+            **run,
+            **outputs,
+        )
+        job.preset_fields = asdict(p)
+        return job
 
 
 def _check_file(entry: dict[str, Any] | None, what: str, manifest: Path) -> str:
@@ -158,9 +178,7 @@ def load(path: str | os.PathLike[str]) -> Loaded:
     if not isinstance(data, dict) or data.get("manifest") != FORMAT:
         raise ManifestError(f"{p}: not a styletransfer manifest (format {FORMAT})")
     try:
-        raw = dict(data["settings"])
-        known = {f.name for f in fields(Preset)}
-        preset = Preset(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+        preset = Preset.from_dict(data["settings"])
         content = _check_file(data["inputs"]["content"], "content image", p)
         styles = [_check_file(s, "style image", p) for s in data["inputs"]["styles"]]
         if data["inputs"].get("init"):

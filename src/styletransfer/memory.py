@@ -21,6 +21,7 @@ import os
 
 import torch
 
+from .errors import OptionError
 from .presets import Preset
 
 BASE_BYTES = int(0.55 * 2**30)
@@ -67,7 +68,7 @@ def _gib(n: float) -> str:
 
 
 def check_memory(preset: Preset, height: int, width: int, device: torch.device, available: int | None = None) -> None:
-    """Raise ``ValueError`` naming the largest ``--size`` that fits when the run will not fit.
+    """Raise :class:`~styletransfer.errors.OptionError` on ``size``, naming the largest size when the run will not fit.
 
     Args:
         preset: the run's settings; ``preset.size`` is the long side of ``height x width``.
@@ -89,7 +90,8 @@ def check_memory(preset: Preset, height: int, width: int, device: torch.device, 
             lo = mid
         else:
             hi = mid - 1
-    raise ValueError(
-        f"--size {preset.size} needs about {_gib(need)} of memory on {device.type}, but {_gib(free)} "
-        f"are available; the largest size that fits is about --size {lo}"
+    raise OptionError(
+        "size",
+        f"{{option}} {preset.size} needs about {_gib(need)} of memory on {device.type}, but {_gib(free)} "
+        f"are available; the largest size that fits is about {{option}} {lo}",
     )

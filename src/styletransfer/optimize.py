@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .errors import RunError
 from .images import to_pil
 from .losses import Objective, smooth_total_variation
 
@@ -61,9 +62,12 @@ class Progress:
 
 Callback = Callable[[Progress], None]
 
+#: Asked before every evaluation: ``True`` ends the run with the best image so far.
+StopCheck = Callable[[], bool]
+
 
 class Interrupted(KeyboardInterrupt):
-    """The run was interrupted; ``image`` holds the image at that moment."""
+    """The run was interrupted (Ctrl-C, or a stop asked for); ``image`` holds the image at that moment."""
 
     def __init__(self, image: Tensor, step: int) -> None:
         super().__init__(f"interrupted at step {step}")
@@ -71,7 +75,7 @@ class Interrupted(KeyboardInterrupt):
         self.step = step
 
 
-class Diverged(RuntimeError):
+class Diverged(RunError):
     """The loss became NaN or infinite; ``image`` holds the last finite image."""
 
     def __init__(self, image: Tensor, step: int) -> None:
@@ -127,14 +131,24 @@ def _clone(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clone()
 
 
+class _StopAsked(Exception):
+    """Raised before an evaluation when the run's ``should_stop()`` says so."""
+
+
 @dataclass
 class _Reporter:
-    """Counts steps over scales and turns loss terms into :class:`Progress`."""
+    """Counts steps over scales, turns loss terms into :class:`Progress`, and asks whether to stop."""
 
     total: int
     callback: Callback | None
     start: float = field(default_factory=time.perf_counter)
     step: int = 0
+    should_stop: StopCheck | None = None
+
+    def check_stop(self) -> None:
+        """Raise :class:`_StopAsked` when ``should_stop()`` returns True (called before each evaluation)."""
+        if self.should_stop is not None and self.should_stop():
+            raise _StopAsked
 
     def __call__(self, terms: dict[str, Tensor], image: Tensor) -> float:
         self.step += 1
@@ -175,8 +189,8 @@ def run_adam(
         The image after the last update.
 
     Raises:
-        Interrupted: on Ctrl-C, with the current image (the last finite one
-            if the current one is not).
+        Interrupted: on Ctrl-C or a stop asked for (``report.should_stop``),
+            with the current image (the last finite one if the current one is not).
         Diverged: when the loss or its gradient is not finite a second time,
             with the last image whose loss was finite.
     """
@@ -185,6 +199,7 @@ def run_adam(
     lowered = False
     try:
         for _ in range(steps):
+            report.check_stop()
             terms = objective.terms(x)
             total = terms["style"] + terms["content"] + terms["tv"]
             (grad,) = torch.autograd.grad(total, x)
@@ -209,7 +224,7 @@ def run_adam(
             with torch.no_grad():
                 optimizer.step(x, grad)
                 x.clamp_(0.0, 1.0)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _StopAsked):
         current = x.detach().clamp(0.0, 1.0)
         raise Interrupted(current if bool(torch.isfinite(current).all()) else last_good, report.step) from None
     if not bool(torch.isfinite(x).all()):  # the last update, never evaluated, went wrong
@@ -245,7 +260,7 @@ def run_lbfgs(
         tv_eps: the Charbonnier epsilon of the smoothed TV (0: the exact L1 TV).
 
     Raises:
-        Interrupted: on Ctrl-C, with the best image so far.
+        Interrupted: on Ctrl-C or a stop asked for, with the best image so far.
         Diverged: when the loss is not finite, with the best image so far.
     """
     z = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
@@ -266,6 +281,7 @@ def run_lbfgs(
         nonlocal best
         if report.step >= done:  # the strong-Wolfe line search may ask for more than max_eval
             raise _BudgetSpent
+        report.check_stop()
         opt.zero_grad()
         x = z.clamp(0.0, 1.0)
         terms = objective.terms(x)
@@ -276,14 +292,14 @@ def run_lbfgs(
             best = (loss, x.detach().clone())
         tv = objective.weights.tv * smooth_total_variation(x, tv_eps) if tv_eps > 0 else terms["tv"]
         total = terms["style"] + terms["content"] + tv
-        total.backward()
+        total.backward()  # type: ignore[no-untyped-call]
         return total
 
     try:
-        opt.step(closure)
+        opt.step(closure)  # type: ignore[no-untyped-call]
     except _BudgetSpent:
         pass
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _StopAsked):
         raise Interrupted(best[1], report.step) from None
     return best[1]
 

