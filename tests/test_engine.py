@@ -319,3 +319,15 @@ def test_an_output_that_becomes_unwritable_at_the_end_exits_1(
     err = capsys.readouterr().err
     assert gone.is_set() and code == 1, err
     assert "does not exist" in err.strip().splitlines()[-1]
+
+
+def test_each_precision_runs_or_says_why_not_on_this_device(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+    exact = api.stylize(content, style, preset="tutorial", size=32, steps=3, device="cpu", precision="fp32")
+    bf16 = api.stylize(content, style, preset="tutorial", size=32, steps=3, device="cpu", precision="bf16")
+    assert bf16.size == exact.size
+    a, b = (api.loss_terms(im, content, style, size=32)["total"] for im in (exact, bf16))
+    assert b == pytest.approx(a, rel=0.05)  # bf16 convolutions, fp32 Gram and losses: close, not equal
+    with pytest.raises(OptionError, match="tf32 is a CUDA GPU mode") as info:
+        api.stylize(content, style, size=32, steps=1, device="cpu", precision="tf32")
+    assert info.value.option == "precision"

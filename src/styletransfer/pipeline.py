@@ -64,6 +64,23 @@ class Settings:
     seed: int
     device: torch.device
     weights: str | None
+    precision: str = "fp32"
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """``precision`` if ``device`` can run it (see :data:`~styletransfer.options.PRECISIONS`).
+
+    Raises:
+        OptionError: on ``precision``: tf32 off CUDA, bf16 on MPS.
+    """
+    check_options({"precision": precision})
+    if precision == "tf32" and device.type != "cuda":
+        raise OptionError(
+            "precision", f"{{option}} tf32 is a CUDA GPU mode; on {device.type} use {{option}} fp32 or bf16"
+        )
+    if precision == "bf16" and device.type not in ("cuda", "cpu"):
+        raise OptionError("precision", f"{{option}} bf16 is not available on {device.type}; use {{option}} fp32")
+    return precision
 
 
 def resolve_settings(
@@ -72,6 +89,7 @@ def resolve_settings(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
     **overrides: Any,
 ) -> Settings:
     """Apply ``overrides`` (option names that are preset fields; ``None`` keeps the preset's value) and check them.
@@ -127,7 +145,17 @@ def resolve_settings(
             f"{{option}}: {len(p.style_layer_weights)} weights for {len(p.style_layers)} "
             f"style layers ({', '.join(p.style_layers)}); give one per layer",
         )
-    return Settings(p, seed, resolve_device(device), None if weights is None else str(weights))
+    where = resolve_device(device)
+    return Settings(p, seed, where, None if weights is None else str(weights), check_precision(precision, where))
+
+
+def configure_device(settings: Settings) -> None:
+    """The CUDA switches of a run: cuDNN's autotuner on, TF32 convolutions and matmuls only under ``tf32``."""
+    if settings.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        tf32 = settings.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def stage_sizes(preset: Preset) -> list[int]:
@@ -279,6 +307,7 @@ def build_objective(settings: Settings, content: Tensor, styles: Tensor | Sequen
         style_blend=p.style_blend,
         style_layer_weights=p.style_layer_weights,
         pooling=p.pooling,
+        precision=settings.precision,
     )
 
 
@@ -375,6 +404,7 @@ def optimise(
     """
     p = settings.preset
     check_inputs(inputs, settings)
+    configure_device(settings)
     report = _Reporter(total_steps(p), callback, should_stop=should_stop)
     x: Tensor | None = None
     objective: Objective | None = None
