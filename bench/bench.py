@@ -1,7 +1,22 @@
-"""Benchmark: the default preset against the seed's `tutorial` preset, in one run.
+"""Benchmark: the default preset against the seed's own code, pastiche and our `tutorial` preset, in one run.
 
     python bench/bench.py                       # Tübingen x Starry Night, 512 px
     python bench/bench.py --tutorial-steps 1000 # also run the tutorial to the end
+    python bench/bench.py --seed-steps 0 --pastiche-steps 0   # without the peers
+
+What users would run instead, timed in the same run with the same threads
+(``--threads``, 2 by default):
+
+- the seed's own code (TensorFlow 2 / Keras, ``bench/seed_tf.py``; needs the
+  ``bench`` extra: ``pip install -e '.[bench]'``): its per-step time over
+  ``--seed-steps`` steps after the step that compiles its ``tf.function``,
+  which estimates its 1000 steps;
+- pastiche's default (its CLI: L-BFGS, 1000 steps), at ``--pastiche-size``:
+  its per-step time over ``--pastiche-steps`` steps estimates its whole run.
+
+Our default then runs until its loss reaches the seed's own 1000-step loss
+(``SEED_FINAL_LOSS``), and the benchmark prints the ratios.  A peer whose
+package is missing is skipped with a message.
 
 The tutorial preset's wall time is estimated from its per-step time over
 ``--probe-steps`` steps (1000 steps take about 40 minutes on a 2-core CPU);
@@ -19,6 +34,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
+import json
+import os
+import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -40,6 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: with the channels-last network of commit 2dbe86e, 2 threads (the seed's own TensorFlow code:
 #: 5.318e6; the same preset with the arithmetic of commit e9c2cca: 5.3545e6). See docs/benchmarks.md.
 TUTORIAL_FINAL_LOSS = 5.3184e6
+#: The seed's own TensorFlow code after its 1000 steps, evaluated on its saved PNG at 512 px.
+SEED_FINAL_LOSS = 5.318e6
 
 
 def vgg_gflop(height: int, width: int, last: str = "block5_conv2") -> float:
@@ -139,9 +161,9 @@ def evaluation_profile(
     return median_ms, profiled_ms, rows
 
 
-def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Path) -> dict:
-    """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG."""
-    settings = resolve_settings(name, steps=steps, device="cpu")
+def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Path, size: int = 512) -> dict:
+    """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG (at ``size``)."""
+    settings = resolve_settings(name, steps=steps, size=size, device="cpu")
     per_size: dict[int, list[float]] = {}
     curve: list[tuple[int, float, float]] = []
     last = [time.perf_counter()]
@@ -157,7 +179,7 @@ def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Pa
     image = stylize_tensor(content, style, settings, callback=on_step)
     wall = time.perf_counter() - start
     save_image(image, out)
-    loss = loss_terms(out, content, style, size=512)
+    loss = loss_terms(out, content, style, size=size)
     # The first step of each scale includes building its targets: drop it from the medians.
     step_ms = {s: 1000 * statistics.median(t[1:] or t) for s, t in per_size.items()}
     return {"wall": wall, "loss": loss, "step_ms": step_ms, "curve": curve}
@@ -168,6 +190,123 @@ def time_to_reach(curve: list[tuple[int, float, float]], target: float) -> tuple
     return next(((step, t) for step, loss, t in curve if loss <= target), None)
 
 
+def machine_description() -> str:
+    """The CPU model, its cores and threads, and whether it has AVX-512, AVX-512-BF16 and AMX tiles."""
+    info: dict[str, str] = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}).stdout
+        info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+    except OSError:
+        pass
+    flags = set(info.get("Flags", "").split())
+    if not flags and Path("/proc/cpuinfo").is_file():  # no lscpu
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"^flags\s*:(.*)$", text, re.M)
+        flags = set(found.group(1).split()) if found else set()
+        name = re.search(r"^model name\s*:(.*)$", text, re.M)
+        if name and not info.get("Model name"):
+            info["Model name"] = name.group(1).strip()
+    model = info.get("Model name") or platform.processor() or platform.machine()
+    cpus = info.get("CPU(s)") or str(os.cpu_count())
+    per_core = info.get("Thread(s) per core", "")
+    cores = (
+        int(info["Core(s) per socket"]) * int(info.get("Socket(s)", "1") or 1)
+        if info.get("Core(s) per socket", "").isdigit()
+        else None
+    )
+    core_text = f"{cores} cores, {cpus} logical CPUs" if cores else f"{cpus} logical CPUs"
+    if per_core:
+        core_text += f" ({per_core} per core)"
+    features = ", ".join(
+        f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512f", "avx512_bf16", "amx_tile")
+    )
+    return f"{model}; {core_text}; {features if flags else 'CPU flags unknown'}"
+
+
+def missing(module: str) -> bool:
+    return importlib.util.find_spec(module) is None
+
+
+def seed_tf_probe(content: Path, style: Path, steps: int, size: int, threads: int, out: Path) -> dict | str:
+    """Time the seed's TensorFlow code (``bench/seed_tf.py``) in a child process.
+
+    Returns:
+        seed_tf's measurement (the losses, the first step's seconds, the later
+        steps' seconds, the estimated 1000-step seconds), or why it was skipped.
+    """
+    if missing("tensorflow"):
+        return "skipped: TensorFlow is not installed (pip install -e '.[bench]')"
+    command = [sys.executable, str(ROOT / "bench/seed_tf.py"), "--json", "--steps", str(steps)]
+    command += ["--content", str(content), "--style", str(style), "--max-dim", str(size), "--threads", str(threads)]
+    command += ["--output", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return f"failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or ['no message'])[-1]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pastiche_defaults() -> dict | None:
+    """pastiche's CLI defaults: optimizer, num_steps, size, size_pixels (``None`` without pastiche)."""
+    if missing("pastiche"):
+        return None
+    from pastiche import pastiche
+
+    args = pastiche._parse_args(["pastiche", "--content", "c", "--styles", "s", "--output", "o.png"])
+    return {k: getattr(args, k) for k in ("optimizer", "num_steps", "size", "size_pixels", "content_layers")}
+
+
+def pastiche_command(content: Path, style: Path, output: Path, size: int | None, steps: int | None) -> list[str]:
+    """pastiche's CLI with its defaults; ``size``/``steps`` only when given."""
+    command = [sys.executable, "-m", "pastiche", "--content", str(content), "--styles", str(style)]
+    command += ["--output", str(output)]
+    if size:
+        command += ["--size", str(size)]
+    if steps is not None:
+        command += ["--num-steps", str(steps)]
+    return command
+
+
+def pastiche_probe(content: Path, style: Path, steps: int, size: int | None, threads: int, out: Path) -> dict | str:
+    """Time pastiche's CLI for ``steps`` steps (``--info-step 1``) and estimate its default run.
+
+    pastiche prints the seconds since its start after every step.  Step 1 is
+    its first evaluation with a backward pass; the per-step time is the mean
+    of steps 2..N; the default run is estimated as the time to step 1 plus
+    ``num_steps - 1`` such steps.
+
+    Returns:
+        ``per_step_s``, ``estimated_s``, ``default_steps``, ``size`` (its
+        width x height), ``wall_s`` (this probe's process), or why it was skipped.
+    """
+    defaults = pastiche_defaults()
+    if defaults is None:
+        return "skipped: pastiche is not installed (pip install pastiche)"
+    steps = max(2, steps)
+    command = pastiche_command(content, style, out, size, steps) + ["--info-step", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        return f"failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or ['no message'])[-1]}"
+    elapsed = {int(m[1]): float(m[2]) for m in re.finditer(r"^(\d+)\s+([\d.]+)\s+\S+\s*$", done.stdout, re.M)}
+    shape = re.search(r"^size: (\S+)", done.stdout, re.M)
+    if 1 not in elapsed or steps not in elapsed:
+        return f"failed: no step times in pastiche's output ({done.stdout[-200:]!r})"
+    per_step = (elapsed[steps] - elapsed[1]) / (steps - 1)
+    total = defaults["num_steps"]
+    return {
+        "per_step_s": per_step,
+        "first_step_s": elapsed[1],
+        "estimated_s": elapsed[1] + (total - 1) * per_step,
+        "default_steps": total,
+        "size": shape.group(1) if shape else "?",
+        "wall_s": wall,
+        "defaults": defaults,
+    }
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(
@@ -175,6 +314,65 @@ def git_commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
+
+
+def print_peers(
+    seed: dict | str,
+    peer: dict | str,
+    ours: dict,
+    reached: tuple[int, float] | None,
+    preset: str,
+    pastiche_size: int | None,
+) -> None:
+    """The side-by-side table: the seed's code and pastiche (estimated) against ours to the seed's loss."""
+    print("## Against the seed's own code and pastiche\n")
+    ours_s = reached[1] if reached else None
+    if reached:
+        print(
+            f"{preset} reached the seed's 1000-step loss {SEED_FINAL_LOSS:.4g} at step {reached[0]}, "
+            f"after {reached[1]:.1f} s (from the start: loading, targets and all)"
+        )
+    else:
+        print(f"{preset} did not reach the seed's 1000-step loss {SEED_FINAL_LOSS:.4g}: no ratio counts")
+    print()
+    print(f"| run | settings | ms/step | steps | time (s) | {preset} is faster by |")
+    print("|---|---|---|---|---|---|")
+    if isinstance(seed, dict):
+        h, w = seed["shape"]
+        ratio = f"{seed['estimated_1000_s'] / ours_s:.1f}x" if ours_s else "-"
+        print(
+            f"| the seed's TensorFlow code (estimated) | TensorFlow {seed['tensorflow']}, Adam, {w}x{h}, "
+            f"{seed['threads']} threads; first step {seed['first_s']:.1f} s, median of {len(seed['step_s'])} more | "
+            f"{1000 * seed['median_step_s']:.0f} | 1000 | {seed['estimated_1000_s']:.0f} | {ratio} |"
+        )
+    else:
+        print(f"| the seed's TensorFlow code | {seed} | | | | |")
+    if isinstance(peer, dict):
+        d = peer["defaults"]
+        size_text = f"--size {pastiche_size}" if pastiche_size else f"its default {d['size_pixels']} pixels"
+        ratio = f"{peer['estimated_s'] / ours_s:.1f}x" if ours_s else "-"
+        print(
+            f"| pastiche's default (estimated) | {d['optimizer']}, {size_text} ({peer['size']}) | "
+            f"{1000 * peer['per_step_s']:.0f} | {peer['default_steps']} | {peer['estimated_s']:.0f} | {ratio} |"
+        )
+    else:
+        print(f"| pastiche | {peer} | | | | |")
+    step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
+    print(
+        f"| {preset} to the seed's loss | ours | {step_text} | {reached[0] if reached else '-'} | "
+        f"{f'{ours_s:.1f}' if ours_s else 'not reached'} | 1.0x |"
+    )
+    print()
+    if isinstance(seed, dict):
+        losses = ", ".join(f"{v:.4e}" for v in seed["losses"][:3])
+        print(
+            f"the seed's code, loss before each of its first three updates: {losses} (the seed printed 6.538e8, 4.235e8, 2.452e8)"
+        )
+        if ours_s:
+            print(f"ratio against the seed's code: {seed['estimated_1000_s'] / ours_s:.1f}x (target: 30x)")
+    if isinstance(peer, dict) and ours_s:
+        print(f"ratio against pastiche's default: {peer['estimated_s'] / ours_s:.1f}x")
+    print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,38 +386,63 @@ def main(argv: list[str] | None = None) -> int:
         "--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out")
+    parser.add_argument("--threads", type=int, default=2, help="threads for torch, TensorFlow and pastiche alike")
+    parser.add_argument("--size", type=int, default=512, help="the long side (the targets assume 512)")
+    parser.add_argument(
+        "--seed-steps", type=int, default=24, help="steps of the seed's TensorFlow code to time (0: skip it)"
+    )
+    parser.add_argument("--pastiche-steps", type=int, default=24, help="pastiche steps to time (0: skip it)")
+    parser.add_argument(
+        "--pastiche-size", type=int, default=None, help="pastiche's --size (default: --size; 0: its own default)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    size = args.size
+    pastiche_size = size if args.pastiche_size is None else args.pastiche_size
+
+    # The peers first, each in its own process, with the same threads.
+    seed: dict | str = "skipped: --seed-steps 0"
+    if args.seed_steps:
+        seed = seed_tf_probe(args.content, args.style, args.seed_steps, size, args.threads, args.out / "seed_probe.png")
+    peer: dict | str = "skipped: --pastiche-steps 0"
+    if args.pastiche_steps:
+        peer = pastiche_probe(
+            args.content, args.style, args.pastiche_steps, pastiche_size, args.threads, args.out / "pastiche_probe.png"
+        )
 
     peak, peak_probe = peak_gflops()
     tut = resolve_settings("tutorial", device="cpu").preset.steps
-    probe = run_preset("tutorial", args.content, args.style, args.probe_steps, args.out / "tutorial_probe.png")
-    tut_step = probe["step_ms"][512] / 1000
+    probe = run_preset("tutorial", args.content, args.style, args.probe_steps, args.out / "tutorial_probe.png", size)
+    tut_step = probe["step_ms"][size] / 1000
     tut_wall = tut_step * tut
     tutorial_loss = TUTORIAL_FINAL_LOSS
     if args.tutorial_steps:
-        full = run_preset("tutorial", args.content, args.style, args.tutorial_steps, args.out / "tutorial.png")
+        full = run_preset("tutorial", args.content, args.style, args.tutorial_steps, args.out / "tutorial.png", size)
         tutorial_loss = full["loss"]["total"]
-    ours = run_preset(args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png")
+    ours = run_preset(args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png", size)
     reached = time_to_reach(ours["curve"], tutorial_loss)
+    reached_seed = time_to_reach(ours["curve"], SEED_FINAL_LOSS)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    h, w = load_img(args.content, 512).shape[-2:]
-    eval_ms, profiled_ms, rows = evaluation_profile(args.content, args.style, args.preset)
+    h, w = load_img(args.content, size).shape[-2:]
+    eval_ms, profiled_ms, rows = evaluation_profile(args.content, args.style, args.preset, size=size)
     parts = dict(rows)
     conv_ms = parts["convolutions, forward"] + parts["convolutions, backward to the input"]
     gflop = vgg_gflop(h, w)
 
     print(f"# styletransfer benchmark, {datetime.date.today()}, commit {git_commit()}")
+    print(f"machine: {machine_description()}")
     print(
-        f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, 512 px\n"
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, {size} px\n"
     )
+    print_peers(seed, peer, ours, reached_seed, args.preset, pastiche_size)
     print("| run | settings | wall time (s) | final seed loss | speed-up vs tutorial | ms/step by size |")
     print("|---|---|---|---|---|---|")
     print(
-        f"| tutorial (estimated) | Adam, {tut} steps at 512 | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
-        f"512: {1000 * tut_step:.0f} |"
+        f"| tutorial (estimated) | Adam, {tut} steps at {size} | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
+        f"{size}: {1000 * tut_step:.0f} |"
     )
-    p = resolve_settings(args.preset, steps=args.steps, device="cpu").preset
+    p = resolve_settings(args.preset, steps=args.steps, size=size, device="cpu").preset
     settings_text = f"{p.optimizer}, {p.steps} steps at {p.size}"
     step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
     # A speed-up only counts at the tutorial's quality or better.
@@ -254,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS: {rss_mib:.0f} MiB")
     total_ms = sum(rows_ms for _, rows_ms in rows)
     print(
-        f"\nwhere one {args.preset} evaluation at 512 px goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n"
+        f"\nwhere one {args.preset} evaluation at {size} px goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n"
     )
     print("| part | ms | share |")
     print("|---|---|---|")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import bench  # noqa: E402
@@ -66,3 +67,67 @@ def test_ceiling_gram_distance_of_an_image_to_itself_is_zero() -> None:
 def test_peak_probe_names_its_kernel() -> None:
     rate, probe = bench.peak_gflops(repeats=1)
     assert rate > 0 and probe in ("fp32 matmul 4096", "3x3 convolution 256->256 at 64x64")
+
+
+def test_machine_description_names_the_cpu_and_its_flags() -> None:
+    text = bench.machine_description()
+    for flag in ("avx512f", "avx512_bf16", "amx_tile"):
+        assert flag in text or "CPU flags unknown" in text
+    assert "logical CPUs" in text
+
+
+def test_pastiche_command_keeps_its_defaults_unless_told(tmp_path: Path) -> None:
+    c, s, o = Path("c.jpg"), Path("s.jpg"), tmp_path / "o.png"
+    plain = bench.pastiche_command(c, s, o, None, None)
+    assert plain[1:] == ["-m", "pastiche", "--content", "c.jpg", "--styles", "s.jpg", "--output", str(o)]
+    assert bench.pastiche_command(c, s, o, 512, 24)[-4:] == ["--size", "512", "--num-steps", "24"]
+
+
+def test_peers_skip_with_a_message_when_their_packages_are_missing(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bench, "missing", lambda module: True)
+    c, s = Path("c.jpg"), Path("s.jpg")
+    seed = bench.seed_tf_probe(c, s, 2, 64, 2, tmp_path / "seed.png")
+    assert isinstance(seed, str) and "TensorFlow is not installed" in seed and ".[bench]" in seed
+    peer = bench.pastiche_probe(c, s, 2, 64, 2, tmp_path / "p.png")
+    assert isinstance(peer, str) and "pastiche is not installed" in peer
+
+
+def test_peer_table_divides_their_estimates_by_our_time(capsys) -> None:
+    seed = {
+        "shape": [384, 512],
+        "tensorflow": "2.x",
+        "threads": 2,
+        "first_s": 5.0,
+        "step_s": [1.0, 1.0],
+        "median_step_s": 1.0,
+        "estimated_1000_s": 1004.0,
+        "losses": [6.538e8, 4.235e8, 2.452e8],
+    }
+    peer = {
+        "defaults": {"optimizer": "lbfgs", "size_pixels": 250000},
+        "size": "512x384",
+        "per_step_s": 2.0,
+        "default_steps": 1000,
+        "estimated_s": 2008.0,
+    }
+    ours = {"step_ms": {512: 1500.0}}
+    bench.print_peers(seed, peer, ours, (250, 100.4), "fast", 512)
+    out = capsys.readouterr().out
+    assert "ratio against the seed's code: 10.0x" in out and "ratio against pastiche's default: 20.0x" in out
+    bench.print_peers("skipped: TensorFlow is not installed", peer, ours, None, "fast", None)
+    out = capsys.readouterr().out
+    assert "did not reach" in out and "skipped: TensorFlow" in out and "ratio against" not in out
+
+
+@pytest.mark.slow
+def test_bench_runs_end_to_end_with_tiny_step_counts(tmp_path: Path, capsys) -> None:
+    argv = ["--size", "64", "--steps", "3", "--probe-steps", "2", "--seed-steps", "2", "--pastiche-steps", "2"]
+    assert bench.main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "machine: " in out and "## Against the seed's own code and pastiche" in out
+    if bench.missing("tensorflow"):
+        assert "skipped: TensorFlow is not installed" in out
+    else:
+        assert "the seed's TensorFlow code (estimated)" in out and (tmp_path / "seed_probe.png").is_file()
+    assert "pastiche's default (estimated)" in out and "(64x48)" in out
+    assert (tmp_path / "fast.png").is_file()
