@@ -421,7 +421,7 @@ def create_app(config: Config) -> FastAPI:
             try:
                 form = await request.form(max_files=32, max_fields=16)
             except _TooLarge:
-                raise
+                raise WebError(413, f"the upload is over the limit of {config.max_upload_mb:g} MB", "content") from None
             except Exception as exc:
                 raise WebError(422, f"the request is not a multipart form: {exc}", "content") from None
             try:
