@@ -95,7 +95,7 @@ class Store:
         """After a restart: the jobs that were running go back to the queue (they resume from their snapshot)."""
         with self._lock:
             ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
-            self._db.execute("UPDATE jobs SET status = ? WHERE status = ?", (QUEUED, RUNNING))
+            self._db.execute("UPDATE jobs SET status = ?, step = snapshot_step WHERE status = ?", (QUEUED, RUNNING))
         return ids
 
     def add(self, job_id: str, folder: Path, device: str, options: dict[str, Any], job: str, styles: int) -> None:
@@ -155,7 +155,7 @@ class Store:
 
     def snapshot(self, job_id: str, step: int) -> None:
         with self._lock:
-            self._db.execute("UPDATE jobs SET snapshot_step = ? WHERE id = ?", (step, job_id))
+            self._db.execute("UPDATE jobs SET snapshot_step = ?, step = ? WHERE id = ?", (step, step, job_id))
 
     def finish(self, job_id: str, status: str, *, error: str | None, has_result: bool, step: int | None = None) -> None:
         with self._lock:
