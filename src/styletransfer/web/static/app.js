@@ -202,9 +202,10 @@ async function start(event) {
   for (const s of state.styles) form.append("style", s, s.name);
   form.append("options", JSON.stringify(formOptions()));
   $("start").disabled = true;
+  const clicked = performance.now();
   try {
     const job = await api("/api/jobs", { method: "POST", body: form });
-    state.startedAt = performance.now();
+    state.startedAt = clicked;
     show(job.id);
     refreshHistory();
   } catch (error) {
@@ -218,7 +219,9 @@ function show(id) {
   if (state.source) state.source.close();
   state.job = id;
   state.firstPreviewMs = null;
+  state.ended = false;
   $("run").hidden = false;
+  delete $("run").dataset.status;
   $("result-links").hidden = true;
   $("bar").value = 0;
   $("progress-text").textContent = "queued";
@@ -231,6 +234,7 @@ function show(id) {
   state.source = source;
   source.addEventListener("progress", (e) => {
     const p = JSON.parse(e.data);
+    if (state.ended) return;
     $("bar").max = p.total;
     $("bar").value = p.step;
     $("progress-text").textContent = `step ${p.step} of ${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
@@ -239,6 +243,7 @@ function show(id) {
       state.lastPreview = now;
       const img = $("after");
       img.onload = () => {
+        if (state.ended) return;
         img.dataset.step = String(p.step);
         if (state.firstPreviewMs === null && state.startedAt) {
           state.firstPreviewMs = performance.now() - state.startedAt;
@@ -258,6 +263,8 @@ function show(id) {
 }
 
 function finished(job) {
+  state.ended = true;
+  $("after").onload = null;
   $("cancel").disabled = true;
   const text = { done: "done", failed: "failed: " + (job.error || ""), cancelled: "cancelled" }[job.status];
   $("progress-text").textContent = `${text} · ${job.step} of ${job.total} steps`;
