@@ -604,9 +604,7 @@ def _cmd_demo(argv: Sequence[str]) -> int:
 
 
 def _cmd_serve(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} serve", description="Run the local web studio (needs the web extra)."
-    )
+    parser = _Parser(prog=f"{PROG} serve", description="Run the local web studio (needs the web extra).")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (another needs a token)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--data-dir", default=None, help="where jobs are kept (default: the user data directory)")

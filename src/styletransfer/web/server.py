@@ -563,9 +563,8 @@ def create_app(config: Config) -> FastAPI:
             raise WebError(409, f"job {job_id} is {row['status']}; cancel it first")
         return Response(status_code=204)
 
-    wrapped: Any = Guard(app, config)
-    wrapped.studio = studio
-    return wrapped  # type: ignore[no-any-return]
+    app.add_middleware(Guard, config=config)
+    return app
 
 
 def _copy(upload: UploadFile, path: Path) -> None:
