@@ -100,3 +100,47 @@ def test_a_killed_server_resumes_its_running_job_from_the_snapshot(
         with urllib.request.urlopen(f"{server.url}/api/jobs/{finished}/result.png", timeout=30) as answer:
             assert answer.status == 200  # nothing lost
         assert not (data / "jobs" / running / "snapshot.png").exists()
+
+
+def test_listening_beyond_this_machine_makes_a_token_and_prints_its_url(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import urllib.error
+
+    from .studio_process import free_port
+
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "styletransfer", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    process = subprocess.Popen(
+        [*cmd, "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        assert f"http://127.0.0.1:{port}/?token=" in line, line
+        token = line.split("?token=")[1].split()[0]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5)
+                raise AssertionError("answered without the token")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/health", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
