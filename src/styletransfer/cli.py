@@ -167,7 +167,8 @@ def main_parser() -> argparse.ArgumentParser:
             "'styletransfer layers' lists VGG19's layers; 'styletransfer stats IMAGE' prints layer "
             "statistics; 'styletransfer classify IMAGE' prints the top-5 ImageNet classes; "
             "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures; "
-            "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest. "
+            "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest; "
+            "'styletransfer serve' runs the local web studio. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
     )
@@ -602,7 +603,26 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     return _run(args, example_path("tubingen.jpg"), [example_path("starry_night.jpg")])
 
 
+def _cmd_serve(argv: Sequence[str]) -> int:
+    parser = _Parser(prog=f"{PROG} serve", description="Run the local web studio (needs the web extra).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (another needs a token)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--data-dir", default=None, help="where jobs are kept (default: the user data directory)")
+    parser.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload, MB (default 25)")
+    parser.add_argument("--max-size", type=int, default=2048, help="largest output long side, px (default 2048)")
+    parser.add_argument("--token", default=None, help="require this token (made up when --host is not local)")
+    parser.add_argument("--open", action="store_true", help="open the page in a browser")
+    args = parser.parse_args(argv)
+    try:
+        from .web.server import serve
+    except ImportError as exc:
+        _err(f"serve needs the web extra ({exc.name} is missing): pip install 'styletransfer[web]'")
+        return 1
+    return serve(args.host, args.port, args.data_dir, args.max_upload_mb, args.max_size, args.token, args.open)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "serve": _cmd_serve,
     "loss": _cmd_loss,
     "demo": _cmd_demo,
     "layers": _cmd_layers,

@@ -1,0 +1,372 @@
+// styletransfer studio: the one page.  Plain JavaScript, no build step, nothing fetched from elsewhere.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { options: null, presets: {}, content: null, styles: [], contentSize: null, job: null, source: null, lastPreview: 0 };
+
+async function api(path, init) {
+  const response = await fetch(path, Object.assign({ credentials: "same-origin" }, init || {}));
+  let body = null;
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("json")) body = await response.json();
+  if (!response.ok) {
+    const error = new Error((body && body.detail) || response.statusText);
+    error.field = body && body.field;
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// --- the form, from /api/options ------------------------------------------------------------------
+const MAIN = ["size", "steps", "style_weight", "content_weight", "tv_weight", "preserve_colors", "init", "seed"];
+
+function fieldFor(o) {
+  const id = "opt-" + o.name;
+  let input;
+  if (o.choices && !o.many) {
+    input = el("select", { id, name: o.name }, el("option", { value: "" }, o.from_preset ? "(preset)" : "(default)"));
+    for (const c of o.choices) input.append(el("option", { value: c }, c));
+  } else if (o.name === "init") {
+    input = el("select", { id, name: o.name }, el("option", { value: "" }, "(preset)"));
+    for (const c of ["content", "noise", "style"]) input.append(el("option", { value: c }, c));
+  } else if ((o.type === "int" || o.type === "float") && !o.many) {
+    input = el("input", { id, name: o.name, type: "number", step: o.type === "int" ? "1" : "any", min: o.minimum, max: o.name === "size" ? state.maxSize : o.maximum, inputmode: o.type === "int" ? "numeric" : "decimal" });
+  } else {
+    input = el("input", { id, name: o.name, type: "text", placeholder: o.many ? "comma-separated" : "" });
+  }
+  input.dataset.type = o.type;
+  input.dataset.many = o.many ? "1" : "";
+  input.addEventListener("input", () => { clearErrors(); scheduleEstimate(); });
+  input.addEventListener("change", () => { clearErrors(); scheduleEstimate(); });
+  return el("div", { class: "field" }, el("label", { for: id }, o.name.replace(/_/g, " ")), input, el("small", { id: "help-" + o.name }, o.help));
+}
+
+function showPresetValues() {
+  const p = state.presets[$("opt-preset").value] || {};
+  $("preset-help").textContent = p.description || "";
+  for (const o of state.options) {
+    const input = $("opt-" + o.name);
+    if (!input || !o.from_preset || input.tagName !== "INPUT") continue;
+    const v = p[o.name];
+    input.placeholder = v === null || v === undefined ? (o.many ? "comma-separated" : "") : (Array.isArray(v) ? v.join(",") : String(v));
+  }
+}
+
+function formOptions() {
+  const out = {};
+  const preset = $("opt-preset").value;
+  if (preset) out.preset = preset;
+  for (const o of state.options) {
+    if (!o.web || o.name === "preset") continue;
+    const input = $("opt-" + o.name);
+    const text = input.value.trim();
+    if (text === "") continue;
+    if (o.many) {
+      const items = text.split(",").map((t) => t.trim()).filter(Boolean);
+      out[o.name] = o.type === "str" ? items : items.map(Number);
+    } else if (o.type === "int" || o.type === "float") out[o.name] = Number(text);
+    else out[o.name] = text;
+  }
+  return out;
+}
+
+function setFormOptions(options) {
+  $("opt-preset").value = options.preset || "";
+  for (const o of state.options) {
+    const input = $("opt-" + o.name);
+    if (!input || o.name === "preset") continue;
+    const v = options[o.name];
+    input.value = v === undefined || v === null ? "" : (Array.isArray(v) ? v.join(",") : String(v));
+  }
+  showPresetValues();
+  scheduleEstimate();
+}
+
+function clearErrors() {
+  for (const n of document.querySelectorAll("[aria-invalid=true]")) n.removeAttribute("aria-invalid");
+  for (const n of document.querySelectorAll(".field-error")) n.textContent = "";
+}
+
+function markError(error) {
+  const field = error.field;
+  const input = field && ($("opt-" + field) || $(field + "-file"));
+  if (input) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+  const box = field === "content" ? $("err-content") : field === "style" ? $("err-style") : $("err-options");
+  box.textContent = error.message;
+}
+
+// --- pictures --------------------------------------------------------------------------------------
+function thumb(file) {
+  const img = el("img", { alt: file.name });
+  img.src = URL.createObjectURL(file);
+  return img;
+}
+
+function setContent(file) {
+  state.content = file;
+  $("content-thumbs").replaceChildren(thumb(file));
+  const probe = new Image();
+  probe.onload = () => { state.contentSize = [probe.naturalWidth, probe.naturalHeight]; scheduleEstimate(); };
+  probe.src = URL.createObjectURL(file);
+  clearErrors();
+}
+
+function setStyles(files) {
+  state.styles = Array.from(files);
+  $("style-thumbs").replaceChildren(...state.styles.map(thumb));
+  clearErrors();
+  scheduleEstimate();
+}
+
+async function exampleFile(name) {
+  const response = await fetch("/api/examples/" + encodeURIComponent(name), { credentials: "same-origin" });
+  const blob = await response.blob();
+  return new File([blob], name, { type: blob.type || "image/jpeg" });
+}
+
+function dropZone(zone, onFiles) {
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    const files = Array.from(e.dataTransfer.files).filter((f) => f.type.startsWith("image/"));
+    if (files.length) onFiles(files);
+  });
+}
+
+// --- the estimate ---------------------------------------------------------------------------------
+let estimateTimer = null;
+let estimateSeq = 0;
+function scheduleEstimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(estimate, 400);
+}
+
+function bytes(n) {
+  return n >= 1 << 30 ? (n / (1 << 30)).toFixed(1) + " GiB" : Math.round(n / (1 << 20)) + " MiB";
+}
+
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  s = Math.round(s);
+  return s >= 3600 ? Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min" : s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s";
+}
+
+async function estimate() {
+  if (!state.contentSize) return;
+  const seq = ++estimateSeq;
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(formOptions())) params.set(k, Array.isArray(v) ? v.join(",") : String(v));
+  params.set("width", state.contentSize[0]);
+  params.set("height", state.contentSize[1]);
+  params.set("styles", Math.max(1, state.styles.length));
+  $("estimate").textContent = "Estimating…";
+  try {
+    const plan = await api("/api/estimate?" + params);
+    if (seq !== estimateSeq) return;
+    const last = plan.scales[plan.scales.length - 1];
+    const evals = plan.evaluations.reduce((a, b) => a + b, 0);
+    $("estimate").textContent = `Estimate: about ${duration(plan.seconds)} on ${plan.device}, ${evals} evaluations, ` +
+      `${last[1]}×${last[0]} px, peak memory ${bytes(plan.peak_bytes)}.`;
+  } catch (error) {
+    if (seq !== estimateSeq) return;
+    $("estimate").textContent = "Estimate: –";
+    markError(error);
+  }
+}
+
+// --- jobs --------------------------------------------------------------------------------------------
+async function start(event) {
+  event.preventDefault();
+  clearErrors();
+  if (!state.content) return markError({ field: "content", message: "content: pick a content image" });
+  if (!state.styles.length) return markError({ field: "style", message: "style: pick one or more style images" });
+  const form = new FormData();
+  form.append("content", state.content, state.content.name);
+  for (const s of state.styles) form.append("style", s, s.name);
+  form.append("options", JSON.stringify(formOptions()));
+  $("start").disabled = true;
+  const clicked = performance.now();
+  try {
+    const job = await api("/api/jobs", { method: "POST", body: form });
+    state.startedAt = clicked;
+    show(job.id);
+    refreshHistory();
+  } catch (error) {
+    markError(error);
+  } finally {
+    $("start").disabled = false;
+  }
+}
+
+function show(id) {
+  if (state.source) state.source.close();
+  state.job = id;
+  state.firstPreviewMs = null;
+  state.ended = false;
+  $("run").hidden = false;
+  delete $("run").dataset.status;
+  $("result-links").hidden = true;
+  $("bar").value = 0;
+  $("progress-text").textContent = "queued";
+  $("cancel").disabled = false;
+  $("before").src = `/api/jobs/${id}/content`;
+  $("after").removeAttribute("src");
+  $("after").dataset.step = "";
+  for (const li of document.querySelectorAll("#history li")) li.classList.toggle("current", li.dataset.id === id);
+  const source = new EventSource(`/api/jobs/${id}/events`);
+  state.source = source;
+  source.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    if (state.ended) return;
+    $("bar").max = p.total;
+    $("bar").value = p.step;
+    $("progress-text").textContent = `step ${p.step} of ${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
+    const now = performance.now();
+    if (now - state.lastPreview > 450) {
+      state.lastPreview = now;
+      const img = $("after");
+      img.onload = () => {
+        if (state.ended) return;
+        img.dataset.step = String(p.step);
+        if (state.firstPreviewMs === null && state.startedAt) {
+          state.firstPreviewMs = performance.now() - state.startedAt;
+          document.body.dataset.firstPreviewMs = String(Math.round(state.firstPreviewMs));
+        }
+      };
+      img.src = `/api/jobs/${id}/preview.jpg?step=${p.step}`;
+    }
+  });
+  for (const kind of ["done", "failed", "cancelled"]) {
+    source.addEventListener(kind, (e) => {
+      source.close();
+      finished(JSON.parse(e.data));
+      refreshHistory();
+    });
+  }
+}
+
+function finished(job) {
+  state.ended = true;
+  $("after").onload = null;
+  $("cancel").disabled = true;
+  const text = { done: "done", failed: "failed: " + (job.error || ""), cancelled: "cancelled" }[job.status];
+  $("progress-text").textContent = `${text} · ${job.step} of ${job.total} steps`;
+  if (job.status === "done") $("bar").value = $("bar").max;
+  if (job.has_result) {
+    $("after").src = `/api/jobs/${job.id}/result.png`;
+    $("after").dataset.step = "result";
+    $("download").href = `/api/jobs/${job.id}/result.png`;
+    $("manifest").href = `/api/jobs/${job.id}/manifest.json`;
+    $("result-links").hidden = false;
+  }
+  $("run").dataset.status = job.status;
+}
+
+async function cancel() {
+  if (!state.job) return;
+  $("cancel").disabled = true;
+  try {
+    await api(`/api/jobs/${state.job}/cancel`, { method: "POST" });
+  } catch (error) {
+    $("progress-text").textContent = error.message;
+  }
+  refreshHistory();
+}
+
+async function runAgain(job) {
+  const content = await fetch(`/api/jobs/${job.id}/content`, { credentials: "same-origin" }).then((r) => r.blob());
+  setContent(new File([content], "content", { type: content.type }));
+  const styles = [];
+  for (let i = 0; i < job.styles; i++) {
+    const blob = await fetch(`/api/jobs/${job.id}/style/${i}`, { credentials: "same-origin" }).then((r) => r.blob());
+    styles.push(new File([blob], "style" + i, { type: blob.type }));
+  }
+  setStyles(styles);
+  setFormOptions(job.options);
+  $("opt-size").focus();
+}
+
+async function refreshHistory() {
+  let jobs;
+  try {
+    jobs = (await api("/api/jobs")).jobs;
+    $("conn").textContent = "";
+  } catch (error) {
+    $("conn").textContent = "server unreachable: " + error.message;
+    return;
+  }
+  const list = $("history");
+  list.replaceChildren(...jobs.map((job) => {
+    const img = el("img", { alt: `job ${job.id} (${job.status})`, loading: "lazy" });
+    if (job.has_result) img.src = `/api/jobs/${job.id}/preview.jpg`;
+    else img.src = `/api/jobs/${job.id}/content`;
+    const size = job.options.size ? `${job.options.size} px` : (job.options.preset || "fast");
+    const actions = el("div", { class: "actions" },
+      el("button", { type: "button", onclick: () => { show(job.id); if (job.status !== "queued" && job.status !== "running") finished(job); } }, "Open"),
+      el("button", { type: "button", onclick: () => runAgain(job) }, "Run again"));
+    if (["queued", "running"].includes(job.status)) {
+      actions.append(el("button", { type: "button", onclick: async () => { await api(`/api/jobs/${job.id}/cancel`, { method: "POST" }).catch(() => {}); refreshHistory(); } }, "Cancel"));
+    } else {
+      actions.append(el("button", { type: "button", onclick: async () => { await api(`/api/jobs/${job.id}`, { method: "DELETE" }).catch(() => {}); refreshHistory(); } }, "Delete"));
+    }
+    const when = job.created ? new Date(job.created).toLocaleString() : "";
+    return el("li", { "data-id": job.id, "data-status": job.status, class: job.id === state.job ? "current" : "" },
+      img,
+      el("span", { class: "status status-" + job.status }, `${job.status} · ${job.step}/${job.total}`),
+      el("span", { class: "muted" }, `${size} · ${when}`),
+      actions);
+  }));
+  if (jobs.some((j) => j.status === "queued" || j.status === "running")) setTimeout(refreshHistory, 2000);
+}
+
+// --- start ------------------------------------------------------------------------------------------
+async function init() {
+  const table = await api("/api/options");
+  state.options = table.options;
+  state.presets = table.presets;
+  state.maxSize = table.max_size;
+  const preset = $("opt-preset");
+  preset.append(el("option", { value: "" }, "fast (default)"));
+  for (const name of Object.keys(table.presets)) preset.append(el("option", { value: name }, name));
+  preset.addEventListener("change", () => { showPresetValues(); scheduleEstimate(); });
+  for (const o of table.options) {
+    if (!o.web || o.name === "preset") continue;
+    (MAIN.includes(o.name) ? $("main-options") : $("more-options")).append(fieldFor(o));
+  }
+  showPresetValues();
+  for (const name of table.examples) {
+    $("content-example").append(el("option", { value: name }, name));
+    $("style-example").append(el("option", { value: name }, name));
+  }
+  $("content-file").addEventListener("change", (e) => e.target.files[0] && setContent(e.target.files[0]));
+  $("style-file").addEventListener("change", (e) => e.target.files.length && setStyles(e.target.files));
+  $("content-example").addEventListener("change", async (e) => e.target.value && setContent(await exampleFile(e.target.value)));
+  $("style-example").addEventListener("change", async (e) => e.target.value && setStyles([await exampleFile(e.target.value)]));
+  dropZone($("content-drop"), (files) => setContent(files[0]));
+  dropZone($("style-drop"), setStyles);
+  $("options-form").addEventListener("submit", start);
+  $("cancel").addEventListener("click", cancel);
+  $("again").addEventListener("click", async () => state.job && runAgain(await api(`/api/jobs/${state.job}`)));
+  $("slider").addEventListener("input", (e) => { $("after-wrap").style.clipPath = `inset(0 ${100 - e.target.value}% 0 0)`; });
+  await refreshHistory();
+  document.body.dataset.ready = "1";
+}
+
+init().catch((error) => { $("conn").textContent = "could not load the studio: " + error.message; });

@@ -1,0 +1,106 @@
+"""The studio's page in a real browser: Playwright driving Debian's Chromium against a real ``serve`` process.
+
+Playwright's own browser download is not used: the tests launch
+``/usr/bin/chromium`` (``apt-get install chromium``) and are skipped without it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from .studio_process import Server, serve  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve(tmp_path_factory.mktemp("studio") / "data") as server:
+        yield server
+
+
+@pytest.fixture()
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture()
+def pictures(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]:
+    content, style = tmp_path / "photo.png", tmp_path / "painting.png"
+    Image.open(tubingen).convert("RGB").resize((64, 48)).save(content)
+    Image.open(starry).convert("RGB").resize((64, 48)).save(style)
+    return content, style
+
+
+def _start(page: Any, pictures: tuple[Path, Path], size: int, steps: int) -> None:
+    page.set_input_files("#content-file", str(pictures[0]))
+    page.set_input_files("#style-file", str(pictures[1]))
+    page.fill("#opt-size", str(size))
+    page.fill("#opt-steps", str(steps))
+    page.wait_for_function("document.getElementById('estimate').textContent.includes('evaluations')", timeout=60_000)
+    page.click("#start")
+
+
+def test_upload_start_watch_the_preview_change_and_see_the_result(page: Any, pictures: tuple[Path, Path]) -> None:
+    _start(page, pictures, 48, 60)
+    page.wait_for_function("document.getElementById('after').dataset.step > 0", timeout=120_000)
+    first = page.get_attribute("#after", "data-step")
+    page.wait_for_function(
+        f"(s => s && s !== '{first}')(document.getElementById('after').dataset.step)", timeout=120_000
+    )
+    page.wait_for_selector("#run[data-status='done']", timeout=180_000)
+    assert page.get_attribute("#after", "data-step") == "result"
+    assert page.is_visible("#download") and page.is_visible("#manifest")
+    assert "done" in page.inner_text("#progress-text")
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename.endswith(".png")
+    assert page.locator("#history li[data-status='done']").count() >= 1
+
+
+def test_cancel_a_job_and_keep_its_image(page: Any, pictures: tuple[Path, Path]) -> None:
+    _start(page, pictures, 48, 5000)
+    page.wait_for_function("document.getElementById('after').dataset.step > 0", timeout=120_000)
+    page.click("#cancel")
+    page.wait_for_selector("#run[data-status='cancelled']", timeout=60_000)
+    assert "cancelled" in page.inner_text("#progress-text")
+    assert page.is_visible("#download")  # the image so far is the result
+
+
+def test_a_bad_option_marks_its_field(page: Any, pictures: tuple[Path, Path]) -> None:
+    page.set_input_files("#content-file", str(pictures[0]))
+    page.set_input_files("#style-file", str(pictures[1]))
+    page.fill("#opt-size", "0")
+    page.click("#start")
+    page.wait_for_selector("#opt-size[aria-invalid='true']", timeout=30_000)
+    assert "size" in page.inner_text("#err-options")
