@@ -324,3 +324,45 @@ def test_protect_faces_reports_how_many_faces_it_found(tiny_pair: tuple[Path, Pa
     with pytest.warns(FacesProtected, match="0 faces found"):
         inputs = decode_inputs(content, style, protect_faces=True)
     assert inputs.masks is None
+
+
+# --- Luminance-only transfer --------------------------------------------------------------------
+
+
+def _w1(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The 1-Wasserstein distance between two value distributions (their quantile functions' mean gap)."""
+    q = np.linspace(0, 1, 201)
+    return float(np.abs(np.quantile(a.flatten().numpy(), q) - np.quantile(b.flatten().numpy(), q)).mean())
+
+
+@pytest.mark.slow
+def test_luminance_only_keeps_the_content_chroma_and_moves_the_luminance_toward_the_style(
+    tubingen: Path, starry: Path
+) -> None:
+    from styletransfer.color import match_luminance, rgb_to_ycbcr
+    from styletransfer.images import load_img, to_tensor
+
+    out = api.stylize(tubingen, starry, preserve_colors="luminance-only", size=64, steps=30, device="cpu")
+    content, style = load_img(tubingen, 64), load_img(starry, 64)
+    yo, yc = rgb_to_ycbcr(to_tensor(out)), rgb_to_ycbcr(content)
+    gap = (yo[:, 1:] - yc[:, 1:]).abs() * 255
+    assert float(gap.mean()) < 0.5 and float(gap.flatten().quantile(0.99)) < 1.0  # 8-bit rounding; rare clamps
+    target = match_luminance(style, content)[:, :1]  # the style's luminance as the run sees it
+    assert _w1(yo[:, :1], target) < 0.85 * _w1(yc[:, :1], target)
+    raw = rgb_to_ycbcr(style)[:, :1]
+    assert _w1(yo[:, :1], raw) < _w1(yc[:, :1], raw)
+
+
+def test_luminance_only_optimises_grey_images(tiny_pair: tuple[Path, Path]) -> None:
+    from styletransfer.pipeline import objective_at, resolve_settings
+
+    content, style = tiny_pair
+    settings = resolve_settings("fast", device="cpu", size=32, preserve_colors="luminance-only")
+    _, c, s = objective_at(decode_inputs(content, style), settings, 32)
+    for image in (c, s[0]):
+        assert torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
+    from styletransfer.color import rgb_to_ycbcr
+
+    yc = rgb_to_ycbcr(c)[:, 0]
+    ys = rgb_to_ycbcr(s[0])[:, 0]
+    assert abs(float(ys.mean() - yc.mean())) < 0.02 and abs(float(ys.std() - yc.std())) < 0.02
