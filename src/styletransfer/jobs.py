@@ -223,7 +223,11 @@ def check_outputs(job: Job, inputs: Sequence[str] | None = None) -> None:
     """
     from .images import output_format
 
-    masks = [*(job.options.get("masks") or ()), *(job.options.get("style_masks") or ())]
+    masks = [
+        *(job.options.get("masks") or ()),
+        *(job.options.get("style_masks") or ()),
+        *init_file(job.options.get("fine_style")),
+    ]
     sources = (
         [job.content, *job.styles, *masks, *init_file(job.options.get("init"))] if inputs is None else list(inputs)
     )
@@ -334,6 +338,7 @@ def prepare(job: Job) -> tuple[Any, Any]:
         style_masks=o.get("style_masks"),
         auto_masks=o.get("auto_masks"),
         protect_faces=bool(o.get("protect_faces")),
+        fine_style=o.get("fine_style"),
     )
     check_inputs(inputs, settings)
     if job.output is not None and inputs.alpha is not None and output_format(job.output) == "JPEG":

@@ -328,6 +328,15 @@ OPTIONS: tuple[Option, ...] = (
         "faces found by OpenCV's Haar cascade keep their content (needs the 'faces' extra: opencv-python-headless)",
         default=False,
     ),
+    Option(
+        "fine_style",
+        "str",
+        "scale mixing: the style becomes a new image with PATH's fine texture (layers up to block2_conv1) and "
+        "the style image's coarse structure",
+        default=None,
+        metavar="PATH",
+        nullable=True,
+    ),
     Option("seed", "int", "random seed for the noise init", default=0, minimum=0, maximum=MAX_SEED, metavar="N"),
     Option(
         "device",

@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .architecture import LAYER_NAMES, check_layers, min_input_side
+from .architecture import LAYER_INDEX, LAYER_NAMES, check_layers, min_input_side
 from .color import luminance_image, match_color, match_luminance, preserve_luminance
 from .errors import Notice, OptionError
 from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
@@ -40,7 +40,7 @@ from .masks import (
     propagate,
 )
 from .memory import check_memory, estimate_bytes, lbfgs_history
-from .optimize import Callback, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
+from .optimize import Callback, Interrupted, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .vgg import get_vgg
@@ -240,6 +240,7 @@ class Inputs:
         masks: the regions in the content's frame, ``(1, 1, h, w)`` each at its own size: one per style,
             or one for the blended style (protected faces alone), or ``None``.
         style_masks: per style, ``None`` or its region in the style's frame; ``None`` for none at all.
+        fine_style: the decoded ``fine_style`` image until :func:`mix_scales` has made the styles from it.
     """
 
     content: ImageLike
@@ -250,6 +251,7 @@ class Inputs:
     init: str | Tensor
     masks: list[Tensor] | None = None
     style_masks: list[Tensor | None] | None = None
+    fine_style: Tensor | None = None
 
 
 def styles_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
@@ -277,6 +279,7 @@ def decode_inputs(
     style_masks: Sequence[ImageLike] | None = None,
     auto_masks: str | None = None,
     protect_faces: bool = False,
+    fine_style: ImageLike | None = None,
 ) -> Inputs:
     """Decode the content (with its alpha), every style, a starting image and the masks, each once.
 
@@ -297,6 +300,7 @@ def decode_inputs(
     style_pixels = [to_tensor(s) for s in styles]
     start: str | Tensor = init if isinstance(init, str) and init in INIT_CHOICES else to_tensor(init)
     inputs = Inputs(content, styles, pixels, alpha, style_pixels, start)
+    inputs.fine_style = None if fine_style is None else to_tensor(fine_style)
     _decode_masks(inputs, masks, style_masks, auto_masks, protect_faces)
     return inputs
 
@@ -520,6 +524,8 @@ def optimise(
     """
     p = settings.preset
     check_inputs(inputs, settings)
+    if inputs.fine_style is not None:
+        mix_scales(inputs, settings, should_stop=should_stop)
     report = _Reporter(total_steps(p), callback, should_stop=should_stop)
     x: Tensor | None = None
     objective: Objective | None = None
@@ -539,6 +545,69 @@ def optimise(
             on_scale(size, x.detach().cpu())
     assert x is not None and objective is not None and c is not None
     return Optimised(x.cpu(), objective, c)
+
+
+#: ``fine_style`` takes the layers up to this one from its image, the deeper ones from the style (Gatys 2017).
+FINE_LAYERS_END = "block2_conv1"
+
+#: L-BFGS evaluations that make each scale-mixed style image.
+MIX_EVALUATIONS = 100
+
+
+def mixed_style(
+    settings: Settings,
+    style: Tensor,
+    fine: Tensor,
+    evaluations: int = MIX_EVALUATIONS,
+    should_stop: StopCheck | None = None,
+) -> Tensor:
+    """Gatys et al. 2017's scale mixing: an image with ``fine``'s texture and ``style``'s coarse structure.
+
+    Starting from ``style``, L-BFGS matches the Gram matrices of ``fine`` (at
+    ``style``'s long side) at the preset's style layers up to
+    :data:`FINE_LAYERS_END`, and those of ``style`` at the deeper ones; each
+    layer's term is divided by its target's mean square, so that every layer
+    counts (unweighted, the shallow layers' large Gram matrices swamp the rest).
+
+    Raises:
+        OptionError: on ``fine_style`` when the style layers hold none up to :data:`FINE_LAYERS_END`.
+        Interrupted: at step 0 when ``should_stop()`` turns True (nothing of the run is made yet).
+    """
+    p = settings.preset
+    fine_layers = [n for n in p.style_layers if LAYER_INDEX[n] <= LAYER_INDEX[FINE_LAYERS_END]]
+    if not fine_layers:
+        raise OptionError(
+            "fine_style", f"{{option}}: the style layers hold none up to {FINE_LAYERS_END}, where the fine texture is"
+        )
+    style = style.to(settings.device)
+    fine = resize(fine, _shape_at(fine, max(style.shape[-2:]))).to(settings.device)
+    vgg = get_vgg(settings.weights, settings.device)
+    kw: dict[str, Any] = {"weights": Weights(1.0, 0.0, 0.0), "content_layers": [], "pooling": p.pooling}
+    objective = Objective(vgg, style, style, style_layers=p.style_layers, **kw)
+    objective.style_targets.update(Objective(vgg, style, fine, style_layers=fine_layers, **kw).style_targets)
+    # each layer relative to its target's size: the layers' Gram matrices differ by orders of magnitude
+    objective.layer_weights = [
+        1.0 / max(float(objective.style_targets[n].square().mean()), 1e-30) for n in p.style_layers
+    ]
+    try:
+        mixed = run_lbfgs(
+            objective, style, evaluations, _Reporter(evaluations, None, should_stop=should_stop), tv_eps=0
+        )
+    except Interrupted:
+        raise Interrupted(style.cpu(), 0) from None
+    return mixed.detach().cpu()
+
+
+def mix_scales(inputs: Inputs, settings: Settings, should_stop: StopCheck | None = None) -> None:
+    """Replace each style image by :func:`mixed_style` of it and ``inputs.fine_style``, made at the last scale's style size."""
+    if inputs.fine_style is None:
+        return
+    p = settings.preset
+    side = round(p.style_scale * p.size)
+    styles = styles_at(inputs, p.size, replace(p, preserve_colors=None), inputs.content_pixels)
+    check_shape("the fine_style image", inputs.fine_style, side, p.style_layers, "fine style")
+    inputs.style_pixels = [mixed_style(settings, s, inputs.fine_style, should_stop=should_stop) for s in styles]
+    inputs.fine_style = None
 
 
 def stylize_tensor(
