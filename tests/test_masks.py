@@ -403,3 +403,19 @@ def test_fine_style_runs_end_to_end(tmp_path: Path, tiny_pair: tuple[Path, Path]
     from styletransfer.jobs import run_job
 
     assert run_job(job).status == "complete" and Image.open(out).size == (32, 24)
+
+
+def test_a_manifest_records_the_masks_and_a_rerun_uses_them(tmp_path: Path, tiny_pair: tuple[Path, Path]) -> None:
+    import json
+
+    content, style = tiny_pair
+    m = _save(tmp_path, "m.png", _half(48, 64))
+    out, again = tmp_path / "out.png", tmp_path / "again.png"
+    argv = [str(content), str(style), "-o", str(out), "--masks", str(m), "--mask-mode", "inside"]
+    assert main([*argv, "--size", "32", "--steps", "3", "--device", "cpu", "--manifest", "--quiet"]) == 0
+    data = json.loads((tmp_path / "out.png.json").read_text())
+    assert data["inputs"]["regions"]["masks"][0]["path"] == str(m.resolve())
+    assert main(["rerun", str(tmp_path / "out.png.json"), "-o", str(again), "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+    m.write_bytes(b"changed")
+    assert main(["rerun", str(tmp_path / "out.png.json"), "-o", str(tmp_path / "third.png"), "--quiet"]) == 2
