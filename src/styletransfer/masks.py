@@ -51,8 +51,8 @@ def _pil_mask(pil: Image.Image) -> Tensor:
         grey = np.asarray(upright.convert("RGBA").convert("RGB").convert("L"), dtype=np.float32) / 255.0
         value = grey * rgba[..., 3]
     elif upright.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(upright, dtype=np.float32)
-        value = arr / (65535.0 if upright.mode.startswith("I") and arr.max() > 255 else 255.0)
+        arr = np.asarray(upright, dtype=np.float32)  # 16/32-bit integers by 1/65535, floats as [0, 1] (as images.py)
+        value = arr / (1.0 if upright.mode == "F" else 65535.0)
     else:
         value = np.asarray(upright.convert("L"), dtype=np.float32) / 255.0
     return torch.from_numpy(np.ascontiguousarray(value)).clamp(0.0, 1.0)[None, None]
