@@ -419,3 +419,26 @@ def test_a_manifest_records_the_masks_and_a_rerun_uses_them(tmp_path: Path, tiny
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
     m.write_bytes(b"changed")
     assert main(["rerun", str(tmp_path / "out.png.json"), "-o", str(tmp_path / "third.png"), "--quiet"]) == 2
+
+
+def test_found_faces_are_taken_out_of_every_region(
+    tmp_path: Path, tiny_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import styletransfer.pipeline as pipeline
+
+    content, style = tiny_pair
+
+    def one_face(image: torch.Tensor) -> tuple[torch.Tensor, int]:
+        box = torch.zeros(1, 1, image.shape[-2], image.shape[-1])
+        box[..., 10:20, 30:40] = 1.0
+        return box, 1
+
+    monkeypatch.setattr(pipeline, "face_mask", one_face)
+    with pytest.warns(pipeline.FacesProtected, match="1 face found, kept as in the content"):
+        alone = decode_inputs(content, [style, style], protect_faces=True)
+    assert alone.masks is not None and len(alone.masks) == 1  # one region for the blended styles
+    assert float(alone.masks[0][..., 10:20, 30:40].max()) == 0.0 and float(alone.masks[0].sum()) == 48 * 64 - 100
+    m = _save(tmp_path, "m.png", _half(48, 64))
+    with pytest.warns(pipeline.FacesProtected):
+        both = decode_inputs(content, [style, style], masks=[m, m], protect_faces=True)
+    assert both.masks is not None and all(float(t[..., 10:20, 30:40].max()) == 0.0 for t in both.masks)
