@@ -22,6 +22,7 @@ EX = "src/styletransfer/data/examples"
 BASE = ["--size", "256", "--steps", "120", "-q"]
 STARRY, SCREAM, SHIPWRECK = f"{EX}/starry_night.jpg", f"{EX}/the_scream.jpg", f"{EX}/shipwreck.jpg"
 CONTENT = f"{EX}/tubingen.jpg"
+REGIONS = "docs/images/regions"  # the masks and the cut-out subject, made by docs/images/regions/make_masks.py
 
 #: (section, name, caption, style images, extra options)
 ENTRIES: list[tuple[str, str, str, list[str], list[str]]] = [
@@ -56,6 +57,14 @@ ENTRIES: list[tuple[str, str, str, list[str], list[str]]] = [
         [STARRY],
         ["--preserve-colors", "histogram"],
     ),
+    (
+        "Preserve colours",
+        "colors-luminance-only",
+        "luminance-only (Gatys 2017): optimised on luminance alone, the style's matched to Tübingen's mean and "
+        "deviation; Tübingen's CbCr put back",
+        [STARRY],
+        ["--preserve-colors", "luminance-only"],
+    ),
     ("Style scale", "scale-0.5", "--style-scale 0.5: the style at 128 px", [STARRY], ["--style-scale", "0.5"]),
     ("Style scale", "scale-2", "--style-scale 2: the style at 512 px", [STARRY], ["--style-scale", "2"]),
     (
@@ -72,11 +81,54 @@ ENTRIES: list[tuple[str, str, str, list[str], list[str]]] = [
         [STARRY],
         ["--pooling", "avg"],
     ),
+    (
+        "Regions",
+        "regions-halves",
+        "--masks: Starry Night on the left half, The Scream on the right (docs/images/regions/left.png, right.png)",
+        [STARRY, SCREAM],
+        ["--masks", f"{REGIONS}/left.png", f"{REGIONS}/right.png"],
+    ),
+    (
+        "Regions",
+        "regions-sky",
+        "--auto-masks kmeans:3: three colour regions, largest first; the sky (the second) in Starry Night, the "
+        "rest in The Scream",
+        [SCREAM, STARRY, SCREAM],
+        ["--auto-masks", "kmeans:3"],
+    ),
+    (
+        "Regions",
+        "regions-subject",
+        "--auto-masks alpha on a cut-out subject (docs/images/regions/subject.png): the opaque subject in Starry "
+        "Night, the transparent background in The Scream (JPEG output: the alpha is dropped to show both)",
+        [STARRY, SCREAM],
+        ["--auto-masks", "alpha"],
+    ),
+    (
+        "Regions",
+        "regions-protected",
+        "a protected region: one mask, black on the yellow house (docs/images/regions/protect_house.png), "
+        "which keeps the content",
+        [STARRY],
+        ["--masks", f"{REGIONS}/protect_house.png"],
+    ),
+    (
+        "Scale mixing",
+        "scale-mix",
+        "--fine-style: The Scream's fine texture (layers up to block2_conv1) on Starry Night's coarse structure",
+        [STARRY],
+        ["--fine-style", SCREAM],
+    ),
 ]
+
+#: Entries with their own content image or output format.
+CONTENT_OF = {"regions-subject": f"{REGIONS}/subject.png"}
+SUFFIX_OF = {"regions-subject": ".jpg"}
 
 
 def command(name: str, styles: list[str], extra: list[str]) -> list[str]:
-    return ["styletransfer", CONTENT, *styles, "-o", f"docs/images/gallery/{name}.png", *BASE, *extra]
+    out = f"docs/images/gallery/{name}{SUFFIX_OF.get(name, '.png')}"
+    return ["styletransfer", CONTENT_OF.get(name, CONTENT), *styles, "-o", out, *BASE, *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             lines += [f"## {sec}", ""]
             section = sec
         lines += [
-            f"![{caption}](images/gallery/{name}.png)",
+            f"![{caption}](images/gallery/{name}{SUFFIX_OF.get(name, '.png')})",
             "",
             f"*{caption}*",
             "",

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
         ],
         1,
     ),
+    "masks": 1,
     "pipeline": 2,
     **dict.fromkeys(["jobs", "observers", "manifest"], 3),
     **dict.fromkeys(["api", "cli", "__main__"], 4),

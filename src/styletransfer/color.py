@@ -8,6 +8,12 @@
   features are taken, give the style image the content's colour mean and
   covariance by an affine map (Gatys et al., "Controlling Perceptual Factors
   in Neural Style Transfer", 2017).
+- :func:`luminance_image` and :func:`match_luminance`
+  (``--preserve-colors luminance-only``, Gatys et al. 2017's luminance-only
+  transfer): content and style become grey images of their luminance Y, the
+  style's Y is given the content's mean and standard deviation, the run
+  optimises on luminance only, and :func:`preserve_luminance` puts the
+  content's chroma back at the end.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ RGB_TO_YCBCR = torch.tensor(
 )
 #: The offset added to Cb and Cr (128/255 on the [0, 1] scale).
 CHROMA_OFFSET = 128.0 / 255.0
-COLOR_MODES = ("luminance", "histogram")
+COLOR_MODES = ("luminance", "histogram", "luminance-only")
 
 
 def _offset(image: Tensor) -> Tensor:
@@ -87,3 +93,22 @@ def match_color(style: Tensor, content: Tensor) -> Tensor:
     a = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
     out = a @ (s - mu_s) + mu_c
     return out.reshape(style.shape).to(style.dtype)
+
+
+def luminance_image(image: Tensor) -> Tensor:
+    """The luminance Y (BT.601) of a ``(B, 3, H, W)`` RGB image, repeated in three channels for VGG19."""
+    y = rgb_to_ycbcr(image)[:, :1]
+    return y.expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style: Tensor, content: Tensor) -> Tensor:
+    """``style``'s luminance image with the content's luminance mean and standard deviation, in [0, 1].
+
+    ``Y' = (Y_s - mu_s) sigma_c / sigma_s + mu_c`` (Gatys et al. 2017), clamped; both inputs are RGB
+    (a luminance image is its own luminance).
+    """
+    ys = rgb_to_ycbcr(style)[:, :1].double()
+    yc = rgb_to_ycbcr(content)[:, :1].double()
+    sd_s = float(ys.std(unbiased=False))
+    matched = (ys - ys.mean()) * (float(yc.std(unbiased=False)) / max(sd_s, 1e-8)) + yc.mean()
+    return matched.clamp(0.0, 1.0).to(style.dtype).expand(-1, 3, -1, -1).contiguous()

@@ -223,7 +223,14 @@ def check_outputs(job: Job, inputs: Sequence[str] | None = None) -> None:
     """
     from .images import output_format
 
-    sources = [job.content, *job.styles, *init_file(job.options.get("init"))] if inputs is None else list(inputs)
+    masks = [
+        *(job.options.get("masks") or ()),
+        *(job.options.get("style_masks") or ()),
+        *init_file(job.options.get("fine_style")),
+    ]
+    sources = (
+        [job.content, *job.styles, *masks, *init_file(job.options.get("init"))] if inputs is None else list(inputs)
+    )
     init = job.options.get("init")
     if init is not None and init_file(init) and not os.path.exists(init):
         raise OptionError("init", f"{{option}} {init}: no such file; use content, noise, style or the path of an image")
@@ -245,6 +252,9 @@ def check_outputs(job: Job, inputs: Sequence[str] | None = None) -> None:
         raise OptionError("output", f"{out}: cannot write in {directory} (permission denied); choose another path")
     if job.options.get("log"):
         _check_log(job.options["log"], out, sources)
+    saved = job.options.get("save_masks")
+    if saved and os.path.exists(saved) and not os.path.isdir(saved):
+        raise OptionError("save_masks", f"{{option}} {saved}: is a file, not a directory; choose another path")
     if job.options.get("save_every"):
         _check_snapshots(job)
 
@@ -317,10 +327,20 @@ def prepare(job: Job) -> tuple[Any, Any]:
         device=o["device"],
         weights=o["weights"],
         precision=o["precision"],
+        mask_mode=o.get("mask_mode", "simple"),
         **job.run_options(),
     )
     check_outputs(job)
-    inputs = decode_inputs(job.content, job.styles, settings.preset.init)
+    inputs = decode_inputs(
+        job.content,
+        job.styles,
+        settings.preset.init,
+        masks=o.get("masks"),
+        style_masks=o.get("style_masks"),
+        auto_masks=o.get("auto_masks"),
+        protect_faces=bool(o.get("protect_faces")),
+        fine_style=o.get("fine_style"),
+    )
     check_inputs(inputs, settings)
     if job.output is not None and inputs.alpha is not None and output_format(job.output) == "JPEG":
         warnings.warn(
@@ -358,6 +378,8 @@ def run_job(
     from .pipeline import evaluate, finish_image, optimise, total_steps
 
     settings, inputs = prepare(job)
+    if job.options.get("save_masks"):
+        _save_masks(job.options["save_masks"], inputs, settings)
     observers = [*file_observers(job), *observers]
     started = JobStart(job, settings, inputs, total_steps(settings.preset))
     steps_done = 0
@@ -410,13 +432,19 @@ def run_job(
             obs.close()
 
 
+def _save_masks(directory: str, inputs: Any, settings: Any) -> None:
+    """``save_masks``: what each style layer sees of each mask, at the last scale, as PNG files."""
+    from .masks import save_layer_masks
+    from .pipeline import layer_masks
+
+    content_side, style_side = layer_masks(inputs, settings)
+    save_layer_masks(directory, content_side, "mask")
+    save_layer_masks(directory, style_side, "style_mask")
+
+
 def _last_scale_objective(inputs: Any, settings: Any) -> tuple[Any, Any]:
     """The objective and content at the run's final size (for the loss terms of an image from a stopped run)."""
-    from .pipeline import build_objective, load_checked, styles_at
+    from .pipeline import objective_at
 
-    p = settings.preset
-    c = load_checked(
-        inputs.content, p.size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
-    )
-    c = c.to(settings.device)
-    return build_objective(settings, c, styles_at(inputs, p.size, p, c)), c
+    objective, content, _ = objective_at(inputs, settings, settings.preset.size)
+    return objective, content

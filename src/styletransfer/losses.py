@@ -15,6 +15,7 @@ is normalised by the number of locations only, as in the seed.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,8 @@ import torch
 from torch import Tensor
 
 from .architecture import check_layers
-from .errors import OptionError
+from .errors import Notice, OptionError
+from .masks import VANISHED, fit_mask, mask_weight, propagate
 from .vgg import VGG19, preprocess
 
 
@@ -38,23 +40,24 @@ class _GramDistance(torch.autograd.Function):
     """``mean((G(F) - A)^2)`` with a one-matmul backward (see :func:`gram_distance`)."""
 
     @staticmethod
-    def forward(ctx: Any, features: Tensor, target: Tensor) -> Tensor:
+    def forward(ctx: Any, features: Tensor, target: Tensor, norm: float | None = None) -> Tensor:
         b, c, h, w = features.shape
         ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last) and c > 1
         flat = _pixels_by_channels(features) if ctx.channels_last else features.reshape(b, c, h * w).transpose(1, 2)
-        diff = torch.bmm(flat.transpose(1, 2), flat).div_(h * w).sub_(target)
+        ctx.norm = h * w if norm is None else norm
+        diff = torch.bmm(flat.transpose(1, 2), flat).div_(ctx.norm).sub_(target)
         ctx.save_for_backward(flat, diff)
         ctx.shape = features.shape
         return diff.square().mean()
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
         flat, diff = ctx.saved_tensors
         b, c, h, w = ctx.shape
-        scale = grad_output * (4.0 / (b * c * c * h * w))
+        scale = grad_output * (4.0 / (b * c * c * ctx.norm))
         if ctx.channels_last:  # (B, HW, C) = F^T (G - A), laid out as the features were
-            return torch.bmm(flat, diff).mul_(scale).view(b, h, w, c).permute(0, 3, 1, 2), None
-        return torch.bmm(diff, flat.transpose(1, 2)).mul_(scale).view(b, c, h, w), None
+            return torch.bmm(flat, diff).mul_(scale).view(b, h, w, c).permute(0, 3, 1, 2), None, None
+        return torch.bmm(diff, flat.transpose(1, 2)).mul_(scale).view(b, c, h, w), None, None
 
 
 def _pixels_by_channels(features: Tensor) -> Tensor:
@@ -79,6 +82,44 @@ def gram_distance(features: Tensor, target: Tensor) -> Tensor:
         target: ``(C, C)`` or ``(B, C, C)`` symmetric target Gram matrix.
     """
     out: Tensor = _GramDistance.apply(features, target.detach())  # type: ignore[no-untyped-call]
+    return out
+
+
+def guided_gram(features: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The Gram matrix of ``features`` weighted by ``mask`` (Gatys et al. 2017's guided Gram matrix).
+
+    ``G[c, d] = sum_p m_p^2 F[c, p] F[d, p] / sum_p m_p^2``: the features are
+    multiplied by the mask, and the sum is normalised by the mask's own weight,
+    not by ``H W``, so that a small region is not diluted.  An all-white mask
+    (or ``None``) gives :func:`gram_matrix`; a binary mask gives the Gram matrix
+    of the features inside it alone.
+
+    Args:
+        features: ``(B, C, H, W)`` activations.
+        mask: ``(1, 1, H, W)`` weights in [0, 1] (:func:`styletransfer.masks.propagate`).
+    """
+    if mask is None:
+        return gram_matrix(features)
+    weighted = features * mask
+    b, c, h, w = weighted.shape
+    flat = weighted.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / float(mask.double().square().sum())
+
+
+def guided_gram_distance(features: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``mean((guided_gram(F, m) - A)^2)``, with :func:`gram_distance`'s one-matmul backward.
+
+    The gradient reaches ``features`` through the mask's product only: it is
+    zero wherever the mask is 0.  ``mask=None`` is :func:`gram_distance`.
+    """
+    if mask is None:
+        return gram_distance(features, target)
+    weighted = features * mask
+    if features.is_contiguous(memory_format=torch.channels_last):
+        weighted = weighted.contiguous(memory_format=torch.channels_last)
+    out: Tensor = _GramDistance.apply(  # type: ignore[no-untyped-call]
+        weighted, target.detach(), float(mask.double().square().sum())
+    )
     return out
 
 
@@ -130,6 +171,34 @@ def blend_weights(blend: Sequence[float] | None, n_styles: int) -> list[float]:
     return [b / total for b in values]
 
 
+class RegionVanished(Notice):
+    """A masked region has no weight left at a layer (pooled or eroded away): that layer's term is skipped."""
+
+
+@dataclass
+class Region:
+    """One region's guided style terms.
+
+    Attributes:
+        masks: per style layer, the content mask there, or ``None`` for all white (no guidance).
+        targets: per style layer, the target Gram matrix, or ``None`` where the region vanished.
+        areas: per style layer, the region's share of the layer (``sum m^2 / (H W)``; 1 for all white).
+        scale: ``n * b_i`` with a ``style_blend``, else 1.
+    """
+
+    masks: dict[str, Tensor | None]
+    targets: dict[str, Tensor | None]
+    areas: dict[str, float]
+    scale: float
+
+
+def _unless_white(mask: Tensor | None) -> Tensor | None:
+    """``None`` for a mask that is 1 everywhere (it guides nothing, and the unguided path is exact)."""
+    if mask is None or float(mask.min()) >= 1.0 - 1e-6:
+        return None
+    return mask
+
+
 class Objective:
     """The seed's loss for one content image and one or more style images.
 
@@ -155,6 +224,18 @@ class Objective:
             activations are cast back to fp32 for the Gram matrices and the
             losses.  (``"tf32"`` is a CUDA switch set by the pipeline; the
             arithmetic here is fp32.)
+        masks: regional styles (Gatys et al. 2017): ``(1, 1, H, W)`` weights
+            in [0, 1] at the content's shape, one per style (each style paints
+            its region), or one for all (the blended style paints it).  Each
+            region's term uses :func:`guided_gram` with the mask propagated to
+            the layer (``mask_mode``, see :func:`styletransfer.masks.propagate`)
+            and is weighted by the region's area at that layer; with
+            ``style_blend`` also by ``n * b_i``.  Where every mask is 0 there is
+            no style loss.  A region that vanishes at a layer
+            (:data:`~styletransfer.masks.VANISHED`) skips that term, with a
+            :class:`RegionVanished` notice.
+        style_masks: per style, ``None`` or the part of the style image whose
+            statistics are used (at that style's shape).
     """
 
     def __init__(
@@ -170,11 +251,16 @@ class Objective:
         style_layer_weights: Sequence[float] | None = None,
         pooling: str = "max",
         precision: str = "fp32",
+        masks: Sequence[Tensor] | None = None,
+        style_masks: Sequence[Tensor | None] | None = None,
+        mask_mode: str = "simple",
     ) -> None:
         self.vgg = vgg
         self.weights = weights
         self.pooling = pooling
         self.precision = precision
+        self.device = content.device
+        self.shape = (content.shape[-2], content.shape[-1])
         self.content_layers = check_layers(content_layers, "content_layers")
         self.style_layers = check_layers(style_layers, "style_layers")
         if not self.content_layers and not self.style_layers:
@@ -192,15 +278,87 @@ class Objective:
                     "give one per layer",
                 )
         self.layers = list(dict.fromkeys(self.style_layers + self.content_layers))
+        #: The guided terms, when there are masks: see :class:`Region`.
+        self.regions: list[Region] | None = None
         with torch.no_grad():
             c_feats = self.features(content, self.content_layers)
             self.content_targets = {n: c_feats[n] for n in self.content_layers}
             self.style_targets: dict[str, Tensor] = {}
-            for image, b in zip(styles, blend):
-                s_feats = self.features(image, self.style_layers)
-                for n in self.style_layers:
-                    g = b * gram_matrix(s_feats[n])
-                    self.style_targets[n] = g if n not in self.style_targets else self.style_targets[n] + g
+            if masks is None and style_masks is None:
+                for image, b in zip(styles, blend):
+                    s_feats = self.features(image, self.style_layers)
+                    for n in self.style_layers:
+                        g = b * gram_matrix(s_feats[n])
+                        self.style_targets[n] = g if n not in self.style_targets else self.style_targets[n] + g
+            else:
+                self._build_regions(styles, blend, style_blend is not None, masks, style_masks, mask_mode)
+
+    def _build_regions(
+        self,
+        styles: list[Tensor],
+        blend: list[float],
+        blended: bool,
+        masks: Sequence[Tensor] | None,
+        style_masks: Sequence[Tensor | None] | None,
+        mode: str,
+    ) -> None:
+        """The guided targets: one :class:`Region` per mask (see the class's ``masks`` argument)."""
+        vanished: list[str] = []
+        targets: list[dict[str, Tensor | None]] = []
+        for i, image in enumerate(styles):
+            s_feats = self.features(image, self.style_layers)
+            r = None if style_masks is None else style_masks[i]
+            seen = (
+                {}
+                if r is None
+                else propagate(fit_mask(r, (image.shape[-2], image.shape[-1])).to(image), self.style_layers, mode)
+            )
+            per_layer: dict[str, Tensor | None] = {}
+            for n in self.style_layers:
+                m = _unless_white(seen.get(n))
+                if m is not None and mask_weight(m) < VANISHED:
+                    per_layer[n] = None
+                    vanished.append(f"style {i + 1}'s own region at {n}")
+                else:
+                    per_layer[n] = guided_gram(s_feats[n], m)
+            targets.append(per_layer)
+        if masks is None or len(masks) == 1:  # one region (the whole image, or one mask): the blended target
+            mixed: dict[str, Tensor | None] = {}
+            for n in self.style_layers:
+                total: Tensor | None = None
+                for b, t in zip(blend, targets):
+                    g = t[n]
+                    if g is not None:
+                        total = b * g if total is None else total + b * g
+                mixed[n] = total
+            regions = [(None if masks is None else masks[0], mixed, 1.0)]
+        else:
+            n_styles = len(styles)
+            regions = [(m, t, n_styles * b if blended else 1.0) for m, t, b in zip(masks, targets, blend)]
+        self.regions = []
+        for i, (mask, target, scale) in enumerate(regions):
+            seen = (
+                {} if mask is None else propagate(fit_mask(mask, self.shape).to(self.device), self.style_layers, mode)
+            )
+            layer_masks: dict[str, Tensor | None] = {}
+            areas: dict[str, float] = {}
+            for n in self.style_layers:
+                m = _unless_white(seen.get(n))
+                area = 1.0 if m is None else mask_weight(m) / (m.shape[-2] * m.shape[-1])
+                if m is not None and mask_weight(m) < VANISHED:
+                    vanished.append(f"region {i + 1} at {n}")
+                    target[n] = None
+                layer_masks[n] = m
+                areas[n] = area
+            self.regions.append(Region(layer_masks, target, areas, scale))
+        if vanished:
+            warnings.warn(
+                RegionVanished(
+                    f"a region vanishes at a layer ({', '.join(vanished)}): "
+                    "its term there is skipped (a larger region or a larger size keeps it)"
+                ),
+                stacklevel=4,
+            )
 
     def features(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """The network's activations of ``image`` at ``layers``, in fp32 (computed in bf16 under ``precision="bf16"``)."""
@@ -216,8 +374,17 @@ class Objective:
         feats = self.features(image, self.layers)
         zero = image.new_zeros(())
         style = zero
-        for name, w in zip(self.style_layers, self.layer_weights):
-            style = style + w * gram_distance(feats[name], self.style_targets[name])
+        if self.regions is None:
+            for name, w in zip(self.style_layers, self.layer_weights):
+                style = style + w * gram_distance(feats[name], self.style_targets[name])
+        else:
+            for name, w in zip(self.style_layers, self.layer_weights):
+                for region in self.regions:
+                    target = region.targets[name]
+                    if target is None:  # vanished here
+                        continue
+                    d = guided_gram_distance(feats[name], target, region.masks[name])
+                    style = style + w * ((region.scale * region.areas[name]) * d)
         if self.style_layers:
             style = style * (self.weights.style / len(self.style_layers))
         content = zero

@@ -12,7 +12,8 @@
       "settings": {every field of the effective Preset},
       "job": {the Job: content, styles, output, options, preset_fields},
       "inputs": {"content": {"path", "sha256"}, "styles": [{"path", "sha256"}, ...],
-                 "init": {"path", "sha256"} or null},
+                 "init": {"path", "sha256"} or null,
+                 "regions": {"masks": [...], "style_masks": [...], "fine_style": {...}}  # the ones given},
       "weights": {"path": null or a path, "sha256": ...},
       "output": {"path", "sha256"},
       "result": {"style", "content", "tv", "total"},    # the output's loss terms
@@ -65,6 +66,23 @@ def _file_entry(source: ImageLike) -> dict[str, Any]:
     return {"path": None, "sha256": None, "note": f"in-memory {type(source).__name__}"}
 
 
+#: The options that are input files besides the images (regional styles, scale mixing).
+REGION_FILES = ("masks", "style_masks", "fine_style")
+
+#: The options a rerun takes from the job besides the preset's fields.
+REGION_OPTIONS = ("masks", "style_masks", "mask_mode", "auto_masks", "protect_faces", "fine_style")
+
+
+def _region_entries(options: dict[str, Any]) -> dict[str, Any]:
+    """The given region files, hashed: one entry per mask, one for ``fine_style``."""
+    out: dict[str, Any] = {}
+    for name in REGION_FILES:
+        value = options.get(name)
+        if value:
+            out[name] = _file_entry(value) if isinstance(value, str) else [_file_entry(v) for v in value]
+    return out
+
+
 def _device(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -98,6 +116,7 @@ def write_manifest(run: JobStart, result: JobResult) -> Path:
             "content": _file_entry(run.inputs.content),
             "styles": [_file_entry(s) for s in run.inputs.styles],
             "init": None if init is None else _file_entry(init),
+            "regions": _region_entries(run.job.options),
         },
         "weights": {
             "path": weights_file,
@@ -136,6 +155,8 @@ class Loaded:
         """
         p = self.preset
         run = {o.name: getattr(p, o.name) for o in OPTIONS if o.from_preset}
+        given = self.data.get("job", {}).get("options", {})
+        run.update({k: given[k] for k in REGION_OPTIONS if given.get(k) is not None})
         job = make_job(
             self.content,
             self.styles,
@@ -184,6 +205,9 @@ def load(path: str | os.PathLike[str]) -> Loaded:
         styles = [_check_file(s, "style image", p) for s in data["inputs"]["styles"]]
         if data["inputs"].get("init"):
             _check_file(data["inputs"]["init"], "init image", p)
+        for name, entry in (data["inputs"].get("regions") or {}).items():
+            for e in entry if isinstance(entry, list) else [entry]:
+                _check_file(e, name.replace("_", " ").rstrip("s") + " file", p)
         weights = data["weights"]["path"]
         if weights_sha256(weights) != data["weights"]["sha256"]:
             raise ManifestError(f"{p}: the VGG19 weights differ from the run's (sha256)")

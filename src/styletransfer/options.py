@@ -35,7 +35,11 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
 
 #: The colour modes of ``preserve_colors``.
-COLOR_MODES: tuple[str, ...] = ("luminance", "histogram")
+COLOR_MODES: tuple[str, ...] = ("luminance", "histogram", "luminance-only")
+
+#: How a mask reaches each VGG19 layer: area averaging at each pool, or only
+#: the neurons whose receptive field lies inside the region (Gatys et al. 2017).
+MASK_MODES: tuple[str, ...] = ("simple", "inside")
 
 #: The named starting images of ``init`` (anything else is an image path).
 INIT_CHOICES: tuple[str, ...] = ("content", "noise", "style")
@@ -238,7 +242,8 @@ OPTIONS: tuple[Option, ...] = (
         "preserve_colors",
         "str",
         "keep the content's colours: 'luminance' keeps the result's Y with the content's CbCr (YCbCr, BT.601); "
-        "'histogram' gives the style the content's colour mean and covariance first",
+        "'histogram' gives the style the content's colour mean and covariance first; 'luminance-only' optimises "
+        "on luminance alone (the style's matched to the content's mean and deviation) and puts the content's chroma back",
         choices=COLOR_MODES,
         nullable=True,
         noun="preserve-colors mode",
@@ -281,6 +286,58 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0.0,
         many=True,
         metavar="W",
+        nullable=True,
+    ),
+    Option(
+        "masks",
+        "str",
+        "one mask per style image, in the content's frame: white is that style's full weight, black none; "
+        "where every mask is black the content is kept",
+        default=None,
+        many=True,
+        metavar="MASK",
+        nullable=True,
+    ),
+    Option(
+        "style_masks",
+        "str",
+        "one mask per style image, in that style's frame: the part whose statistics are used (default: all of it)",
+        default=None,
+        many=True,
+        metavar="MASK",
+        nullable=True,
+    ),
+    Option(
+        "mask_mode",
+        "str",
+        "how masks reach each layer: 'simple' averages at each pool, 'inside' keeps only the neurons whose "
+        "receptive field lies inside the region",
+        default="simple",
+        choices=MASK_MODES,
+        noun="mask mode",
+    ),
+    Option(
+        "auto_masks",
+        "str",
+        "masks made from the content: 'alpha' (subject -> first style, background -> second) or 'kmeans:K' "
+        "(K colour regions in Lab, one style each, largest first)",
+        default=None,
+        metavar="alpha|kmeans:K",
+        nullable=True,
+    ),
+    Option(
+        "protect_faces",
+        "bool",
+        "faces found by OpenCV's Haar cascade keep their content (needs the 'faces' extra: opencv-python-headless)",
+        default=False,
+    ),
+    Option(
+        "fine_style",
+        "str",
+        "scale mixing: the style becomes a new image with PATH's fine texture (layers up to block2_conv1) and "
+        "the style image's coarse structure",
+        default=None,
+        metavar="PATH",
         nullable=True,
     ),
     Option("seed", "int", "random seed for the noise init", default=0, minimum=0, maximum=MAX_SEED, metavar="N"),
@@ -347,6 +404,15 @@ OPTIONS: tuple[Option, ...] = (
         default=None,
         minimum=1,
         metavar="N",
+        group="output",
+        nullable=True,
+    ),
+    Option(
+        "save_masks",
+        "str",
+        "write what each style layer sees of each mask into DIR (PNG, at the last scale)",
+        default=None,
+        metavar="DIR",
         group="output",
         nullable=True,
     ),

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -21,13 +22,25 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .architecture import LAYER_NAMES, check_layers, min_input_side
-from .color import match_color, preserve_luminance
-from .errors import OptionError
+from .architecture import LAYER_INDEX, LAYER_NAMES, check_layers, min_input_side
+from .color import luminance_image, match_color, match_luminance, preserve_luminance
+from .errors import Notice, OptionError
 from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
 from .losses import Objective, Weights, blend_weights
+from .masks import (
+    alpha_masks,
+    check_count,
+    check_frame,
+    describe,
+    face_mask,
+    fit_mask,
+    kmeans_masks,
+    load_mask,
+    parse_auto_masks,
+    propagate,
+)
 from .memory import check_memory, estimate_bytes, lbfgs_history
-from .optimize import Callback, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
+from .optimize import Callback, Interrupted, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .vgg import get_vgg
@@ -65,6 +78,7 @@ class Settings:
     device: torch.device
     weights: str | None
     precision: str = "fp32"
+    mask_mode: str = "simple"
 
 
 def check_precision(precision: str, device: torch.device) -> str:
@@ -90,6 +104,7 @@ def resolve_settings(
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
+    mask_mode: str = "simple",
     **overrides: Any,
 ) -> Settings:
     """Apply ``overrides`` (option names that are preset fields; ``None`` keeps the preset's value) and check them.
@@ -104,6 +119,7 @@ def resolve_settings(
         check_options({"preset": preset or DEFAULT_PRESET})
     base = preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET)
     table = {k: v for k, v in overrides.items() if k in BY_NAME and k != "init"}
+    check_options({"mask_mode": mask_mode})
     checked = check_options({"seed": seed, **table})
     fields_only = {k: v for k, v in overrides.items() if k not in BY_NAME}  # preset fields without an option
     init = overrides.get("init")
@@ -146,7 +162,9 @@ def resolve_settings(
             f"style layers ({', '.join(p.style_layers)}); give one per layer",
         )
     where = resolve_device(device)
-    return Settings(p, seed, where, None if weights is None else str(weights), check_precision(precision, where))
+    return Settings(
+        p, seed, where, None if weights is None else str(weights), check_precision(precision, where), mask_mode
+    )
 
 
 def configure_device(settings: Settings) -> None:
@@ -249,6 +267,10 @@ class Inputs:
         alpha: the content's alpha channel, or ``None``.
         style_pixels: each style image, full size.
         init: ``"content"``, ``"noise"``, ``"style"``, or the decoded starting image.
+        masks: the regions in the content's frame, ``(1, 1, h, w)`` each at its own size: one per style,
+            or one for the blended style (protected faces alone), or ``None``.
+        style_masks: per style, ``None`` or its region in the style's frame; ``None`` for none at all.
+        fine_style: the decoded ``fine_style`` image until :func:`mix_scales` has made the styles from it.
     """
 
     content: ImageLike
@@ -257,6 +279,9 @@ class Inputs:
     alpha: np.ndarray | None
     style_pixels: list[Tensor]
     init: str | Tensor
+    masks: list[Tensor] | None = None
+    style_masks: list[Tensor | None] | None = None
+    fine_style: Tensor | None = None
 
 
 def styles_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
@@ -271,13 +296,31 @@ def _shape_at(image: Tensor, size: int) -> tuple[int, int]:
     return scaled_shape(image.shape[2], image.shape[3], size)
 
 
+class FacesProtected(Notice):
+    """How many faces ``protect_faces`` found (their content is kept)."""
+
+
 def decode_inputs(
-    content: ImageLike, style: ImageLike | Sequence[ImageLike], init: str | ImageLike = "content"
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    init: str | ImageLike = "content",
+    *,
+    masks: Sequence[ImageLike] | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    auto_masks: str | None = None,
+    protect_faces: bool = False,
+    fine_style: ImageLike | None = None,
 ) -> Inputs:
-    """Decode the content (with its alpha), every style and a starting image, each once.
+    """Decode the content (with its alpha), every style, a starting image and the masks, each once.
+
+    ``masks`` (one per style, in the content's frame) or ``auto_masks``
+    (``"alpha"`` or ``"kmeans:K"``, see :mod:`styletransfer.masks`) give the
+    regions; ``protect_faces`` takes the faces OpenCV finds out of every region.
 
     Raises:
-        ImageError: for an input that is not a readable image.
+        ImageError: for an input that is not a readable image (a mask included), or a mask of
+            another aspect ratio than its frame.
+        OptionError: for a mask count that does not match the styles, or impossible automatic masks.
     """
     styles = styles_list(style)
     if not styles:
@@ -286,11 +329,72 @@ def decode_inputs(
     alpha = read_alpha(content)
     style_pixels = [to_tensor(s) for s in styles]
     start: str | Tensor = init if isinstance(init, str) and init in INIT_CHOICES else to_tensor(init)
-    return Inputs(content, styles, pixels, alpha, style_pixels, start)
+    inputs = Inputs(content, styles, pixels, alpha, style_pixels, start)
+    inputs.fine_style = None if fine_style is None else to_tensor(fine_style)
+    _decode_masks(inputs, masks, style_masks, auto_masks, protect_faces)
+    return inputs
 
 
-def build_objective(settings: Settings, content: Tensor, styles: Tensor | Sequence[Tensor]) -> Objective:
-    """The run's objective (its weights, layers, blend and pooling) for ``content`` and ``styles`` at their size.
+def _decode_masks(
+    inputs: Inputs,
+    masks: Sequence[ImageLike] | None,
+    style_masks: Sequence[ImageLike] | None,
+    auto_masks: str | None,
+    protect_faces: bool,
+) -> None:
+    """Fill ``inputs.masks`` and ``inputs.style_masks`` (see :func:`decode_inputs`)."""
+    n = len(inputs.styles)
+    frame = (inputs.content_pixels.shape[2], inputs.content_pixels.shape[3])
+    if masks is not None and auto_masks is not None:
+        raise OptionError("auto_masks", "{option} makes the masks: give it or masks, not both")
+    if masks is not None:
+        check_count(len(masks), n, "masks")
+        inputs.masks = []
+        for i, m in enumerate(masks, start=1):
+            t = load_mask(m)
+            check_frame(t, frame, describe(m, f"mask {i}"), "the content image")
+            inputs.masks.append(t)
+    elif auto_masks is not None:
+        kind, k = parse_auto_masks(auto_masks)
+        if kind == "alpha":
+            inputs.masks = alpha_masks(inputs.alpha, n)
+        else:
+            if k != n:
+                raise OptionError(
+                    "auto_masks",
+                    f"{{option}} {auto_masks}: {k} regions for {n} style images; give one style per region",
+                )
+            inputs.masks = kmeans_masks(inputs.content_pixels, k)
+    if style_masks is not None:
+        check_count(len(style_masks), n, "style_masks")
+        inputs.style_masks = []
+        for i, (m, s) in enumerate(zip(style_masks, inputs.style_pixels), start=1):
+            t = load_mask(m)
+            check_frame(t, (s.shape[2], s.shape[3]), describe(m, f"style mask {i}"), f"style image {i}")
+            inputs.style_masks.append(t)
+    if protect_faces:
+        faces, count = face_mask(inputs.content_pixels)
+        warnings.warn(
+            FacesProtected(
+                f"protect_faces: {count} face{'s' if count != 1 else ''} found"
+                + (", kept as in the content" if count else "; nothing is protected")
+            ),
+            stacklevel=3,
+        )
+        if count:
+            keep = 1.0 - faces
+            regions = inputs.masks if inputs.masks is not None else [torch.ones_like(keep)]
+            inputs.masks = [fit_mask(m, frame) * keep for m in regions]
+
+
+def build_objective(
+    settings: Settings,
+    content: Tensor,
+    styles: Tensor | Sequence[Tensor],
+    masks: Sequence[Tensor] | None = None,
+    style_masks: Sequence[Tensor | None] | None = None,
+) -> Objective:
+    """The run's objective (its weights, layers, blend, pooling and masks) for ``content`` and ``styles`` at their size.
 
     Computes the content and style targets (one VGG forward each, no gradient).
     """
@@ -308,6 +412,9 @@ def build_objective(settings: Settings, content: Tensor, styles: Tensor | Sequen
         style_layer_weights=p.style_layer_weights,
         pooling=p.pooling,
         precision=settings.precision,
+        masks=masks,
+        style_masks=style_masks,
+        mask_mode=settings.mask_mode,
     )
 
 
@@ -331,7 +438,51 @@ def styles_at(inputs: Inputs, size: int, preset: Preset, content: Tensor) -> lis
     ]
     if preset.preserve_colors == "histogram":
         loaded = [match_color(s, content).clamp(0.0, 1.0) for s in loaded]
+    elif preset.preserve_colors == "luminance-only":
+        loaded = [match_luminance(s, content) for s in loaded]
     return loaded
+
+
+def content_at(inputs: Inputs, size: int, settings: Settings) -> Tensor:
+    """The content at long side ``size`` on the run's device; its luminance image in ``luminance-only`` mode."""
+    p = settings.preset
+    c = load_checked(
+        inputs.content, size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
+    ).to(settings.device)
+    return luminance_image(c) if p.preserve_colors == "luminance-only" else c
+
+
+def objective_at(inputs: Inputs, settings: Settings, size: int) -> tuple[Objective, Tensor, list[Tensor]]:
+    """One scale's objective (targets computed once), its content and its styles; the masks resized to them."""
+    c = content_at(inputs, size, settings)
+    s = styles_at(inputs, size, settings.preset, c)
+    shape = (c.shape[-2], c.shape[-1])
+    masks = None if inputs.masks is None else [fit_mask(m, shape) for m in inputs.masks]
+    style_masks = (
+        None
+        if inputs.style_masks is None
+        else [None if r is None else fit_mask(r, (t.shape[-2], t.shape[-1])) for r, t in zip(inputs.style_masks, s)]
+    )
+    regions: dict[str, Any] = (
+        {} if masks is None and style_masks is None else {"masks": masks, "style_masks": style_masks}
+    )
+    return build_objective(settings, c, s, **regions), c, s
+
+
+def layer_masks(inputs: Inputs, settings: Settings) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+    """What each style layer sees of each content mask and each style mask, at the run's last scale."""
+    p = settings.preset
+    c = content_at(inputs, p.size, settings)
+    shape = (c.shape[-2], c.shape[-1])
+    content_side = [propagate(fit_mask(m, shape), p.style_layers, settings.mask_mode) for m in inputs.masks or []]
+    style_side = []
+    if inputs.style_masks is not None:
+        for r, t in zip(inputs.style_masks, styles_at(inputs, p.size, p, c)):
+            if r is not None:
+                style_side.append(
+                    propagate(fit_mask(r, (t.shape[-2], t.shape[-1])), p.style_layers, settings.mask_mode)
+                )
+    return content_side, style_side
 
 
 def initial_image(settings: Settings, content: Tensor, style: Tensor, init: str | Tensor | None = None) -> Tensor:
@@ -405,17 +556,14 @@ def optimise(
     p = settings.preset
     check_inputs(inputs, settings)
     configure_device(settings)
+    if inputs.fine_style is not None:
+        mix_scales(inputs, settings, should_stop=should_stop)
     report = _Reporter(total_steps(p), callback, should_stop=should_stop)
     x: Tensor | None = None
     objective: Objective | None = None
     c: Tensor | None = None
     for size, steps in zip(stage_sizes(p), stage_steps(p)):
-        c = load_checked(
-            inputs.content, size, p.style_layers + p.content_layers, "content", decoded=inputs.content_pixels
-        )
-        c = c.to(settings.device)
-        s = styles_at(inputs, size, p, c)
-        objective = build_objective(settings, c, s)
+        objective, c, s = objective_at(inputs, settings, size)
         if x is None:
             x0 = initial_image(settings, c, s[0], inputs.init)
         else:
@@ -429,6 +577,69 @@ def optimise(
             on_scale(size, x.detach().cpu())
     assert x is not None and objective is not None and c is not None
     return Optimised(x.cpu(), objective, c)
+
+
+#: ``fine_style`` takes the layers up to this one from its image, the deeper ones from the style (Gatys 2017).
+FINE_LAYERS_END = "block2_conv1"
+
+#: L-BFGS evaluations that make each scale-mixed style image.
+MIX_EVALUATIONS = 100
+
+
+def mixed_style(
+    settings: Settings,
+    style: Tensor,
+    fine: Tensor,
+    evaluations: int = MIX_EVALUATIONS,
+    should_stop: StopCheck | None = None,
+) -> Tensor:
+    """Gatys et al. 2017's scale mixing: an image with ``fine``'s texture and ``style``'s coarse structure.
+
+    Starting from ``style``, L-BFGS matches the Gram matrices of ``fine`` (at
+    ``style``'s long side) at the preset's style layers up to
+    :data:`FINE_LAYERS_END`, and those of ``style`` at the deeper ones; each
+    layer's term is divided by its target's mean square, so that every layer
+    counts (unweighted, the shallow layers' large Gram matrices swamp the rest).
+
+    Raises:
+        OptionError: on ``fine_style`` when the style layers hold none up to :data:`FINE_LAYERS_END`.
+        Interrupted: at step 0 when ``should_stop()`` turns True (nothing of the run is made yet).
+    """
+    p = settings.preset
+    fine_layers = [n for n in p.style_layers if LAYER_INDEX[n] <= LAYER_INDEX[FINE_LAYERS_END]]
+    if not fine_layers:
+        raise OptionError(
+            "fine_style", f"{{option}}: the style layers hold none up to {FINE_LAYERS_END}, where the fine texture is"
+        )
+    style = style.to(settings.device)
+    fine = resize(fine, _shape_at(fine, max(style.shape[-2:]))).to(settings.device)
+    vgg = get_vgg(settings.weights, settings.device)
+    kw: dict[str, Any] = {"weights": Weights(1.0, 0.0, 0.0), "content_layers": [], "pooling": p.pooling}
+    objective = Objective(vgg, style, style, style_layers=p.style_layers, **kw)
+    objective.style_targets.update(Objective(vgg, style, fine, style_layers=fine_layers, **kw).style_targets)
+    # each layer relative to its target's size: the layers' Gram matrices differ by orders of magnitude
+    objective.layer_weights = [
+        1.0 / max(float(objective.style_targets[n].square().mean()), 1e-30) for n in p.style_layers
+    ]
+    try:
+        mixed = run_lbfgs(
+            objective, style, evaluations, _Reporter(evaluations, None, should_stop=should_stop), tv_eps=0
+        )
+    except Interrupted:
+        raise Interrupted(style.cpu(), 0) from None
+    return mixed.detach().cpu()
+
+
+def mix_scales(inputs: Inputs, settings: Settings, should_stop: StopCheck | None = None) -> None:
+    """Replace each style image by :func:`mixed_style` of it and ``inputs.fine_style``, made at the last scale's style size."""
+    if inputs.fine_style is None:
+        return
+    p = settings.preset
+    side = round(p.style_scale * p.size)
+    styles = styles_at(inputs, p.size, replace(p, preserve_colors=None), inputs.content_pixels)
+    check_shape("the fine_style image", inputs.fine_style, side, p.style_layers, "fine style")
+    inputs.style_pixels = [mixed_style(settings, s, inputs.fine_style, should_stop=should_stop) for s in styles]
+    inputs.fine_style = None
 
 
 def stylize_tensor(
@@ -448,7 +659,7 @@ def stylize_tensor(
 
 def finish_image(image: Tensor, inputs: Inputs, settings: Settings) -> Image.Image:
     """The output picture: ``luminance`` colour mode applied, the content's alpha re-attached."""
-    if settings.preset.preserve_colors == "luminance":
+    if settings.preset.preserve_colors in ("luminance", "luminance-only"):
         image = preserve_luminance(image, inputs.content_pixels)
     return with_alpha(image, inputs.alpha)
 
