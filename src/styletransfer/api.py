@@ -277,7 +277,10 @@ def stylize_tensor(
         steps = p.steps if i == 0 else p.refine_steps
         if p.optimizer == "lbfgs":
             history = lbfgs_history(p, x0.numel())
-            x = run_lbfgs(objective, x0, steps, report, lr=p.lr, history=history, tv_eps=p.tv_eps)
+            x = run_lbfgs(
+                objective, x0, steps, report, lr=p.lr, history=history, tv_eps=p.tv_eps,
+                stop_rtol=p.stop_rtol, stop_window=p.stop_window,
+            )
         else:
             x = run_adam(objective, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
         if on_scale is not None:

@@ -62,6 +62,14 @@ class Preset:
         refine_steps: evaluations at each scale after the first.
         history_mib: the most memory the L-BFGS history may take (MiB); at
             high resolution the number of pairs is lowered to fit.
+        stop_rtol, stop_window: L-BFGS stops before ``steps`` (at each scale:
+            before ``refine_steps``) once the best exact seed loss has fallen
+            by less than the fraction ``stop_rtol`` over the last
+            ``stop_window`` evaluations.  With ``b_k`` the lowest loss of the
+            first ``k`` evaluations at this scale, it stops after evaluation
+            ``k`` when ``k > stop_window`` and ``b_{k - stop_window} - b_k <=
+            stop_rtol * b_k``; ``steps`` stays a hard cap.  ``stop_window =
+            0``: no early stop (always ``steps`` evaluations).  Adam ignores both.
     """
 
     name: str
@@ -89,6 +97,8 @@ class Preset:
     coarse_size: int | None = None
     refine_steps: int = 0
     history_mib: int = 1024
+    stop_rtol: float = 0.0
+    stop_window: int = 0
 
     def with_overrides(self, **overrides: Any) -> Preset:
         """A copy with the given fields replaced; ``None`` values are ignored."""
