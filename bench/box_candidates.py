@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pairs import PAIRS, ROOT, bounds_fractions, pair_images, seed_loss  # noqa: E402
 
 from styletransfer.api import _objective, resolve_settings  # noqa: E402
+from styletransfer.images import save_image  # noqa: E402
 from styletransfer.losses import smooth_total_variation  # noqa: E402
 from styletransfer.optimize import _Reporter, run_lbfgs  # noqa: E402
 
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluations", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--method", nargs="+", default=["project", "clamp", "straight", "reflect"])
+    parser.add_argument("--save", type=Path, default=None, help="save each result as DIR/PAIR_SIZE_METHOD_EVALUATIONS.png")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pair = next(p for p in PAIRS if p.name.startswith(args.pair))
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             image = run_torch_lbfgs(objective, content, args.evaluations, report, BOXES[method])
         wall = time.perf_counter() - start
+        if args.save is not None:
+            args.save.mkdir(parents=True, exist_ok=True)
+            save_image(image, args.save / f"{pair.name}_{args.size}_{method}_{args.evaluations}.png")
         terms = seed_loss(image, content, style, args.size)
         zeros, ones = bounds_fractions(image)
         row = {"pair": pair.name, "size": args.size, "method": method, "evaluations": len(curve), "loss": terms["total"],
