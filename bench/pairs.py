@@ -13,9 +13,12 @@ can get stuck.  Nothing from the image folder is copied into the repository.
 For each pair the `tutorial` preset's 1000-step seed loss is measured once and
 cached in ``bench/pairs_reference.json`` (keyed by pair and size, with the
 commit, date and thread count that measured it); later runs reuse it.  Each
-run then times ``--probe-steps`` tutorial steps (its wall time is estimated as
-that per-step time x 1000) and runs the compared preset to its end, with the
-same thread count in the same process.  Losses are the seed objective of the
+run then times ``--probe-steps`` tutorial steps before and after running the
+compared preset to its end (the tutorial's wall time is estimated as the mean
+of the two per-step medians x 1000), with the same thread count in the same
+process.  On a shared machine the wall-time ratio is noisy; the evaluation
+ratio (1000 tutorial steps / the compared preset's evaluations, one VGG
+forward and backward each) does not depend on the load.  Losses are the seed objective of the
 final image rounded to 8 bits (as saved), at the run's size.
 
 It prints a Markdown table per set (``tune``: the pairs the default's numbers
@@ -178,6 +181,41 @@ def measure_reference(pair: Pair, images: Path, size: int, out: Path) -> dict:
     return entry
 
 
+def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
+    """The Markdown tables (tune set, check set), the worst pair and the median ratios.
+
+    Each row's tutorial loss and bound fractions are read from the reference cache
+    now, so rows saved before their reference was measured can be tabulated later.
+    """
+    ref = load_reference()
+    for r in rows:
+        r.setdefault("evaluation_ratio", 1000 / r["evaluations"])
+        t = ref.get(f"{r['pair']}@{args.size}")
+        if t is not None:
+            r.update(tutorial_loss=t["loss"], tutorial_zeros=t["zeros"], tutorial_ones=t["ones"], ratio=r["loss"] / t["loss"])
+    print(f"\n# styletransfer on a varied set, {datetime.date.today()}, commit {git_commit()}")
+    print(f"{args.threads} thread(s), torch {torch.__version__}, {args.size} px, preset {args.preset}\n")
+    for which in ("tune", "check"):
+        part = [r for r in rows if r["set"] == which]
+        if not part:
+            continue
+        print(f"\n{which} set:\n")
+        print("| pair | tutorial 1000-step loss | fast loss | ratio | evaluations | time ratio (tutorial / fast) | evaluation ratio | % zeros fast / tutorial (content) | % ones fast / tutorial (content) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in part:
+            print(
+                f"| {r['pair']} | {r['tutorial_loss']:.4g} | {r['loss']:.4g} | {r['ratio']:.3f} | {r['evaluations']} | "
+                f"{r['time_ratio']:.1f}x | {r['evaluation_ratio']:.1f}x | {100 * r['zeros']:.1f} / {100 * r['tutorial_zeros']:.1f} ({100 * r['content_zeros']:.1f}) | "
+                f"{100 * r['ones']:.1f} / {100 * r['tutorial_ones']:.1f} ({100 * r['content_ones']:.1f}) |"
+            )
+    if rows:
+        worst = max(rows, key=lambda r: r["ratio"])
+        print(f"\nworst pair: {worst['pair']} (loss ratio {worst['ratio']:.3f})")
+        print(f"median time ratio: {statistics.median(r['time_ratio'] for r in rows):.2f}x")
+        print(f"median evaluation ratio: {statistics.median(r['evaluation_ratio'] for r in rows):.2f}x")
+        print(f"all pairs at or below the tutorial's loss: {'yes' if all(r['ratio'] <= 1 for r in rows) else 'NO'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images")
@@ -194,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="measure no missing reference (its loss shows as nan)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "pairs")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--table", type=Path, nargs="+", default=None, help="only print the tables of rows saved by --json")
     args = parser.parse_args(argv)
+    if args.table:
+        print_tables([r for f in args.table for r in json.loads(f.read_text())], args)
+        return 0
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     pairs = [p for p in PAIRS if args.set in ("all", p.set)]
@@ -216,9 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         content, style = pair_images(pair, args.images, args.size)
         missing = {"loss": math.nan, "zeros": math.nan, "ones": math.nan}
         tutorial = load_reference().get(reference_key(pair, args.size), missing)
-        probe = run("tutorial", content, style, args.size, steps=args.probe_steps)
-        tut_wall = probe["step_s"] * 1000
+        # The tutorial's per-step time: the mean of two probes, before and after the compared run,
+        # so that a change in the machine's load during the run counts for both.
+        before = run("tutorial", content, style, args.size, steps=args.probe_steps)
         r = run(args.preset, content, style, args.size, steps=args.steps, stop_rtol=args.stop_rtol, stop_window=args.stop_window)
+        after = run("tutorial", content, style, args.size, steps=args.probe_steps)
+        tut_wall = (before["step_s"] + after["step_s"]) / 2 * 1000
         save_image(r["image"], args.out / f"{pair.name}_{args.size}_{args.preset}.png")
         terms = seed_loss(r["image"], content, style, args.size)
         zeros, ones = bounds_fractions(r["image"])
@@ -233,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": r["wall"],
             "tutorial_wall_s": tut_wall,
             "time_ratio": tut_wall / r["wall"],
+            "step_s": r["step_s"],
+            "evaluation_ratio": 1000 / r["evaluations"],
             "zeros": zeros,
             "ones": ones,
             "tutorial_zeros": tutorial["zeros"],
@@ -243,29 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+        if args.json:  # after every pair, so that a long run's rows survive it
+            args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
-    print(f"\n# styletransfer on a varied set, {datetime.date.today()}, commit {git_commit()}")
-    print(f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, {args.size} px, preset {args.preset}\n")
-    for which in ("tune", "check"):
-        part = [r for r in rows if r["set"] == which]
-        if not part:
-            continue
-        print(f"\n{which} set:\n")
-        print("| pair | tutorial 1000-step loss | fast loss | ratio | evaluations | time ratio (tutorial / fast) | % zeros fast / tutorial (content) | % ones fast / tutorial (content) |")
-        print("|---|---|---|---|---|---|---|---|")
-        for r in part:
-            print(
-                f"| {r['pair']} | {r['tutorial_loss']:.4g} | {r['loss']:.4g} | {r['ratio']:.3f} | {r['evaluations']} | "
-                f"{r['time_ratio']:.1f}x | {100 * r['zeros']:.1f} / {100 * r['tutorial_zeros']:.1f} ({100 * r['content_zeros']:.1f}) | "
-                f"{100 * r['ones']:.1f} / {100 * r['tutorial_ones']:.1f} ({100 * r['content_ones']:.1f}) |"
-            )
-    if rows:
-        worst = max(rows, key=lambda r: r["ratio"])
-        print(f"\nworst pair: {worst['pair']} (loss ratio {worst['ratio']:.3f})")
-        print(f"median time ratio: {statistics.median(r['time_ratio'] for r in rows):.2f}x")
-        print(f"all pairs at or below the tutorial's loss: {'yes' if all(r['ratio'] <= 1 for r in rows) else 'NO'}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    print_tables(rows, args)
     return 0
 
 
