@@ -245,13 +245,15 @@ def run_lbfgs(
 
         d = -m * H (m * g),    so  g.d = -(m g).H(m g) < 0
 
-    and the step is the projected arc ``x(t) = clamp(x + t d, 0, 1)``,
-    backtracking (safeguarded quadratic interpolation) from ``t = lr`` until
-    Armijo's condition on the arc holds::
+    and the step is taken on the projected arc ``x(t) = clamp(x + t d, 0, 1)``
+    from ``t = lr`` by :func:`_projected_wolfe`: Armijo's condition on the arc::
 
         f(x(t)) <= f(x) + 1e-4 * g.(x(t) - x)
 
-    A pair is kept only when ``s.y > 1e-10 * y.y`` (positive curvature), so
+    (shrinking ``t`` by safeguarded quadratic interpolation until it holds) and
+    Wolfe's curvature condition ``g(x(t)).s >= 0.9 g.s`` (growing ``t`` by 4
+    while the slope is still that steep).  A pair is kept only when
+    ``s.y > 1e-10`` (positive curvature, as in ``torch.optim.LBFGS``), so
     ``H`` stays positive definite.  A value on a bound whose gradient points
     into the box is free, so it moves off the bound on the next step: no
     value is stuck at 0 or 1, unlike ``x = clamp(z, 0, 1)`` whose gradient
