@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from styletransfer.examples import example_path
 from styletransfer.images import load_img, read_image
 from styletransfer.losses import gram_matrix
-from styletransfer.optimize import Progress, _Reporter, run_lbfgs
+from styletransfer.optimize import Progress, Reporter, run_lbfgs
 from styletransfer.pipeline import build_objective, resolve_settings
 from styletransfer.presets import SEED_STYLE_LAYERS
 from styletransfer.vgg import get_vgg, preprocess
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         objective,
         start,
         args.evaluations,
-        _Reporter(args.evaluations, on_step),
+        Reporter(args.evaluations, on_step),
         lr=p.lr,
         history=p.history,
         tv_eps=p.tv_eps,

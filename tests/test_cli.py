@@ -117,14 +117,14 @@ def test_demo(tmp_path: Path) -> None:
 def test_ctrl_c_writes_the_image_and_exits_130(
     tiny_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_report = optimize._Reporter.__call__
+    real_report = optimize.Reporter.__call__
 
     def interrupt_at_2(self, terms, image):  # type: ignore[no-untyped-def]
         if self.step == 2:
             raise KeyboardInterrupt
         return real_report(self, terms, image)
 
-    monkeypatch.setattr(optimize._Reporter, "__call__", interrupt_at_2)
+    monkeypatch.setattr(optimize.Reporter, "__call__", interrupt_at_2)
     content, style = tiny_pair
     out = tmp_path / "out.png"
     assert _run(content, style, "-o", out, "--size", 32, "--steps", 50, "-q") == 130
@@ -189,14 +189,14 @@ def test_sigterm_writes_the_image_and_exits_143(
     import os
     import signal
 
-    real_report = optimize._Reporter.__call__
+    real_report = optimize.Reporter.__call__
 
     def terminate_at_3(self, terms, image):  # type: ignore[no-untyped-def]
         if self.step == 3:
             os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled by the CLI
         return real_report(self, terms, image)
 
-    monkeypatch.setattr(optimize._Reporter, "__call__", terminate_at_3)
+    monkeypatch.setattr(optimize.Reporter, "__call__", terminate_at_3)
     content, style = tiny_pair
     out = tmp_path / "out.png"
     before = signal.getsignal(signal.SIGTERM)

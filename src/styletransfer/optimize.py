@@ -136,7 +136,7 @@ class _StopAsked(Exception):
 
 
 @dataclass
-class _Reporter:
+class Reporter:
     """Counts steps over scales, turns loss terms into :class:`Progress`, and asks whether to stop."""
 
     total: int
@@ -174,7 +174,7 @@ def run_adam(
     init: Tensor,
     steps: int,
     optimizer: KerasAdam,
-    report: _Reporter,
+    report: Reporter,
 ) -> Tensor:
     """The seed's ``train_step`` ``steps`` times: a gradient step, then clip to [0, 1].
 
@@ -236,73 +236,228 @@ def run_lbfgs(
     objective: Objective,
     init: Tensor,
     evaluations: int,
-    report: _Reporter,
+    report: Reporter,
     *,
     lr: float = 1.0,
     history: int = 50,
     tv_eps: float = 0.01,
+    stop_rtol: float = 0.0,
+    stop_window: int = 0,
 ) -> Tensor:
-    """L-BFGS (strong-Wolfe line search) on the image, inside the [0, 1] box.
+    """Projected L-BFGS on the image, with the bounds ``0 <= x <= 1`` kept exactly.
 
-    The optimised variable ``z`` is unconstrained and the image is
-    ``x = clamp(z, 0, 1)``, so every evaluated image is valid.  The optimiser
-    sees the seed objective with the L1 TV replaced by
+    The image ``x`` itself is the variable and every iterate lies in the box
+    ``B = [0, 1]^n``.  At an iterate ``x`` with gradient ``g``, a channel
+    value is *active* when it sits on a bound and the gradient pushes it out
+    of the box::
+
+        A = {i : (x_i <= 0 and g_i > 0) or (x_i >= 1 and g_i < 0)},   F = not A
+
+    Only the free values ``F`` move: with ``m`` the indicator of ``F`` and
+    ``H`` the L-BFGS inverse-Hessian estimate (two-loop recursion over the last
+    ``history`` pairs ``s = x' - x``, ``y = g' - g``, scaled by
+    ``s.y / y.y``), the direction is::
+
+        d = -m * H (m * g),    so  g.d = -(m g).H(m g) < 0
+
+    and the step is taken on the projected arc ``x(t) = clamp(x + t d, 0, 1)``
+    from ``t = lr`` by :func:`_projected_wolfe`: Armijo's condition on the arc::
+
+        f(x(t)) <= f(x) + 1e-4 * g.(x(t) - x)
+
+    (shrinking ``t`` by safeguarded quadratic interpolation until it holds) and
+    Wolfe's curvature condition ``g(x(t)).s >= 0.9 g.s`` (growing ``t`` by 4
+    while the slope is still that steep).  A pair is kept only when
+    ``s.y > 1e-10`` (positive curvature, as in ``torch.optim.LBFGS``), so
+    ``H`` stays positive definite.  A value on a bound whose gradient points
+    into the box is free, so it moves off the bound on the next step: no
+    value is stuck at 0 or 1, unlike ``x = clamp(z, 0, 1)`` whose gradient
+    is zero outside the box.  (This is the projected quasi-Newton scheme of
+    Kim, Sra & Dhillon, 2010, a simplification of L-BFGS-B without its
+    generalised Cauchy point.)
+
+    The optimiser sees the seed objective with the L1 TV replaced by
     :func:`~styletransfer.losses.smooth_total_variation` (``tv_eps``); every
     report gives the *exact* seed terms of ``x``.
+
+    Stopping: after ``evaluations`` evaluations (a hard cap, also inside a
+    line search), or earlier when the best exact loss ``b_k`` after ``k``
+    evaluations has fallen by less than a fraction ``stop_rtol`` over the
+    last ``stop_window`` evaluations::
+
+        k > stop_window  and  b_{k - stop_window} - b_k <= stop_rtol * b_k
+
+    (``stop_window = 0`` turns the test off), or at a point where the
+    projected gradient is zero.
 
     Returns:
         The evaluated image with the lowest exact seed loss.
 
     Args:
-        evaluations: objective evaluations (each one VGG forward and backward).
-        lr: the scale of L-BFGS's first step along its search direction.
-        history: the number of curvature pairs L-BFGS keeps.
+        evaluations: the most objective evaluations (each one VGG forward
+            and backward).
+        lr: the first trial step along each direction (on the first
+            iteration, scaled by ``min(1, 1 / |m g|_1)`` as in
+            ``torch.optim.LBFGS``).
+        history: the number of curvature pairs kept.
         tv_eps: the Charbonnier epsilon of the smoothed TV (0: the exact L1 TV).
+        stop_rtol, stop_window: the early-stopping test above.
 
     Raises:
         Interrupted: on Ctrl-C or a stop asked for, with the best image so far.
-        Diverged: when the loss is not finite, with the best image so far.
+        Diverged: when the loss or its gradient is not finite, with the best
+            image so far.
     """
-    z = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [z],
-        lr=lr,
-        max_iter=evaluations,
-        max_eval=evaluations,
-        history_size=history,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-    )
-    best = (math.inf, init.detach().clone())
+    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
+    best = (math.inf, x.clone())
     done = report.step + evaluations
+    bests: list[float] = []  # the best exact loss after each evaluation
 
-    def closure() -> Tensor:
+    def evaluate(point: Tensor) -> tuple[float, Tensor]:
+        """The smoothed objective and its gradient at ``point``; reports the exact terms."""
         nonlocal best
-        if report.step >= done:  # the strong-Wolfe line search may ask for more than max_eval
+        if report.step >= done:
             raise _BudgetSpent
         report.check_stop()
-        opt.zero_grad()
-        x = z.clamp(0.0, 1.0)
-        terms = objective.terms(x)
-        loss = report(terms, x)
+        xr = point.detach().requires_grad_(True)
+        terms = objective.terms(xr)
+        loss = report(terms, xr)
         if not math.isfinite(loss):
             raise Diverged(best[1], report.step)
         if loss < best[0]:
-            best = (loss, x.detach().clone())
-        tv = objective.weights.tv * smooth_total_variation(x, tv_eps) if tv_eps > 0 else terms["tv"]
+            best = (loss, point.detach().clone())
+        bests.append(best[0])
+        tv = objective.weights.tv * smooth_total_variation(xr, tv_eps) if tv_eps > 0 else terms["tv"]
         total = terms["style"] + terms["content"] + tv
-        total.backward()  # type: ignore[no-untyped-call]
-        return total
+        (grad,) = torch.autograd.grad(total, xr)
+        if not bool(torch.isfinite(grad).all()):
+            raise Diverged(best[1], report.step)
+        k = len(bests)
+        if stop_window > 0 and k > stop_window and bests[k - 1 - stop_window] - bests[-1] <= stop_rtol * bests[-1]:
+            raise _Converged
+        return float(total.detach()), grad
 
     try:
-        opt.step(closure)  # type: ignore[no-untyped-call]
-    except _BudgetSpent:
+        _projected_lbfgs(evaluate, x, lr=lr, history=history)
+    except (_BudgetSpent, _Converged):
         pass
     except (KeyboardInterrupt, _StopAsked):
         raise Interrupted(best[1], report.step) from None
     return best[1]
 
 
+def _projected_lbfgs(
+    evaluate: Callable[[Tensor], tuple[float, Tensor]],
+    x: Tensor,
+    *,
+    lr: float,
+    history: int,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    max_line_evaluations: int = 25,
+) -> None:
+    """The iterations of :func:`run_lbfgs`; ends by an exception from ``evaluate`` or at a stationary point."""
+    f, g = evaluate(x)
+    pairs: list[tuple[Tensor, Tensor, float]] = []  # (s, y, 1 / s.y), oldest first
+    gamma = 1.0  # H_0 = gamma I, gamma = s.y / y.y of the newest pair
+    failures = 0
+    while True:
+        free = ~(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)))
+        gf = g * free
+        if not bool(gf.any()):
+            return  # the projected gradient is zero: a KKT point
+        # Two-loop recursion: d = -H gf, then masked to the free values.
+        q = gf.clone()
+        alphas = []
+        for s, y, rho in reversed(pairs):
+            a = rho * float(torch.vdot(s.flatten(), q.flatten()))
+            alphas.append(a)
+            q.add_(y, alpha=-a)
+        q.mul_(gamma)
+        for (s, y, rho), a in zip(pairs, reversed(alphas)):
+            b = rho * float(torch.vdot(y.flatten(), q.flatten()))
+            q.add_(s, alpha=a - b)
+        d = q.neg_().mul_(free)
+        gtd = float(torch.vdot(g.flatten(), d.flatten()))
+        if not gtd < 0:  # rounding made H's direction useless: steepest descent on the free values
+            pairs.clear()
+            gamma = 1.0
+            d = -gf
+            gtd = -float(torch.vdot(gf.flatten(), gf.flatten()))
+        t = lr if pairs else lr * min(1.0, 1.0 / float(gf.abs().sum()))
+        found = _projected_wolfe(evaluate, x, f, g, d, gtd, t, c1=c1, c2=c2, max_evaluations=max_line_evaluations)
+        if found is None:
+            failures += 1
+            pairs.clear()
+            gamma = 1.0
+            if failures >= 2:
+                return  # no decrease even along the projected gradient: as far as float32 goes
+            continue
+        failures = 0
+        x_new, f_new, g_new = found
+        s = x_new - x
+        y = g_new - g
+        sy = float(torch.vdot(s.flatten(), y.flatten()))
+        if sy > 1e-10:
+            if len(pairs) >= history:
+                pairs.pop(0)
+            pairs.append((s, y, 1.0 / sy))
+            gamma = sy / float(torch.vdot(y.flatten(), y.flatten()))
+        x, f, g = x_new, f_new, g_new
+
+
+def _projected_wolfe(
+    evaluate: Callable[[Tensor], tuple[float, Tensor]],
+    x: Tensor,
+    f: float,
+    g: Tensor,
+    d: Tensor,
+    gtd: float,
+    t: float,
+    *,
+    c1: float,
+    c2: float,
+    max_evaluations: int,
+) -> tuple[Tensor, float, Tensor] | None:
+    """A weak-Wolfe line search on the projected arc ``x(t) = clamp(x + t d, 0, 1)``.
+
+    With ``s(t) = x(t) - x``, a step is *acceptable* when Armijo's condition
+    holds, ``f(x(t)) <= f + c1 g.s(t)``, and *good* when the slope has also
+    flattened, ``g(x(t)).s(t) >= c2 g.s(t)`` (Wolfe's curvature condition, which
+    makes ``s.y > 0``).  From the trial ``t``: an unacceptable step shrinks
+    ``t`` (safeguarded quadratic interpolation with slope ``gtd`` at 0, or
+    bisection once the step is bracketed); an acceptable step that is not good
+    grows ``t`` by 4 until it is good or a larger step fails, then the best
+    acceptable step is taken.  Returns ``(x(t), f, g)`` of the step taken, or
+    ``None`` when no acceptable step was found.
+    """
+    accepted: tuple[Tensor, float, Tensor] | None = None
+    t_hi = math.inf
+    for _ in range(max_evaluations):
+        x_new = (x + t * d).clamp_(0.0, 1.0)
+        f_new, g_new = evaluate(x_new)
+        step = (x_new - x).flatten()
+        gain = float(torch.vdot(g.flatten(), step))
+        if not f_new <= f + c1 * gain or (accepted is not None and f_new >= accepted[1]):
+            if accepted is not None:
+                return accepted  # overshot after a good-enough step: keep that one
+            t_hi = t
+            denom = 2.0 * (f_new - f - gtd * t)
+            t_q = -gtd * t * t / denom if denom > 0 and math.isfinite(denom) else 0.5 * t
+            t = min(max(t_q, 0.1 * t), 0.5 * t)
+            continue
+        accepted = (x_new, f_new, g_new)
+        if float(torch.vdot(g_new.flatten(), step)) >= c2 * gain or t_hi < math.inf:
+            return accepted
+        if bool(torch.equal(x_new, (x + 4 * t * d).clamp_(0.0, 1.0))):
+            return accepted  # every moving value is already on a bound
+        t = 4 * t
+    return accepted
+
+
 class _BudgetSpent(Exception):
-    """Raised inside the L-BFGS closure once the evaluation budget is used up."""
+    """Raised by the evaluation once the evaluation budget is used up."""
+
+
+class _Converged(Exception):
+    """Raised by the evaluation once the early-stopping test holds."""

@@ -40,7 +40,7 @@ from .masks import (
     propagate,
 )
 from .memory import check_memory, estimate_bytes, lbfgs_history
-from .optimize import Callback, Interrupted, KerasAdam, StopCheck, _Reporter, run_adam, run_lbfgs
+from .optimize import Callback, Interrupted, KerasAdam, Reporter, StopCheck, run_adam, run_lbfgs
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .vgg import get_vgg
@@ -558,7 +558,7 @@ def optimise(
     configure_device(settings)
     if inputs.fine_style is not None:
         mix_scales(inputs, settings, should_stop=should_stop)
-    report = _Reporter(total_steps(p), callback, should_stop=should_stop)
+    report = Reporter(total_steps(p), callback, should_stop=should_stop)
     x: Tensor | None = None
     objective: Objective | None = None
     c: Tensor | None = None
@@ -570,7 +570,17 @@ def optimise(
             x0 = resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
         if p.optimizer == "lbfgs":
             history = lbfgs_history(p, x0.numel())
-            x = run_lbfgs(objective, x0, steps, report, lr=p.lr, history=history, tv_eps=p.tv_eps)
+            x = run_lbfgs(
+                objective,
+                x0,
+                steps,
+                report,
+                lr=p.lr,
+                history=history,
+                tv_eps=p.tv_eps,
+                stop_rtol=p.stop_rtol,
+                stop_window=p.stop_window,
+            )
         else:
             x = run_adam(objective, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
         if on_scale is not None:
@@ -622,9 +632,7 @@ def mixed_style(
         1.0 / max(float(objective.style_targets[n].square().mean()), 1e-30) for n in p.style_layers
     ]
     try:
-        mixed = run_lbfgs(
-            objective, style, evaluations, _Reporter(evaluations, None, should_stop=should_stop), tv_eps=0
-        )
+        mixed = run_lbfgs(objective, style, evaluations, Reporter(evaluations, None, should_stop=should_stop), tv_eps=0)
     except Interrupted:
         raise Interrupted(style.cpu(), 0) from None
     return mixed.detach().cpu()
