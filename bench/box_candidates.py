@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pairs import PAIRS, ROOT, bounds_fractions, pair_images, seed_loss  # noqa: E402
 
-from styletransfer.api import _objective, resolve_settings  # noqa: E402
 from styletransfer.images import save_image  # noqa: E402
 from styletransfer.losses import smooth_total_variation  # noqa: E402
 from styletransfer.optimize import Reporter, run_lbfgs  # noqa: E402
+from styletransfer.pipeline import build_objective, resolve_settings  # noqa: E402
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     pair = next(p for p in PAIRS if p.name.startswith(args.pair))
     content, style = pair_images(pair, args.images, args.size)
     settings = resolve_settings("fast", size=args.size, device="cpu")
-    objective = _objective(settings, content, [style])
+    objective = build_objective(settings, content, [style])
     for method in args.method:
         curve: list[float] = []
         report = Reporter(

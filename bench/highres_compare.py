@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             ax.set_axis_off()
     fig.savefig(args.output, dpi=100)
 
-    from styletransfer.api import final_terms, resolve_settings
     from styletransfer.examples import example_path
+    from styletransfer.pipeline import final_terms, resolve_settings
 
     content, style = example_path("tubingen.jpg"), example_path("starry_night.jpg")
     base = np.asarray(images[0], dtype=np.float32)

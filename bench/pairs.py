@@ -43,9 +43,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from styletransfer.api import _objective, resolve_settings, stylize_tensor
 from styletransfer.images import load_img, save_image
 from styletransfer.optimize import Progress
+from styletransfer.pipeline import build_objective, resolve_settings, stylize_tensor
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "bench" / "pairs_reference.json"
@@ -110,7 +110,7 @@ def bounds_fractions(x: Tensor) -> tuple[float, float]:
 def seed_loss(image: Tensor, content: Tensor, style: Tensor, size: int) -> dict[str, float]:
     """The seed objective (tutorial weights) of ``image`` rounded to 8 bits, each term and ``total``."""
     settings = resolve_settings("tutorial", size=size, device="cpu")
-    obj = _objective(settings, content, [style])
+    obj = build_objective(settings, content, [style])
     q = (image.clamp(0, 1) * 255).round() / 255
     with torch.no_grad():
         terms = {k: float(v) for k, v in obj.terms(q).items()}

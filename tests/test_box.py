@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from styletransfer.api import resolve_settings, stylize_tensor
 from styletransfer.losses import Weights
 from styletransfer.optimize import Progress, Reporter, run_lbfgs
+from styletransfer.pipeline import resolve_settings, stylize_tensor
 
 
 class Quadratic:

@@ -469,6 +469,14 @@ def objective_at(inputs: Inputs, settings: Settings, size: int) -> tuple[Objecti
     return build_objective(settings, c, s, **regions), c, s
 
 
+def final_terms(
+    image: ImageLike, content: ImageLike, style: ImageLike | Sequence[ImageLike], settings: Settings
+) -> dict[str, float]:
+    """The run's own objective at its final size (its last scale's targets) for ``image``: each term and ``total``."""
+    objective, c, _ = objective_at(decode_inputs(content, style, settings.preset.init), settings, settings.preset.size)
+    return evaluate(objective, image, c)
+
+
 def layer_masks(inputs: Inputs, settings: Settings) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
     """What each style layer sees of each content mask and each style mask, at the run's last scale."""
     p = settings.preset
