@@ -38,22 +38,56 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["api", "cli", "__main__"], 4),
 }
 RUNNER = 3
+FRONT_ENDS = 4
+
+
+def _subpackage_modules() -> list[str]:
+    """Modules of the front ends' subpackages (``batch``, ``batch.worker``...): all layer 4."""
+    found = []
+    for p in PACKAGE.glob("*/**/*.py"):
+        parts = list(p.relative_to(PACKAGE).with_suffix("").parts)
+        found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(found)
+
+
+LAYERS.update(dict.fromkeys(_subpackage_modules(), FRONT_ENDS))
 
 
 def _modules() -> list[str]:
-    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__") + _subpackage_modules()
+
+
+def _path(module: str) -> Path:
+    flat = PACKAGE / (module.replace(".", "/") + ".py")
+    return flat if flat.exists() else PACKAGE / module.replace(".", "/") / "__init__.py"
+
+
+def _package_of(module: str) -> list[str]:
+    """The package a module's relative imports start from (``[]`` for the top level)."""
+    parts = module.split(".")
+    return parts if _path(module).name == "__init__.py" else parts[:-1]
 
 
 def _imports(module: str) -> tuple[set[str], set[str]]:
     """The package modules ``module`` imports (at any depth of the file), and the outside packages."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    tree = ast.parse(_path(module).read_text())
     inside, outside = set(), set()
+    package = _package_of(module)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                inside.add(node.module.split(".")[0])
-            else:
-                inside.update(a.name for a in node.names if a.name in LAYERS)
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = package[: len(package) - (node.level - 1)]
+            names = (
+                [".".join([*base, *node.module.split(".")])]
+                if node.module
+                else [".".join([*base, a.name]) for a in node.names]
+            )
+            for name in names:
+                parts = name.split(".")
+                found = next(
+                    (".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in LAYERS), None
+                )
+                if found is not None:
+                    inside.add(found)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             outside.add(node.module.split(".")[0])
         elif isinstance(node, ast.Import):
@@ -80,7 +114,7 @@ def test_the_bottom_is_torch_free(module: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(m for m, layer in LAYERS.items() if layer < RUNNER or layer == RUNNER))
 def test_nothing_below_the_front_ends_prints_handles_signals_or_reads_argv(module: str) -> None:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    tree = ast.parse(_path(module).read_text())
     _, outside = _imports(module)
     assert "signal" not in outside and "argparse" not in outside and "tqdm" not in outside
     for node in ast.walk(tree):

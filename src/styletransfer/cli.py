@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .errors import Notice, OptionError, StyleTransferError, is_usage_error
+from .errors import MissingExtra, Notice, OptionError, StyleTransferError, is_usage_error
 from .jobs import Job, JobResult, JobStart, Observer, make_job
 from .options import OPTIONS, Option
 from .presets import PRESETS
@@ -139,14 +139,19 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
 _LOSS_OPTIONS = ("style_weight", "content_weight", "tv_weight", "weights", "device")
 
 
+def _add_table_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of the table (the main command's, ``demo``'s, ``batch``'s and ``video``'s)."""
+    presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+    for opt in OPTIONS:
+        _add_option(parser, opt, f"{opt.help} ({presets})" if opt.name == "preset" else None)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the main command and ``demo``: the whole option table, then the front end's own."""
-    presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
     parser.add_argument(
         "-o", "--output", metavar="OUT", help="output image (.png .jpg .webp .tiff); required unless --dry-run"
     )
-    for opt in OPTIONS:
-        _add_option(parser, opt, f"{opt.help} ({presets})" if opt.name == "preset" else None)
+    _add_table_options(parser)
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -602,7 +607,76 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     return _run(args, example_path("tubingen.jpg"), [example_path("starry_night.jpg")])
 
 
+def _job_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The option table's values from parsed arguments (for :func:`~styletransfer.jobs.make_job`)."""
+    return {o.name: getattr(args, o.name) for o in OPTIONS}
+
+
+def _front_end(module: str, extra: str | None = None) -> Any:
+    """Import a front-end subpackage; a missing optional package is one line naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(f".{module}", __package__)
+    except ModuleNotFoundError as exc:
+        if extra is None or (exc.name or "").startswith(__package__ or PROG):
+            raise
+        raise MissingExtra(f"{module} needs {exc.name}: pip install 'styletransfer[{extra}]'") from None
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where items run (default: local)"
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="worker processes or Ray actors (default: 1)"
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT (default: start a local Ray)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per item, only the summary and errors")
+
+
+def _cmd_batch(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} batch",
+        description=(
+            "Stylise every content image (files, or directories' images) with every style, or with one blend of "
+            "all styles when --style-blend is given. Resumable: OUT_DIR/batch.jsonl records each item; the same "
+            "command again skips what is done. A broken input is a failed item; the exit code is 1 if any failed."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="content images or directories")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory for the results")
+    parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
+    parser.add_argument("--recursive", action="store_true", help="descend into the input directories")
+    parser.add_argument("--name", default="{stem}_{style}.png", help="output names (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="run every item again, done or not")
+    _add_executor_options(parser)
+    _add_table_options(parser)
+    args = parser.parse_args(argv)
+    batch = _front_end("batch")
+    items = batch.plan_items(
+        args.inputs, args.style, args.output, name=args.name, recursive=args.recursive, **_job_options(args)
+    )
+    executor = batch.make_executor(args.executor, args.workers, address=args.ray_address, weights=args.weights)
+
+    def report(record: dict[str, Any]) -> None:
+        if record["status"] == "failed":
+            _err(f"{record['item']}: {record['error']}")
+        elif not args.quiet:
+            print(f"{record['status']} {record['output']} ({record['seconds']:.1f} s)", file=sys.stderr)
+
+    try:
+        summary = batch.run_batch(items, args.output, executor, overwrite=args.overwrite, on_record=report)
+    finally:
+        executor.close()
+    print(summary.line())
+    return EXIT_FAILURE if summary.failed else (EXIT_INTERRUPTED if summary.stopped else 0)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "batch": _cmd_batch,
     "loss": _cmd_loss,
     "demo": _cmd_demo,
     "layers": _cmd_layers,

@@ -150,6 +150,9 @@ class Objective:
         style_blend: one non-negative weight per style (default: equal).
         style_layer_weights: one weight per style layer (default: all 1).
         pooling: ``"max"`` or ``"avg"`` (see :meth:`VGG19.forward`).
+        style_targets: the mixed Gram targets by style layer, already computed
+            for these styles, blend and pooling (:attr:`style_targets` of an
+            earlier objective): reused instead of computed again.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class Objective:
         style_blend: Sequence[float] | None = None,
         style_layer_weights: Sequence[float] | None = None,
         pooling: str = "max",
+        style_targets: dict[str, Tensor] | None = None,
     ) -> None:
         self.vgg = vgg
         self.weights = weights
@@ -189,6 +193,9 @@ class Objective:
             c_feats = vgg(preprocess(content), self.content_layers, pooling)
             self.content_targets = {n: c_feats[n] for n in self.content_layers}
             self.style_targets: dict[str, Tensor] = {}
+            if style_targets is not None:
+                self.style_targets = {n: style_targets[n] for n in self.style_layers}
+                styles = []
             for image, b in zip(styles, blend):
                 s_feats = vgg(preprocess(image), self.style_layers, pooling)
                 for n in self.style_layers:
