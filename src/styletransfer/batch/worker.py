@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import StyleTransferError
 from ..jobs import Job, init_file, run_job
+from ..manifest import manifest_path
 
 
 def set_threads(threads: int) -> None:
@@ -110,7 +111,7 @@ def _localise(job: Job, files: dict[str, bytes], tmp: Path, weights: str | None)
     if job.output is not None:
         output = out / Path(job.output).name
         back[output] = job.output
-        back[output.with_suffix(".json")] = str(Path(job.output).with_suffix(".json"))
+        back[manifest_path(output)] = str(manifest_path(job.output))
     for f in init_file(options.get("init")):
         options["init"] = names[f]
     if options.get("log"):
