@@ -172,7 +172,9 @@ def main_parser() -> argparse.ArgumentParser:
             "'styletransfer layers' lists VGG19's layers; 'styletransfer stats IMAGE' prints layer "
             "statistics; 'styletransfer classify IMAGE' prints the top-5 ImageNet classes; "
             "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures; "
-            "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest. "
+            "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest; "
+            "'styletransfer batch INPUT... -o DIR --style S...' stylises many images (resumable); "
+            "'styletransfer video IN -o OUT --style S...' stylises a video with temporal consistency. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
     )
@@ -675,8 +677,85 @@ def _cmd_batch(argv: Sequence[str]) -> int:
     return EXIT_FAILURE if summary.failed else (EXIT_INTERRUPTED if summary.stopped else 0)
 
 
+def _cmd_video(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} video",
+        description=(
+            "Stylise every frame of IN (a video file PyAV reads, or a directory of frames) into OUT (a video file: "
+            "H.264 MP4, the audio copied; or a directory of PNG frames). Each frame after the first starts from the "
+            "previous stylised frame warped by the optical flow (OpenCV's DIS), with a temporal loss weighted by the "
+            "forward-backward certainty mask (Ruder et al. 2016). Resumable: the frames are kept in --work-dir."
+        ),
+    )
+    parser.add_argument("input", metavar="IN", help="video file or directory of frames")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="video file (.mp4...) or directory")
+    parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
+    parser.add_argument(
+        "--frame-steps",
+        type=_positive_int,
+        metavar="M",
+        help="evaluations of each frame after the first (default: steps/3)",
+    )
+    parser.add_argument("--temporal-weight", type=float, metavar="W", help="weight of the temporal loss (default: 2e5)")
+    parser.add_argument("--no-temporal", action="store_true", help="stylise every frame independently (the baseline)")
+    parser.add_argument("--metrics", metavar="FILE.json", help="write each frame's warping error, evaluations, seconds")
+    parser.add_argument("--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work)")
+    parser.add_argument("--fps", type=float, metavar="F", help="frame rate of a directory of frames (default: 24)")
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="ray: the flows in parallel Ray tasks"
+    )
+    parser.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per frame")
+    _add_table_options(parser)
+    args = parser.parse_args(argv)
+    video = _front_end("video", "video")
+    flows = None
+    if args.executor == "ray":
+        flows = _front_end("video.ray_flows", "ray").RayFlows(args.ray_address)
+    stop = threading.Event()
+
+    def on_frame(record: Any, total: int) -> None:
+        if not args.quiet:
+            error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
+            print(f"frame {record.frame}/{total}: {record.seconds:.1f} s{error}", file=sys.stderr)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = video.stylize_video(
+            args.input,
+            args.style,
+            args.output,
+            temporal=not args.no_temporal,
+            temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+            frame_steps=args.frame_steps,
+            work_dir=args.work_dir,
+            metrics=args.metrics,
+            fps=args.fps,
+            should_stop=stop.is_set,
+            on_frame=on_frame,
+            flows=flows,
+            **_job_options(args),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if flows is not None:
+            flows.close()
+    if result.status != "complete":
+        _err(f"stopped after {result.done_now} new frame(s); run the same command again to go on")
+        return EXIT_INTERRUPTED
+    _say(args, f"wrote {result.output} ({result.frames} frames, {result.done_now} stylised now)")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "batch": _cmd_batch,
+    "video": _cmd_video,
     "loss": _cmd_loss,
     "demo": _cmd_demo,
     "layers": _cmd_layers,

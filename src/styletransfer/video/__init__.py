@@ -206,9 +206,9 @@ def stylize_video(
         done_before += 1
 
     need_flows = temporal or metrics is not None
-    pairs = [(arrays[t - 1], arrays[t]) for t in range(max(1, done_before), n)] if need_flows else []
-    flow_list = list((flows or local_flows)(pairs)) if pairs else []
-    flow_of = {t: flow_list[i] for i, t in enumerate(range(max(1, done_before), n))}
+    todo = list(range(max(1, done_before), n)) if need_flows else []
+    flow_list = list((flows or local_flows)([(arrays[t - 1], arrays[t]) for t in todo])) if todo else []
+    flow_of = dict(zip(todo, flow_list))
 
     records = [FrameRecord(**json.loads(p.read_text())) for p in sorted((work / "metrics").glob("*.json"))][
         :done_before
