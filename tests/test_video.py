@@ -15,8 +15,20 @@ from tests.clips import pan_frames, static_frames, true_mask, true_warping_error
 pytest.importorskip("cv2")
 av = pytest.importorskip("av")
 
-OPTIONS = {"size": 64, "steps": 20, "device": "cpu"}
-FRAME_STEPS = 7
+#: The issue's targets are measured at 60 evaluations for the first frame (and for every frame of the baseline),
+#: and the default third of them, 20, for each later frame.
+STEPS, FRAME_STEPS = 60, 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the machine is shared, and two threads on a busy 2-core CPU are slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _frames(directory: Path) -> list[np.ndarray]:
@@ -35,23 +47,11 @@ def style(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pan(tmp_path_factory, style) -> dict:
-    """The 5-frame pan stylised with the temporal loss (through the CLI) and without it (the baseline)."""
+    """The 4-frame pan stylised with the temporal loss (through the CLI) and without it (the baseline)."""
     root = tmp_path_factory.mktemp("pan")
-    source = write_frames(pan_frames(5, 64, 48), root / "in")
-    common = ["--style", str(style), "--size", "64", "--steps", "20", "--device", "cpu", "-q"]
-    code = main(
-        [
-            "video",
-            str(source),
-            "-o",
-            str(root / "temporal"),
-            "--frame-steps",
-            str(FRAME_STEPS),
-            *common,
-            "--metrics",
-            str(root / "t.json"),
-        ]
-    )
+    source = write_frames(pan_frames(4, 64, 48), root / "in")
+    common = ["--style", str(style), "--size", "64", "--steps", str(STEPS), "--device", "cpu", "-q"]
+    code = main(["video", str(source), "-o", str(root / "temporal"), *common, "--metrics", str(root / "t.json")])
     assert code == 0
     code = main(
         [
@@ -102,34 +102,29 @@ def test_temporal_video_flickers_far_less_at_the_same_style_loss(pan):
 
 def test_metrics_hold_each_frame(pan):
     frames = pan["metrics"]["frames"]
-    assert [f["frame"] for f in frames] == [1, 2, 3, 4, 5]
-    assert frames[0]["warping_error"] is None and frames[0]["evaluations"] == 20
+    assert [f["frame"] for f in frames] == [1, 2, 3, 4]
+    assert frames[0]["warping_error"] is None and frames[0]["evaluations"] == STEPS
     assert all(f["evaluations"] == FRAME_STEPS and f["warping_error"] >= 0 and f["seconds"] > 0 for f in frames[1:])
     assert pan["metrics"]["mean_warping_error"] < pan["baseline_metrics"]["mean_warping_error"]
 
 
-def test_a_stopped_video_continues_from_the_last_finished_frame(pan, style, tmp_path):
+def test_a_stopped_video_continues_from_the_last_finished_frame(style, tmp_path):
     from styletransfer.video import stylize_video
 
+    source = write_frames(pan_frames(4, 32, 24), tmp_path / "in")
+    options = {"size": 32, "steps": 6, "device": "cpu"}
+    unbroken = stylize_video(source, style, tmp_path / "unbroken", **options)
+    assert unbroken.status == "complete" and unbroken.done_now == 4
     out = tmp_path / "out"
-    seen = []
-
-    def stop_after_two() -> bool:
-        return len(seen) >= 2
-
+    seen: list = []
     first = stylize_video(
-        pan["source"],
-        style,
-        out,
-        frame_steps=FRAME_STEPS,
-        should_stop=stop_after_two,
-        on_frame=lambda r, n: seen.append(r),
-        **OPTIONS,
+        source, style, out, should_stop=lambda: len(seen) >= 2, on_frame=lambda r, n: seen.append(r), **options
     )
     assert first.status == "interrupted" and first.done_now == 2 and not out.exists()
-    second = stylize_video(pan["source"], style, out, frame_steps=FRAME_STEPS, **OPTIONS)
-    assert second.status == "complete" and second.done_now == 3
-    for a, b in zip(_frames(out), pan["temporal"]):
+    second = stylize_video(source, style, out, **options)
+    assert second.status == "complete" and second.done_now == 2
+    assert [r.frame for r in second.records] == [1, 2, 3, 4]
+    for a, b in zip(_frames(out), _frames(tmp_path / "unbroken"), strict=True):
         assert np.array_equal(a, b)  # the same pixels as the unbroken run
 
 
