@@ -36,11 +36,17 @@ class LocalExecutor:
     def run(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(index, outcome)`` for each payload as it finishes (in any order)."""
         if self.workers == 1:
-            set_threads(self.threads)
-            for i, payload in enumerate(payloads):
-                if self.stop.is_set():
-                    return
-                yield i, run_payload(payload, should_stop=self.stop.is_set)
+            before = set_threads(self.threads)
+            try:
+                for i, payload in enumerate(payloads):
+                    if self.stop.is_set():
+                        return
+                    outcome = run_payload(payload, should_stop=self.stop.is_set)
+                    yield i, outcome
+                    if outcome["status"] in ("interrupted", "cancelled"):  # Ctrl-C: the batch stops here
+                        return
+            finally:
+                set_threads(before)
             return
         self._pool = ProcessPoolExecutor(
             max_workers=min(self.workers, max(1, len(payloads))),

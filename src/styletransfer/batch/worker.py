@@ -22,11 +22,13 @@ from ..jobs import Job, init_file, run_job
 from ..manifest import manifest_path
 
 
-def set_threads(threads: int) -> None:
-    """Give this process ``threads`` torch threads (a worker's share of the cores)."""
+def set_threads(threads: int) -> int:
+    """Give this process ``threads`` torch threads (a worker's share of the cores); the number it had."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(threads)))
+    return before
 
 
 def one_line(exc: BaseException) -> str:
