@@ -37,9 +37,21 @@ LAYERS: dict[str, int] = {
     "pipeline": 2,
     **dict.fromkeys(["jobs", "observers", "manifest"], 3),
     **dict.fromkeys(["api", "cli", "__main__"], 4),
-    **dict.fromkeys(["web", "web.server", "web.store", "web.queue"], 4),  # the web studio, a front end
 }
 RUNNER = 3
+FRONT_ENDS = 4
+
+
+def _subpackage_modules() -> list[str]:
+    """Modules of the front ends' subpackages (``batch``, ``batch.worker``...): all layer 4."""
+    found = []
+    for p in PACKAGE.glob("*/**/*.py"):
+        parts = list(p.relative_to(PACKAGE).with_suffix("").parts)
+        found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(found)
+
+
+LAYERS.update(dict.fromkeys(_subpackage_modules(), FRONT_ENDS))
 
 
 def _modules() -> list[str]:

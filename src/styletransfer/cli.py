@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .errors import Notice, OptionError, StyleTransferError, is_usage_error
+from .errors import MissingExtra, Notice, OptionError, StyleTransferError, is_usage_error
 from .jobs import Job, JobResult, JobStart, Observer, make_job
 from .options import OPTIONS, Option
 from .presets import PRESETS
@@ -139,14 +139,19 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
 _LOSS_OPTIONS = ("style_weight", "content_weight", "tv_weight", "weights", "device")
 
 
+def _add_table_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of the table (the main command's, ``demo``'s, ``batch``'s and ``video``'s)."""
+    presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+    for opt in OPTIONS:
+        _add_option(parser, opt, f"{opt.help} ({presets})" if opt.name == "preset" else None)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the main command and ``demo``: the whole option table, then the front end's own."""
-    presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
     parser.add_argument(
         "-o", "--output", metavar="OUT", help="output image (.png .jpg .webp .tiff); required unless --dry-run"
     )
-    for opt in OPTIONS:
-        _add_option(parser, opt, f"{opt.help} ({presets})" if opt.name == "preset" else None)
+    _add_table_options(parser)
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -168,6 +173,8 @@ def main_parser() -> argparse.ArgumentParser:
             "statistics; 'styletransfer classify IMAGE' prints the top-5 ImageNet classes; "
             "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures; "
             "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest; "
+            "'styletransfer batch INPUT... -o DIR --style S...' stylises many images (resumable); "
+            "'styletransfer video IN -o OUT --style S...' stylises a video with temporal consistency. "
             "'styletransfer serve' runs the local web studio. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
@@ -621,8 +628,154 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     return serve(args.host, args.port, args.data_dir, args.max_upload_mb, args.max_size, args.token, args.open)
 
 
+def _job_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The option table's values from parsed arguments (for :func:`~styletransfer.jobs.make_job`)."""
+    return {o.name: getattr(args, o.name) for o in OPTIONS}
+
+
+def _front_end(module: str, extra: str | None = None) -> Any:
+    """Import a front-end subpackage; a missing optional package is one line naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(f".{module}", __package__)
+    except ModuleNotFoundError as exc:
+        if extra is None or (exc.name or "").startswith(__package__ or PROG):
+            raise
+        raise MissingExtra(f"{module} needs {exc.name}: pip install 'styletransfer[{extra}]'") from None
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where items run (default: local)"
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="worker processes or Ray actors (default: 1)"
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT (default: start a local Ray)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per item, only the summary and errors")
+
+
+def _cmd_batch(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} batch",
+        description=(
+            "Stylise every content image (files, or directories' images) with every style, or with one blend of "
+            "all styles when --style-blend is given. Resumable: OUT_DIR/batch.jsonl records each item; the same "
+            "command again skips what is done. A broken input is a failed item; the exit code is 1 if any failed."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="content images or directories")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory for the results")
+    parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
+    parser.add_argument("--recursive", action="store_true", help="descend into the input directories")
+    parser.add_argument("--name", default="{stem}_{style}.png", help="output names (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="run every item again, done or not")
+    _add_executor_options(parser)
+    _add_table_options(parser)
+    args = parser.parse_args(argv)
+    batch = _front_end("batch")
+    items = batch.plan_items(
+        args.inputs, args.style, args.output, name=args.name, recursive=args.recursive, **_job_options(args)
+    )
+    executor = batch.make_executor(args.executor, args.workers, address=args.ray_address, weights=args.weights)
+
+    def report(record: dict[str, Any]) -> None:
+        if record["status"] == "failed":
+            _err(f"{record['item']}: {record['error']}")
+        elif not args.quiet:
+            print(f"{record['status']} {record['output']} ({record['seconds']:.1f} s)", file=sys.stderr)
+
+    try:
+        summary = batch.run_batch(items, args.output, executor, overwrite=args.overwrite, on_record=report)
+    finally:
+        executor.close()
+    print(summary.line())
+    return EXIT_FAILURE if summary.failed else (EXIT_INTERRUPTED if summary.stopped else 0)
+
+
+def _cmd_video(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} video",
+        description=(
+            "Stylise every frame of IN (a video file PyAV reads, or a directory of frames) into OUT (a video file: "
+            "H.264 MP4, the audio copied; or a directory of PNG frames). Each frame after the first starts from the "
+            "previous stylised frame warped by the optical flow (OpenCV's DIS), with a temporal loss weighted by the "
+            "forward-backward certainty mask (Ruder et al. 2016). Resumable: the frames are kept in --work-dir."
+        ),
+    )
+    parser.add_argument("input", metavar="IN", help="video file or directory of frames")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="video file (.mp4...) or directory")
+    parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
+    parser.add_argument(
+        "--frame-steps",
+        type=_positive_int,
+        metavar="M",
+        help="evaluations of each frame after the first (default: steps/3)",
+    )
+    parser.add_argument("--temporal-weight", type=float, metavar="W", help="weight of the temporal loss (default: 2e5)")
+    parser.add_argument("--no-temporal", action="store_true", help="stylise every frame independently (the baseline)")
+    parser.add_argument("--metrics", metavar="FILE.json", help="write each frame's warping error, evaluations, seconds")
+    parser.add_argument("--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work)")
+    parser.add_argument("--fps", type=float, metavar="F", help="frame rate of a directory of frames (default: 24)")
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="ray: the flows in parallel Ray tasks"
+    )
+    parser.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per frame")
+    _add_table_options(parser)
+    args = parser.parse_args(argv)
+    video = _front_end("video", "video")
+    flows = None
+    if args.executor == "ray":
+        flows = _front_end("video.ray_flows", "ray").RayFlows(args.ray_address)
+    stop = threading.Event()
+
+    def on_frame(record: Any, total: int) -> None:
+        if not args.quiet:
+            error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
+            print(f"frame {record.frame}/{total}: {record.seconds:.1f} s{error}", file=sys.stderr)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = video.stylize_video(
+            args.input,
+            args.style,
+            args.output,
+            temporal=not args.no_temporal,
+            temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+            frame_steps=args.frame_steps,
+            work_dir=args.work_dir,
+            metrics=args.metrics,
+            fps=args.fps,
+            should_stop=stop.is_set,
+            on_frame=on_frame,
+            flows=flows,
+            **_job_options(args),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if flows is not None:
+            flows.close()
+    if result.status != "complete":
+        _err(f"stopped after {result.done_now} new frame(s); run the same command again to go on")
+        return EXIT_INTERRUPTED
+    _say(args, f"wrote {result.output} ({result.frames} frames, {result.done_now} stylised now)")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "serve": _cmd_serve,
+    "batch": _cmd_batch,
+    "video": _cmd_video,
     "loss": _cmd_loss,
     "demo": _cmd_demo,
     "layers": _cmd_layers,

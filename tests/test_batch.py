@@ -1,0 +1,136 @@
+"""``styletransfer batch``: items, the resumable ledger, failures as items, worker processes, reused style targets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from styletransfer.batch import LEDGER, plan_items, read_ledger, run_batch
+from styletransfer.batch.local import LocalExecutor
+from styletransfer.cli import main
+
+TINY = ["--size", "32", "--steps", "3", "--device", "cpu", "-q"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """One torch thread for the batches run in this process (the machine is shared)."""
+    monkeypatch.setattr("styletransfer.batch.local.cpu_count", lambda: 1)
+
+
+@pytest.fixture()
+def folder(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]:
+    """Three 32x24 photos and a broken file in a directory, and a 32x26 style."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with Image.open(tubingen) as im:
+        for i, box in enumerate([(0, 0, 512, 384), (100, 50, 500, 350), (0, 100, 300, 325)]):
+            im.crop(box).resize((32, 24), Image.BILINEAR).save(photos / f"p{i}.png")
+    (photos / "broken.png").write_bytes(b"not an image at all")
+    style = tmp_path / "style.png"
+    with Image.open(starry) as im:
+        im.resize((32, 26), Image.BILINEAR).save(style)
+    return photos, style
+
+
+def _lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / LEDGER).read_text().splitlines()]
+
+
+def test_batch_resumes_skips_redoes_and_reports_failures(folder, tmp_path, capsys):
+    photos, style = folder
+    out = tmp_path / "out"
+    assert main(["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines()[-1] == "3 done, 0 skipped, 1 failed"
+    assert "broken_style.png: " in captured.err and captured.err.count("\n") == 1  # one line for the failure
+    assert sorted(p.name for p in out.glob("*.png")) == ["p0_style.png", "p1_style.png", "p2_style.png"]
+    records = _lines(out)
+    assert [r["status"] for r in records].count("complete") == 3
+    failed = next(r for r in records if r["status"] == "failed")
+    assert "broken.png" in failed["error"] and "\n" not in failed["error"]
+    first = {r["item"]: r for r in records}
+
+    # The same command again: nothing redone (the failed item is tried again and fails again).
+    assert main(["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "0 done, 3 skipped, 1 failed"
+
+    # A lost output is made again; the others stay skipped.
+    (out / "p1_style.png").unlink()
+    (photos / "broken.png").unlink()
+    assert main(["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "1 done, 2 skipped, 0 failed"
+    assert read_ledger(out)["p1_style.png"]["output_sha256"] == first["p1_style.png"]["output_sha256"]
+
+    # Other settings: every item is redone; --overwrite redoes all too.
+    args = ["batch", str(photos), "-o", str(out), "--style", str(style), "--size", "32", "--steps", "4", "-q"]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "3 done, 0 skipped, 0 failed"
+    assert main([*args, "--device", "cpu", "--overwrite"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "3 done, 0 skipped, 0 failed"
+
+
+def test_blend_makes_one_item_per_content(folder, tmp_path, starry):
+    photos, style = folder
+    items = plan_items([photos / "p0.png", photos / "p1.png"], [style, starry], tmp_path / "o", style_blend=[1.0, 1.0])
+    assert [i.key for i in items] == ["p0_style+starry_night.png", "p1_style+starry_night.png"]
+    assert len(plan_items([photos / "p0.png"], [style, starry], tmp_path / "o")) == 2
+
+
+def test_two_worker_processes(folder, tmp_path):
+    photos, style = folder
+    (photos / "broken.png").unlink()
+    items = plan_items([photos], [style], tmp_path / "out", size=32, steps=3, device="cpu")
+    summary = run_batch(items, tmp_path / "out", LocalExecutor(2))
+    assert summary.line() == "3 done, 0 skipped, 0 failed"
+    assert {r["status"] for r in read_ledger(tmp_path / "out").values()} == {"complete"}
+
+
+def test_a_killed_batch_finishes_the_rest_and_loses_nothing(folder, tmp_path):
+    photos, style = folder
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "styletransfer", "batch", str(photos), "-o", str(out), "--style", str(style)]
+    cmd += ["--size", "40", "--steps", "25", "--device", "cpu", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out / LEDGER).exists() and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_ledger(out)
+    done_before = [k for k, r in before.items() if r["status"] == "complete"]
+    assert 1 <= len(done_before) < 3, before
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == f"{3 - len(done_before)} done, {len(done_before)} skipped, 0 failed"
+    for record in read_ledger(out).values():
+        with Image.open(record["output"]) as im:
+            assert im.size == (40, 30)
+
+
+def test_style_targets_are_computed_once_per_style_and_size(tiny_pair):
+    from styletransfer.images import load_img
+    from styletransfer.pipeline import build_objective, resolve_settings
+
+    content, style = tiny_pair
+    settings = resolve_settings("fast", size=32, device="cpu")
+    c, s = load_img(content, 32), load_img(style, 32)
+    a = build_objective(settings, c, [s])
+    b = build_objective(settings, c.flip(-1), [s])
+    assert all(a.style_targets[n] is b.style_targets[n] for n in a.style_layers)
+    other = build_objective(settings, c, [load_img(style, 40)])
+    assert not np.allclose(other.style_targets["block1_conv1"].numpy(), 0) and all(
+        other.style_targets[n] is not a.style_targets[n] for n in a.style_layers
+    )

@@ -1,0 +1,78 @@
+"""The Ray executor on a real local Ray instance: the same pixels as local workers; a killed actor's item is retried."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from styletransfer.batch import plan_items, read_ledger, run_batch
+from styletransfer.batch.local import LocalExecutor
+
+pytest.importorskip("ray")
+
+
+@pytest.fixture()
+def photos(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[list[Path], Path]:
+    paths = []
+    with Image.open(tubingen) as im:
+        for i in range(4):
+            p = tmp_path / f"p{i}.png"
+            im.crop((40 * i, 20 * i, 300 + 40 * i, 215 + 20 * i)).resize((32, 24), Image.BILINEAR).save(p)
+            paths.append(p)
+    style = tmp_path / "style.png"
+    with Image.open(starry) as im:
+        im.resize((32, 26), Image.BILINEAR).save(style)
+    return paths, style
+
+
+def _pixels(path: str) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def test_local_and_ray_give_the_same_pixels(ray_cluster, photos, tmp_path):
+    from styletransfer.batch.ray_executor import RayExecutor
+
+    contents, style = photos
+    options = {"size": 32, "steps": 4, "device": "cpu", "manifest": True}
+    local = run_batch(
+        plan_items(contents[:2], [style], tmp_path / "local", **options),
+        tmp_path / "local",
+        LocalExecutor(2, threads=1),
+    )
+    executor = RayExecutor(2, threads=1)
+    try:
+        remote = run_batch(plan_items(contents[:2], [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
+    finally:
+        executor.close()
+    assert local.line() == remote.line() == "2 done, 0 skipped, 0 failed"
+    for name in ("p0_style.png", "p1_style.png"):
+        assert np.array_equal(_pixels(str(tmp_path / "local" / name)), _pixels(str(tmp_path / "ray" / name)))
+        assert (tmp_path / "ray" / f"{name}.json").is_file()  # the manifest came back from the node
+    assert {r["executor"] for r in read_ledger(tmp_path / "ray").values()} == {"ray"}
+
+
+def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_path):
+    from styletransfer.batch.ray_executor import RayExecutor
+
+    contents, style = photos
+    items = plan_items(contents, [style], tmp_path / "out", size=32, steps=12, device="cpu")
+    executor = RayExecutor(2, threads=1)
+    killed = []
+
+    def kill_a_busy_actor(record: dict) -> None:
+        busy = executor.busy_actors()
+        if not killed and busy:
+            ray_cluster.kill(busy[0], no_restart=True)
+            killed.append(busy[0])
+
+    try:
+        summary = run_batch(items, tmp_path / "out", executor, on_record=kill_a_busy_actor)
+    finally:
+        executor.close()
+    assert killed, "no actor was busy when the first item finished"
+    assert summary.line() == "4 done, 0 skipped, 0 failed"
+    assert all(r["status"] == "complete" for r in read_ledger(tmp_path / "out").values())
