@@ -101,6 +101,9 @@ class Queue:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.live: dict[str, Live] = {}
+        #: The last progress event of recently finished jobs, so that an event stream that polled
+        #: between two of a short job's steps still sends it before the end (the newest 256 kept).
+        self.last_progress: dict[str, dict[str, Any]] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._wake: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -190,6 +193,9 @@ class Queue:
     def _end(self, job_id: str, status: str, error: str | None, live: Live, has_result: bool = False) -> None:
         if live.progress is not None:
             self.store.progress(job_id, live.step, live.total, live.progress["loss"])
+            self.last_progress[job_id] = live.progress
+            while len(self.last_progress) > 256:
+                del self.last_progress[next(iter(self.last_progress))]
         self.store.finish(job_id, status, error=error, has_result=has_result)
         (self.store.folder(job_id) / "snapshot.png").unlink(missing_ok=True)
 

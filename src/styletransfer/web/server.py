@@ -472,13 +472,18 @@ def create_app(config: Config) -> FastAPI:
 
         async def stream() -> AsyncIterator[str]:
             last = -1
+            watched = False  # whether this stream saw the job before it ended
             while True:
                 row = studio.store.get(job_id)
                 if row is None:
                     return
                 if row["status"] in FINISHED:
+                    final = studio.queue.last_progress.get(job_id)
+                    if watched and final is not None and final["step"] != last:  # a short job's last step, unsent
+                        yield f"event: progress\ndata: {json.dumps(final)}\n\n"
                     yield f"event: {row['status']}\ndata: {json.dumps(studio.job_json(row))}\n\n"
                     return
+                watched = True
                 live = studio.queue.live.get(job_id)
                 if live is not None and live.progress is not None and live.step != last:
                     last = live.step
