@@ -48,9 +48,11 @@ def main() -> None:
     )
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--content", default=str(example_path("tubingen.jpg")))
+    parser.add_argument("--style", default=str(example_path("starry_night.jpg")))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    content, style = example_path("tubingen.jpg"), example_path("starry_night.jpg")
+    content, style = args.content, args.style
     print(f"threads {torch.get_num_threads()}, preset {args.preset}, steps {args.steps or 'preset'}")
     header = "| size | scales | evaluations run | estimated s/eval | measured s/eval (median) | estimated s | measured s | ratio |"
     print(header)

@@ -732,10 +732,15 @@ def evaluate(objective: Objective, image: ImageLike, content: Tensor) -> dict[st
 PROBE_SIDE = 256
 
 #: How an evaluation's time grows with its pixels ``n``: ``t ~ n ** PIXEL_EXPONENT``.
-#: Larger images outgrow the caches, so the time per pixel rises: measured on a
-#: 2-core AVX-512 CPU, one evaluation took 1.36 s at 512x384 and 32 s at
-#: 2048x1536 (16x the pixels, 23.5x the time: exponent 1.14; 1024x768 gave 1.16).
-PIXEL_EXPONENT = 1.15
+#: Fitted to the median evaluation of real runs on a 2-core AVX-512/AMX CPU
+#: (``bench/estimate.py``, Tübingen x Starry Night, 2 threads): 0.547 s at
+#: 256x192, 1.63 s at 512x384, 5.87 s at 1024x768 (exponents 0.79 and 0.92
+#: between them): the fixed costs of small images fade as the size grows.
+PIXEL_EXPONENT = 0.85
+
+#: A run's evaluation against the probe's bare one: the optimiser's bookkeeping,
+#: the reports and the line search's extra work (1.22 at 256x192 in the same runs).
+RUN_OVERHEAD = 1.2
 
 
 def _evaluation_seconds(settings: Settings, inputs: Inputs, side: int, repeats: int = 3) -> float:
@@ -764,8 +769,8 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
 
     The time of one evaluation is measured at a small size (:data:`PROBE_SIDE`)
     on this machine and scaled to each scale's pixels ``n`` as
-    ``t(n) = t_probe (n / n_probe) ** PIXEL_EXPONENT``; each scale adds one
-    evaluation for its targets.  The peak memory is the memory guard's estimate
+    ``t(n) = RUN_OVERHEAD t_probe (n / n_probe) ** PIXEL_EXPONENT``; each scale
+    adds one evaluation for its targets.  The peak memory is the memory guard's estimate
     (:func:`~styletransfer.memory.estimate_bytes`).  The evaluation counts are
     the budget: a run stopped by a convergence test takes fewer.
 
@@ -780,7 +785,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     steps = stage_steps(p)
     probe_pixels = math.prod(scaled_shape(h, w, PROBE_SIDE))
     probe = _evaluation_seconds(settings, inputs, PROBE_SIDE)
-    per_eval = [probe * (hh * ww / probe_pixels) ** PIXEL_EXPONENT for hh, ww in shapes]
+    per_eval = [RUN_OVERHEAD * probe * (hh * ww / probe_pixels) ** PIXEL_EXPONENT for hh, ww in shapes]
     seconds = sum((n + 1) * t for n, t in zip(steps, per_eval))
     return {
         "scales": [list(s) for s in shapes],
