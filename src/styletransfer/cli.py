@@ -20,13 +20,14 @@ image so far is written); a second signal stops it at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -271,13 +272,9 @@ def _dry_run(args: argparse.Namespace, job: Job) -> int:
     return 0
 
 
-def _execute(args: argparse.Namespace, job: Job) -> int:
-    """Run ``job`` with the CLI's observers and signal handling; print what happened; return the exit code."""
-    from .jobs import run_job
-
-    bar = _ProgressBar(args.quiet)
-    stop = threading.Event()
-    received: list[int] = []
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, received: list[int]) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set ``stop`` (their numbers go to ``received``); a second one stops at once."""
 
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set():  # a second signal: stop at once
@@ -287,10 +284,21 @@ def _execute(args: argparse.Namespace, job: Job) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = run_job(job, [bar], should_stop=stop.is_set)
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _execute(args: argparse.Namespace, job: Job) -> int:
+    """Run ``job`` with the CLI's observers and signal handling; print what happened; return the exit code."""
+    from .jobs import run_job
+
+    bar = _ProgressBar(args.quiet)
+    stop = threading.Event()
+    received: list[int] = []
+    with _stop_on_signals(stop, received):
+        result = run_job(job, [bar], should_stop=stop.is_set)
     stopped = 128 + received[0] if received else EXIT_INTERRUPTED
     if result.status == "cancelled":
         _err(f"interrupted before the first step; nothing was written to {job.output}")
@@ -738,31 +746,24 @@ def _cmd_video(argv: Sequence[str]) -> int:
             error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
             print(f"frame {record.frame}/{total}: {record.seconds:.1f} s{error}", file=sys.stderr)
 
-    def on_signal(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = video.stylize_video(
-            args.input,
-            args.style,
-            args.output,
-            temporal=not args.no_temporal,
-            temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
-            frame_steps=args.frame_steps,
-            work_dir=args.work_dir,
-            metrics=args.metrics,
-            fps=args.fps,
-            should_stop=stop.is_set,
-            on_frame=on_frame,
-            flows=flows,
-            **_job_options(args),
-        )
+        with _stop_on_signals(stop, []):
+            result = video.stylize_video(
+                args.input,
+                args.style,
+                args.output,
+                temporal=not args.no_temporal,
+                temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+                frame_steps=args.frame_steps,
+                work_dir=args.work_dir,
+                metrics=args.metrics,
+                fps=args.fps,
+                should_stop=stop.is_set,
+                on_frame=on_frame,
+                flows=flows,
+                **_job_options(args),
+            )
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if flows is not None:
             flows.close()
     if result.status != "complete":
