@@ -35,6 +35,20 @@ def import_ray() -> Any:
     return ray
 
 
+def connect_ray(address: str | None) -> tuple[Any, bool]:
+    """The ``ray`` module, connected: to ``address`` (``"auto"``, ``HOST:PORT``) or a new local instance.
+
+    Returns:
+        ``(ray, started)``: ``started`` is True when this call started Ray, so the caller shuts it down.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    return ray, True
+
+
 class StyleWorker:
     """A Ray actor's state: the weights file written locally once, this worker's threads; runs payloads."""
 
@@ -73,13 +87,8 @@ class RayExecutor:
     def __init__(
         self, workers: int = 1, *, address: str | None = None, threads: int | None = None, weights: str | None = None
     ) -> None:
-        ray = import_ray()
+        ray, self.started = connect_ray(address)
         self.ray = ray
-        self.started = False
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            self.started = True
         from ..vgg import default_weights_path
 
         self.workers = max(1, int(workers))

@@ -5,13 +5,12 @@ The frames' optimisation stays with the driver, which alone reads and writes fil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..batch.ray_executor import import_ray
+from ..batch.ray_executor import connect_ray
 from . import FlowMap, local_flows
 
 
@@ -23,13 +22,8 @@ class RayFlows:
     """
 
     def __init__(self, address: str | None = None) -> None:
-        ray = import_ray()
+        ray, self.started = connect_ray(address)
         self.ray = ray
-        self.started = False
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            self.started = True
         self.task: Any = ray.remote(num_cpus=1)(_pairs)
 
     def __call__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
