@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import torch
@@ -308,46 +308,116 @@ def run_lbfgs(
         Diverged: when the loss or its gradient is not finite, with the best
             image so far.
     """
-    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
-    best = (math.inf, x.clone())
-    done = report.step + evaluations
-    bests: list[float] = []  # the best exact loss after each evaluation
-
-    def evaluate(point: Tensor) -> tuple[float, Tensor]:
-        """The smoothed objective and its gradient at ``point``; reports the exact terms."""
-        nonlocal best
-        if report.step >= done:
-            raise _BudgetSpent
-        report.check_stop()
-        xr = point.detach().requires_grad_(True)
-        terms = objective.terms(xr)
-        loss = report(terms, xr)
-        if not math.isfinite(loss):
-            raise Diverged(best[1], report.step)
-        if loss < best[0]:
-            best = (loss, point.detach().clone())
-        bests.append(best[0])
-        tv = objective.weights.tv * smooth_total_variation(xr, tv_eps) if tv_eps > 0 else terms["tv"]
-        total = terms["style"] + terms["content"] + tv
-        (grad,) = torch.autograd.grad(total, xr)
-        if not bool(torch.isfinite(grad).all()):
-            raise Diverged(best[1], report.step)
-        k = len(bests)
-        if stop_window > 0 and k > stop_window and bests[k - 1 - stop_window] - bests[-1] <= stop_rtol * bests[-1]:
-            raise _Converged
-        return float(total.detach()), grad
-
+    run = LbfgsRun(init, evaluations, report, lr=lr, history=history, stop_rtol=stop_rtol, stop_window=stop_window)
+    tv_weight = objective.weights.tv
     try:
-        _projected_lbfgs(evaluate, x, lr=lr, history=history)
-    except (_BudgetSpent, _Converged):
-        pass
+        point = run.trial()
+        while point is not None:
+            report.check_stop()
+            xr = point.detach().requires_grad_(True)
+            terms = objective.terms(xr)
+            tv = tv_weight * smooth_total_variation(xr, tv_eps) if tv_eps > 0 else terms["tv"]
+            point = run.tell(terms, terms["style"] + terms["content"] + tv, xr)
     except (KeyboardInterrupt, _StopAsked):
-        raise Interrupted(best[1], report.step) from None
-    return best[1]
+        raise Interrupted(run.best, report.step) from None
+    return run.best
+
+
+class LbfgsRun:
+    """One image's projected L-BFGS (:func:`run_lbfgs`) as a state machine driven from outside.
+
+    The driver asks for the next trial point (:meth:`trial`), evaluates the
+    objective there, and hands back the exact seed terms and the smoothed
+    total whose gradient the optimiser follows (:meth:`tell`), which returns
+    the next trial point, or ``None`` once the run has ended (the cap, the
+    stopping rule, or a stationary point).  :func:`run_lbfgs` drives one;
+    :func:`run_lbfgs_batch` drives several in lockstep, one batched evaluation
+    for all of them.  The arithmetic is the same either way.
+
+    Attributes:
+        best: the evaluated image with the lowest exact seed loss (the start until one is evaluated).
+        ended: why the run ended: ``None`` while it runs, else ``"cap"``, ``"converged"`` or ``"stationary"``.
+    """
+
+    def __init__(
+        self,
+        init: Tensor,
+        evaluations: int,
+        report: Reporter,
+        *,
+        lr: float,
+        history: int,
+        stop_rtol: float,
+        stop_window: int,
+    ) -> None:
+        x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
+        self.best = x.clone()
+        self.best_loss = math.inf
+        self.report = report
+        self.done = report.step + evaluations
+        self.stop_rtol, self.stop_window = stop_rtol, stop_window
+        self.bests: list[float] = []  # the best exact loss after each evaluation
+        self.ended: str | None = None
+        self._iterations = _projected_lbfgs(x, lr=lr, history=history)
+        self._point: Tensor | None = None
+
+    def trial(self) -> Tensor | None:
+        """The first point to evaluate (``None`` when the budget is 0)."""
+        return self._next(None)
+
+    def _next(self, sent: tuple[float, Tensor] | None) -> Tensor | None:
+        if self.report.step >= self.done:
+            self._end("cap")
+            return None
+        try:
+            self._point = next(self._iterations) if sent is None else self._iterations.send(sent)
+        except StopIteration:
+            self._end("stationary")
+        return self._point
+
+    def _end(self, why: str) -> None:
+        self.ended = why
+        self._iterations.close()
+        self._point = None
+
+    def tell(self, terms: dict[str, Tensor], total: Tensor, image: Tensor) -> Tensor | None:
+        """Take the evaluation at the last trial point; the next trial point, or ``None`` when the run has ended.
+
+        Args:
+            terms: the exact seed terms at the point (reported, and used to keep the best image).
+            total: the smoothed objective the optimiser follows, a scalar tensor differentiable in ``image``.
+            image: the point with ``requires_grad``, or a batch whose gradient of ``total`` is this image's
+                (:func:`run_lbfgs_batch` passes its slice's gradient through ``grad``).
+
+        Raises:
+            Diverged: when the loss or its gradient is not finite, with the best image so far.
+        """
+        (grad,) = torch.autograd.grad(total, image)
+        return self.tell_gradient(terms, float(total.detach()), grad, image)
+
+    def tell_gradient(self, terms: dict[str, Tensor], total: float, grad: Tensor, image: Tensor) -> Tensor | None:
+        """:meth:`tell` with the gradient already computed (a batch's slice)."""
+        assert self._point is not None, "tell() without a trial point"
+        loss = self.report(terms, image)
+        if not math.isfinite(loss):
+            raise Diverged(self.best, self.report.step)
+        if loss < self.best_loss:
+            self.best_loss, self.best = loss, self._point.detach().clone()
+        self.bests.append(self.best_loss)
+        if not bool(torch.isfinite(grad).all()):
+            raise Diverged(self.best, self.report.step)
+        k, w = len(self.bests), self.stop_window
+        if w > 0 and k > w and self.bests[k - 1 - w] - self.bests[-1] <= self.stop_rtol * self.bests[-1]:
+            self._end("converged")
+            return None
+        return self._next((total, grad))
+
+
+#: What the iterations yield (a point to evaluate) and are sent back (the objective and its gradient there).
+_Iterations = Generator[Tensor, tuple[float, Tensor], None]
 
 
 def _projected_lbfgs(
-    evaluate: Callable[[Tensor], tuple[float, Tensor]],
     x: Tensor,
     *,
     lr: float,
@@ -356,8 +426,12 @@ def _projected_lbfgs(
     c2: float = 0.9,
     max_line_evaluations: int = 25,
 ) -> None:
-    """The iterations of :func:`run_lbfgs`; ends by an exception from ``evaluate`` or at a stationary point."""
-    f, g = evaluate(x)
+    """The iterations of :func:`run_lbfgs` as a generator: yields each point to evaluate, is sent ``(f, g)`` there.
+
+    It returns at a stationary point; the driver (:class:`LbfgsRun`) closes it
+    when the budget or the stopping rule ends the run.
+    """
+    f, g = yield x
     pairs: list[tuple[Tensor, Tensor, float]] = []  # (s, y, 1 / s.y), oldest first
     gamma = 1.0  # H_0 = gamma I, gamma = s.y / y.y of the newest pair
     failures = 0
@@ -385,7 +459,7 @@ def _projected_lbfgs(
             d = -gf
             gtd = -float(torch.vdot(gf.flatten(), gf.flatten()))
         t = lr if pairs else lr * min(1.0, 1.0 / float(gf.abs().sum()))
-        found = _projected_wolfe(evaluate, x, f, g, d, gtd, t, c1=c1, c2=c2, max_evaluations=max_line_evaluations)
+        found = yield from _projected_wolfe(x, f, g, d, gtd, t, c1=c1, c2=c2, max_evaluations=max_line_evaluations)
         if found is None:
             failures += 1
             pairs.clear()
@@ -407,7 +481,6 @@ def _projected_lbfgs(
 
 
 def _projected_wolfe(
-    evaluate: Callable[[Tensor], tuple[float, Tensor]],
     x: Tensor,
     f: float,
     g: Tensor,
@@ -418,7 +491,7 @@ def _projected_wolfe(
     c1: float,
     c2: float,
     max_evaluations: int,
-) -> tuple[Tensor, float, Tensor] | None:
+) -> Generator[Tensor, tuple[float, Tensor], tuple[Tensor, float, Tensor] | None]:
     """A weak-Wolfe line search on the projected arc ``x(t) = clamp(x + t d, 0, 1)``.
 
     With ``s(t) = x(t) - x``, a step is *acceptable* when Armijo's condition
@@ -429,13 +502,13 @@ def _projected_wolfe(
     bisection once the step is bracketed); an acceptable step that is not good
     grows ``t`` by 4 until it is good or a larger step fails, then the best
     acceptable step is taken.  Returns ``(x(t), f, g)`` of the step taken, or
-    ``None`` when no acceptable step was found.
+    ``None`` when no acceptable step was found.  A generator like :func:`_projected_lbfgs`.
     """
     accepted: tuple[Tensor, float, Tensor] | None = None
     t_hi = math.inf
     for _ in range(max_evaluations):
         x_new = (x + t * d).clamp_(0.0, 1.0)
-        f_new, g_new = evaluate(x_new)
+        f_new, g_new = yield x_new
         step = (x_new - x).flatten()
         gain = float(torch.vdot(g.flatten(), step))
         if not f_new <= f + c1 * gain or (accepted is not None and f_new >= accepted[1]):
@@ -453,11 +526,3 @@ def _projected_wolfe(
             return accepted  # every moving value is already on a bound
         t = 4 * t
     return accepted
-
-
-class _BudgetSpent(Exception):
-    """Raised by the evaluation once the evaluation budget is used up."""
-
-
-class _Converged(Exception):
-    """Raised by the evaluation once the early-stopping test holds."""
