@@ -406,3 +406,77 @@ class Objective:
         """The total loss ``style + content + tv``."""
         t = self.terms(image)
         return t["style"] + t["content"] + t["tv"]
+
+
+class BatchObjective:
+    """Several images' objectives evaluated in one batched forward and backward pass.
+
+    Image ``b`` of a batch ``X = (x_1 .. x_B)`` gets its own content target
+    ``c_b`` and the style targets ``G_l`` shared by all::
+
+        style_b   = style_weight / L_s * sum_l w_l * mean_{c,d} (G_l(x_b) - G_l)^2
+        content_b = content_weight / L_c * sum_l mean_{c,i,j} (F_l(x_b) - F_l(c_b))^2
+        tv_b      = tv_weight * TV(x_b)
+
+    exactly :meth:`Objective.terms` of image ``b`` alone: the network runs on
+    the stacked batch, and every term is computed on image ``b``'s slice of
+    the activations.  ``f_b`` depends on ``x_b`` only, so the gradient of
+    ``sum_b f_b`` with respect to ``X`` holds each image's own gradient.
+
+    Args:
+        objectives: one :class:`Objective` per image, all at one shape, with
+            the same network, weights, layers, pooling, precision and style
+            targets, and no regions.
+
+    Raises:
+        ValueError: when the objectives differ in anything but their content.
+    """
+
+    def __init__(self, objectives: Sequence[Objective]) -> None:
+        if not objectives:
+            raise ValueError("a batch needs at least one objective")
+        first = objectives[0]
+        for o in objectives:
+            same = (
+                o.vgg is first.vgg
+                and o.shape == first.shape
+                and o.weights == first.weights
+                and o.layers == first.layers
+                and o.style_layers == first.style_layers
+                and o.layer_weights == first.layer_weights
+                and (o.pooling, o.precision) == (first.pooling, first.precision)
+                and o.regions is None
+                and all(o.style_targets[n] is first.style_targets[n] for n in first.style_layers)
+            )
+            if not same:
+                raise ValueError("the objectives of a batch may differ in their content alone")
+        self.objectives = list(objectives)
+        self.weights = first.weights
+
+    def terms(self, images: Tensor, which: Sequence[int] | None = None) -> list[dict[str, Tensor]]:
+        """Each image's weighted terms ``{"style", "content", "tv"}``, from one forward pass.
+
+        Args:
+            images: ``(B, 3, H, W)``, image ``j`` evaluated against objective ``which[j]``
+                (default: objective ``j``).
+        """
+        which = range(len(self.objectives)) if which is None else which
+        first = self.objectives[0]
+        feats = first.features(images, first.layers)
+        out = []
+        for j, k in enumerate(which):
+            zero = images.new_zeros(())
+            style = zero
+            for name, w in zip(first.style_layers, first.layer_weights):
+                style = style + w * gram_distance(feats[name][j : j + 1], first.style_targets[name])
+            if first.style_layers:
+                style = style * (self.weights.style / len(first.style_layers))
+            content = zero
+            targets = self.objectives[k].content_targets
+            for name in first.content_layers:
+                content = content + torch.mean((feats[name][j : j + 1] - targets[name]) ** 2)
+            if first.content_layers:
+                content = content * (self.weights.content / len(first.content_layers))
+            tv = self.weights.tv * total_variation(images[j : j + 1])
+            out.append({"style": style, "content": content, "tv": tv})
+        return out

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from PIL import Image
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from .errors import RunError
 from .images import to_pil
-from .losses import Objective, smooth_total_variation
+from .losses import BatchObjective, Objective, smooth_total_variation
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,69 @@ def run_lbfgs(
     return run.best
 
 
+def run_lbfgs_batch(
+    objective: BatchObjective,
+    inits: Sequence[Tensor],
+    evaluations: int,
+    reports: Sequence[Reporter],
+    *,
+    lr: float = 1.0,
+    history: int = 50,
+    tv_eps: float = 0.01,
+    stop_rtol: float = 0.0,
+    stop_window: int = 0,
+) -> list[Tensor | Interrupted | Diverged]:
+    """:func:`run_lbfgs` for several images at once, each with its own L-BFGS state and line search.
+
+    Image ``b`` runs its own :class:`LbfgsRun` (its curvature pairs, its line
+    search, its cap, its stopping rule) with its own ``reports[b]``.  Each
+    round stacks the trial points of the runs still going into one batch,
+    evaluates :class:`~styletransfer.losses.BatchObjective` on it in one
+    forward and backward pass of ``sum_b f_b`` (whose gradient in ``x_b`` is
+    ``grad f_b``, the images' losses being independent), and hands each run
+    its own loss and gradient.  A run that has ended leaves the batch; the
+    others go on.  Each image gets the result :func:`run_lbfgs` would give it
+    alone, up to the rounding of batched convolutions.  (``torch.optim.LBFGS``
+    on the stacked batch would instead treat it as one vector: one step
+    length and one curvature model for all.)
+
+    Returns:
+        Per image: its best image, or the :class:`Diverged` that ended it (the
+        others go on), or, when a stop was asked for (``reports[b].should_stop``,
+        or Ctrl-C), an :class:`Interrupted` carrying its best image so far for
+        every run that had not ended.
+    """
+    runs = [
+        LbfgsRun(x0, evaluations, r, lr=lr, history=history, stop_rtol=stop_rtol, stop_window=stop_window)
+        for x0, r in zip(inits, reports)
+    ]
+    results: list[Tensor | Interrupted | Diverged | None] = [None] * len(runs)
+    points = [run.trial() for run in runs]
+    try:
+        while active := [i for i, p in enumerate(points) if p is not None]:
+            for i in active:
+                reports[i].check_stop()
+            x = torch.cat([cast(Tensor, points[i]) for i in active]).requires_grad_(True)
+            terms = objective.terms(x, active)
+            totals = []
+            for j, t in enumerate(terms):
+                tv = objective.weights.tv * smooth_total_variation(x[j : j + 1], tv_eps) if tv_eps > 0 else t["tv"]
+                totals.append(t["style"] + t["content"] + tv)
+            (grad,) = torch.autograd.grad(torch.stack(totals).sum(), x)
+            for j, i in enumerate(active):
+                try:
+                    points[i] = runs[i].tell_gradient(
+                        terms[j], float(totals[j].detach()), grad[j : j + 1].clone(), x[j : j + 1]
+                    )
+                except Diverged as exc:
+                    results[i], points[i] = exc, None
+    except (KeyboardInterrupt, _StopAsked):
+        for i, p in enumerate(points):
+            if p is not None:
+                results[i] = Interrupted(runs[i].best, reports[i].step)
+    return [runs[i].best if r is None else r for i, r in enumerate(results)]
+
+
 class LbfgsRun:
     """One image's projected L-BFGS (:func:`run_lbfgs`) as a state machine driven from outside.
 
@@ -386,8 +450,7 @@ class LbfgsRun:
         Args:
             terms: the exact seed terms at the point (reported, and used to keep the best image).
             total: the smoothed objective the optimiser follows, a scalar tensor differentiable in ``image``.
-            image: the point with ``requires_grad``, or a batch whose gradient of ``total`` is this image's
-                (:func:`run_lbfgs_batch` passes its slice's gradient through ``grad``).
+            image: the point, with ``requires_grad``.
 
         Raises:
             Diverged: when the loss or its gradient is not finite, with the best image so far.
@@ -425,7 +488,7 @@ def _projected_lbfgs(
     c1: float = 1e-4,
     c2: float = 0.9,
     max_line_evaluations: int = 25,
-) -> None:
+) -> _Iterations:
     """The iterations of :func:`run_lbfgs` as a generator: yields each point to evaluate, is sent ``(f, g)`` there.
 
     It returns at a stationary point; the driver (:class:`LbfgsRun`) closes it

@@ -27,7 +27,7 @@ from .architecture import LAYER_INDEX, LAYER_NAMES, check_layers, min_input_side
 from .color import luminance_image, match_color, match_luminance, preserve_luminance
 from .errors import Notice, OptionError
 from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
-from .losses import Objective, Weights, blend_weights
+from .losses import BatchObjective, Objective, Weights, blend_weights
 from .masks import (
     alpha_masks,
     check_count,
@@ -41,7 +41,17 @@ from .masks import (
     propagate,
 )
 from .memory import check_memory, estimate_bytes, lbfgs_history
-from .optimize import Callback, Interrupted, KerasAdam, Reporter, StopCheck, run_adam, run_lbfgs
+from .optimize import (
+    Callback,
+    Diverged,
+    Interrupted,
+    KerasAdam,
+    Reporter,
+    StopCheck,
+    run_adam,
+    run_lbfgs,
+    run_lbfgs_batch,
+)
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .vgg import get_vgg
@@ -632,6 +642,140 @@ def optimise(
             on_scale(size, x.detach().cpu())
     assert x is not None and objective is not None and c is not None
     return Optimised(x.cpu(), objective, c)
+
+
+def can_batch(inputs: Inputs, settings: Settings) -> bool:
+    """Whether a run can share a batch (:func:`optimise_batch`) with others of the same settings and shape.
+
+    It can when it uses L-BFGS and its objective differs from theirs in the
+    content alone: no regions (``masks``, ``style_masks``), no ``fine_style``,
+    and no colour mode that changes the style images per content
+    (``histogram``, ``luminance-only``).
+    """
+    p = settings.preset
+    return (
+        p.optimizer == "lbfgs"
+        and inputs.masks is None
+        and inputs.style_masks is None
+        and inputs.fine_style is None
+        and p.preserve_colors not in ("histogram", "luminance-only")
+    )
+
+
+def batch_key(inputs: Inputs, settings: Settings) -> tuple[Any, ...] | None:
+    """Runs with equal keys can share a batch: the settings, the style pixels and each scale's shape.
+
+    ``None`` for a run that cannot (:func:`can_batch`).
+    """
+    if not can_batch(inputs, settings):
+        return None
+    shapes = tuple(_shape_at(inputs.content_pixels, size) for size in stage_sizes(settings.preset))
+    styles = tuple((tuple(t.shape), hashlib.sha256(t.numpy().tobytes()).hexdigest()) for t in inputs.style_pixels)
+    return settings, styles, shapes
+
+
+def optimise_batch(
+    inputs: Sequence[Inputs],
+    settings: Settings,
+    *,
+    callbacks: Sequence[Callback | None] | None = None,
+    should_stop: StopCheck | None = None,
+    on_scale: Sequence[Callable[[int, Tensor], None] | None] | None = None,
+) -> list[Optimised | Interrupted | Diverged]:
+    """:func:`optimise` for several contents at once: one batched forward and backward per evaluation.
+
+    The runs must share a :func:`batch_key` (the settings, the styles, each
+    scale's shape).  At each scale of :func:`stage_sizes`, every run still
+    going builds its objective as :func:`optimise` does, and
+    :func:`~styletransfer.optimize.run_lbfgs_batch` optimises them together,
+    each image with its own L-BFGS state, line search, cap and stopping rule.
+    Image ``b``'s result is what :func:`optimise` gives it alone, up to the
+    rounding of batched convolutions.  ``callbacks[b]`` and ``on_scale[b]``
+    hear run ``b`` only.
+
+    Returns:
+        Per run: its :class:`Optimised`, or the :class:`Interrupted` (a stop was
+        asked for) or :class:`Diverged` that ended it (a diverged run leaves
+        the batch; the others go on).
+
+    Raises:
+        OptionError: for runs that cannot share a batch (different keys, or :func:`can_batch` false).
+    """
+    p = settings.preset
+    keys = {batch_key(i, settings) for i in inputs}
+    if None in keys or len(keys) > 1:
+        raise OptionError(
+            "size",
+            "a batch needs L-BFGS runs of one shape with the same styles and no regions, fine_style, "
+            "histogram or luminance-only colours",
+        )
+    for i in inputs:
+        check_inputs(i, settings)
+    configure_device(settings)
+    n = len(inputs)
+    callbacks = [None] * n if callbacks is None else list(callbacks)
+    hooks = [None] * n if on_scale is None else list(on_scale)
+    reports = [Reporter(total_steps(p), cb, should_stop=should_stop) for cb in callbacks]
+    results: list[Optimised | Interrupted | Diverged | None] = [None] * n
+    xs: list[Tensor | None] = [None] * n
+    for size, steps in zip(stage_sizes(p), stage_steps(p)):
+        going = [b for b in range(n) if not isinstance(results[b], (Interrupted, Diverged))]
+        if not going:
+            break
+        stage = [objective_at(inputs[b], settings, size) for b in going]
+        inits = []
+        for b, (_, c, s) in zip(going, stage):
+            x = xs[b]
+            inits.append(
+                initial_image(settings, c, s[0], inputs[b].init)
+                if x is None
+                else resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
+            )
+        outcomes = run_lbfgs_batch(
+            BatchObjective([o for o, _, _ in stage]),
+            inits,
+            steps,
+            [reports[b] for b in going],
+            lr=p.lr,
+            history=lbfgs_history(p, inits[0].numel()),
+            tv_eps=p.tv_eps,
+            stop_rtol=p.stop_rtol,
+            stop_window=p.stop_window,
+        )
+        for b, (objective, c, _), out in zip(going, stage, outcomes):
+            if isinstance(out, (Interrupted, Diverged)):
+                results[b] = out
+                continue
+            xs[b] = out
+            results[b] = Optimised(out.cpu(), objective, c)
+            hook = hooks[b]
+            if hook is not None:
+                hook(size, out.detach().cpu())
+    return [cast(Optimised | Interrupted | Diverged, r) for r in results]
+
+
+def stylize_batch(
+    contents: Sequence[ImageLike],
+    style: ImageLike | Sequence[ImageLike],
+    settings: Settings,
+    *,
+    should_stop: StopCheck | None = None,
+) -> list[Tensor]:
+    """Decode the inputs and :func:`optimise_batch`: one ``(1, 3, H, W)`` CPU image per content.
+
+    The contents must have one shape at the run's sizes (see :func:`batch_key`).
+
+    Raises:
+        Interrupted: when a stop was asked for (the first run's best image so far).
+        Diverged: when a run diverged.
+    """
+    inputs = [decode_inputs(c, style, settings.preset.init) for c in contents]
+    images = []
+    for out in optimise_batch(inputs, settings, should_stop=should_stop):
+        if isinstance(out, (Interrupted, Diverged)):
+            raise out
+        images.append(out.image)
+    return images
 
 
 #: ``fine_style`` takes the layers up to this one from its image, the deeper ones from the style (Gatys 2017).
