@@ -134,3 +134,72 @@ def test_style_targets_are_computed_once_per_style_and_size(tiny_pair):
     assert not np.allclose(other.style_targets["block1_conv1"].numpy(), 0) and all(
         other.style_targets[n] is not a.style_targets[n] for n in a.style_layers
     )
+
+
+def test_grouped_batch_gives_the_same_pixels_and_a_broken_item_fails_alone(folder, tmp_path, capsys, monkeypatch):
+    """``--group 4``: the three photos (one shape) run as one batch, the broken file fails alone, resumable.
+
+    With PyTorch's native convolutions (``mkldnn`` off) an image's arithmetic does not depend on the batch,
+    so the grouped batch writes the bytes the ungrouped one writes.
+    """
+    import torch
+
+    import styletransfer.pipeline
+
+    photos, style = folder
+    sizes: list[int] = []
+    real = styletransfer.pipeline.optimise_batch
+
+    def counting(inputs, *args, **kwargs):  # the real batched run, counted
+        sizes.append(len(inputs))
+        return real(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(styletransfer.pipeline, "optimise_batch", counting)
+    args = ["--style", str(style), *TINY, "--manifest"]
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert main(["batch", str(photos), "-o", str(tmp_path / "one"), *args]) == 1
+        assert main(["batch", str(photos), "-o", str(tmp_path / "grouped"), *args, "--group", "4"]) == 1
+    assert sizes == [3]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == lines[-2] == "3 done, 0 skipped, 1 failed"
+    one, grouped = read_ledger(tmp_path / "one"), read_ledger(tmp_path / "grouped")
+    assert grouped["broken_style.png"]["status"] == "failed" and "broken.png" in grouped["broken_style.png"]["error"]
+    for key in ("p0_style.png", "p1_style.png", "p2_style.png"):
+        assert grouped[key]["status"] == "complete" and grouped[key]["steps"] == 3
+        assert grouped[key]["output_sha256"] == one[key]["output_sha256"]
+        assert (tmp_path / "grouped" / f"{key}.json").is_file()  # each item's own manifest
+    assert main(["batch", str(photos), "-o", str(tmp_path / "grouped"), *args, "--group", "4"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "0 done, 3 skipped, 1 failed"
+
+
+def test_grouped_batch_under_onednn_is_within_one_level(folder, tmp_path):
+    """With oneDNN's batch-dependent kernels the pixels agree to rounding: at most one 8-bit level."""
+    photos, style = folder
+    (photos / "broken.png").unlink()
+    options = {"size": 32, "steps": 3, "device": "cpu"}
+    for name, group in (("one", 1), ("grouped", 3)):
+        items = plan_items([photos], [style], tmp_path / name, **options)
+        assert run_batch(items, tmp_path / name, LocalExecutor(1, group=group)).line() == "3 done, 0 skipped, 0 failed"
+    for p in sorted((tmp_path / "one").glob("*.png")):
+        a = np.asarray(Image.open(p), dtype=int)
+        b = np.asarray(Image.open(tmp_path / "grouped" / p.name), dtype=int)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_chunks_group_items_by_options_and_styles():
+    from styletransfer.batch.worker import chunks
+
+    def payload(style: str, size: int = 32, error: str | None = None) -> dict:
+        return {"job": {"styles": [style], "options": {"size": size}}, **({"error": error} if error else {})}
+
+    payloads = [
+        payload("a"),
+        payload("b"),
+        payload("a"),
+        payload("a", error="unreadable"),
+        payload("a"),
+        payload("a", 40),
+    ]
+    assert chunks(payloads, 1) == [[0], [1], [2], [3], [4], [5]]
+    assert chunks(payloads, 2) == [[0, 2], [1], [3], [4], [5]]
+    assert chunks(payloads, 8) == [[0, 2, 4], [1], [3], [5]]

@@ -76,3 +76,24 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
     assert killed, "no actor was busy when the first item finished"
     assert summary.line() == "4 done, 0 skipped, 0 failed"
     assert all(r["status"] == "complete" for r in read_ledger(tmp_path / "out").values())
+
+
+def test_ray_actors_run_groups_as_batches(ray_cluster, photos, tmp_path):
+    """``group=2``: each actor optimises two items in one batch; the pixels are the local grouped run's."""
+    from styletransfer.batch.ray_executor import RayExecutor
+
+    contents, style = photos
+    options = {"size": 32, "steps": 3, "device": "cpu", "manifest": True}
+    local = run_batch(
+        plan_items(contents, [style], tmp_path / "local", **options), tmp_path / "local", LocalExecutor(1, 1, group=2)
+    )
+    executor = RayExecutor(2, threads=1, group=2)
+    try:
+        remote = run_batch(plan_items(contents, [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
+    finally:
+        executor.close()
+    assert local.line() == remote.line() == "4 done, 0 skipped, 0 failed"
+    for i in range(4):
+        name = f"p{i}_style.png"
+        assert np.array_equal(_pixels(str(tmp_path / "local" / name)), _pixels(str(tmp_path / "ray" / name)))
+        assert (tmp_path / "ray" / f"{name}.json").is_file()

