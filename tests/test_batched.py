@@ -110,17 +110,17 @@ def test_batch_objective_is_each_images_own_objective(contents, style):
     points = [0.8 * c + 0.2 * torch.rand(c.shape, generator=noise) for _, c, _ in stage]
     x = torch.cat(points).requires_grad_(True)
     terms = batch.terms(x)
-    (grad,) = torch.autograd.grad(sum(t["style"] + t["content"] + t["tv"] for t in terms), x)
+    (grad,) = torch.autograd.grad((terms["style"] + terms["content"] + terms["tv"]).sum(), x)
     for j, ((objective, _, _), point) in enumerate(zip(stage, points)):
         xj = point.clone().requires_grad_(True)
         own = objective.terms(xj)
         (g,) = torch.autograd.grad(own["style"] + own["content"] + own["tv"], xj)
         for k in ("style", "content", "tv"):
-            assert float(terms[j][k].detach()) == pytest.approx(float(own[k].detach()), rel=1e-5)
+            assert float(terms[k][j].detach()) == pytest.approx(float(own[k].detach()), rel=1e-5)
         assert float((grad[j : j + 1] - g).abs().max()) <= 1e-5 * float(g.abs().max())
     # a subset: image 2 alone, evaluated against objective 2
     alone = batch.terms(torch.cat(points[2:]), [2])
-    assert float(alone[0]["content"]) == pytest.approx(float(terms[2]["content"].detach()), rel=1e-5)
+    assert float(alone["content"][0]) == pytest.approx(float(terms["content"][2].detach()), rel=1e-5)
 
 
 def test_a_stop_interrupts_every_run_with_its_best_image(contents, style):

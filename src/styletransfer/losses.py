@@ -85,6 +85,39 @@ def gram_distance(features: Tensor, target: Tensor) -> Tensor:
     return out
 
 
+class _GramDistances(torch.autograd.Function):
+    """Per image ``mean_{c,d}((G(F_b) - A)^2)``, a ``(B,)`` vector, with a one-matmul backward."""
+
+    @staticmethod
+    def forward(ctx: Any, features: Tensor, target: Tensor) -> Tensor:
+        b, c, h, w = features.shape
+        ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last) and c > 1
+        flat = _pixels_by_channels(features) if ctx.channels_last else features.reshape(b, c, h * w).transpose(1, 2)
+        diff = torch.bmm(flat.transpose(1, 2), flat).div_(h * w).sub_(target)
+        ctx.save_for_backward(flat, diff)
+        ctx.shape = features.shape
+        return diff.square().mean(dim=(1, 2))
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
+        flat, diff = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        scale = grad_output.view(b, 1, 1) * (4.0 / (c * c * h * w))
+        if ctx.channels_last:
+            return torch.bmm(flat, diff).mul_(scale).view(b, h, w, c).permute(0, 3, 1, 2), None
+        return torch.bmm(diff, flat.transpose(1, 2)).mul_(scale).view(b, c, h, w), None
+
+
+def gram_distances(features: Tensor, target: Tensor) -> Tensor:
+    """Each image's :func:`gram_distance`: ``d_b = mean_{c,d} (G(F)[b, c, d] - A[c, d])^2``, a ``(B,)`` vector.
+
+    ``d_b`` depends on ``F[b]`` alone; the gradient of ``sum_b u_b d_b`` is
+    ``dL/dF[b] = 4 u_b / (C^2 H W) * (G_b - A) F[b]``, one batched matmul for all images.
+    """
+    out: Tensor = _GramDistances.apply(features, target.detach())  # type: ignore[no-untyped-call]
+    return out
+
+
 def guided_gram(features: Tensor, mask: Tensor | None = None) -> Tensor:
     """The Gram matrix of ``features`` weighted by ``mask`` (Gatys et al. 2017's guided Gram matrix).
 
@@ -143,6 +176,15 @@ def smooth_total_variation(image: Tensor, eps: float) -> Tensor:
     dy, dx = neighbour_differences(image)
     e2 = eps * eps
     return (torch.sqrt(dy * dy + e2) - eps).sum() + (torch.sqrt(dx * dx + e2) - eps).sum()
+
+
+def total_variations(images: Tensor, eps: float = 0.0) -> Tensor:
+    """Each image's TV, a ``(B,)`` vector: :func:`total_variation` (``eps = 0``) or :func:`smooth_total_variation`."""
+    dy, dx = neighbour_differences(images)
+    if eps <= 0:
+        return dy.abs().sum(dim=(1, 2, 3)) + dx.abs().sum(dim=(1, 2, 3))
+    e2 = eps * eps
+    return (torch.sqrt(dy * dy + e2) - eps).sum(dim=(1, 2, 3)) + (torch.sqrt(dx * dx + e2) - eps).sum(dim=(1, 2, 3))
 
 
 @dataclass(frozen=True)
@@ -419,8 +461,9 @@ class BatchObjective:
         tv_b      = tv_weight * TV(x_b)
 
     exactly :meth:`Objective.terms` of image ``b`` alone: the network runs on
-    the stacked batch, and every term is computed on image ``b``'s slice of
-    the activations.  ``f_b`` depends on ``x_b`` only, so the gradient of
+    the stacked batch, and each term is one batched operation over the
+    images' own axes (:func:`gram_distances`: all Gram matrices in one
+    matmul).  ``f_b`` depends on ``x_b`` only, so the gradient of
     ``sum_b f_b`` with respect to ``X`` holds each image's own gradient.
 
     Args:
@@ -453,8 +496,11 @@ class BatchObjective:
         self.objectives = list(objectives)
         self.weights = first.weights
 
-    def terms(self, images: Tensor, which: Sequence[int] | None = None) -> list[dict[str, Tensor]]:
-        """Each image's weighted terms ``{"style", "content", "tv"}``, from one forward pass.
+    def terms(self, images: Tensor, which: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """The weighted terms ``{"style", "content", "tv"}``, each a ``(B,)`` vector (one value per image).
+
+        One forward pass for the batch; each term is one batched operation
+        (:func:`gram_distances`, a mean and a sum over each image's own axes).
 
         Args:
             images: ``(B, 3, H, W)``, image ``j`` evaluated against objective ``which[j]``
@@ -463,20 +509,17 @@ class BatchObjective:
         which = range(len(self.objectives)) if which is None else which
         first = self.objectives[0]
         feats = first.features(images, first.layers)
-        out = []
-        for j, k in enumerate(which):
-            zero = images.new_zeros(())
-            style = zero
-            for name, w in zip(first.style_layers, first.layer_weights):
-                style = style + w * gram_distance(feats[name][j : j + 1], first.style_targets[name])
-            if first.style_layers:
-                style = style * (self.weights.style / len(first.style_layers))
-            content = zero
-            targets = self.objectives[k].content_targets
-            for name in first.content_layers:
-                content = content + torch.mean((feats[name][j : j + 1] - targets[name]) ** 2)
-            if first.content_layers:
-                content = content * (self.weights.content / len(first.content_layers))
-            tv = self.weights.tv * total_variation(images[j : j + 1])
-            out.append({"style": style, "content": content, "tv": tv})
-        return out
+        zero = images.new_zeros(images.shape[0])
+        style = zero
+        for name, w in zip(first.style_layers, first.layer_weights):
+            style = style + w * gram_distances(feats[name], first.style_targets[name])
+        if first.style_layers:
+            style = style * (self.weights.style / len(first.style_layers))
+        content = zero
+        for name in first.content_layers:
+            target = torch.cat([self.objectives[k].content_targets[name] for k in which])
+            content = content + ((feats[name] - target) ** 2).mean(dim=(1, 2, 3))
+        if first.content_layers:
+            content = content * (self.weights.content / len(first.content_layers))
+        tv = self.weights.tv * total_variations(images)
+        return {"style": style, "content": content, "tv": tv}

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .errors import RunError
 from .images import to_pil
-from .losses import BatchObjective, Objective, smooth_total_variation
+from .losses import BatchObjective, Objective, smooth_total_variation, total_variations
 
 
 @dataclass(frozen=True)
@@ -368,15 +368,14 @@ def run_lbfgs_batch(
                 reports[i].check_stop()
             x = torch.cat([cast(Tensor, points[i]) for i in active]).requires_grad_(True)
             terms = objective.terms(x, active)
-            totals = []
-            for j, t in enumerate(terms):
-                tv = objective.weights.tv * smooth_total_variation(x[j : j + 1], tv_eps) if tv_eps > 0 else t["tv"]
-                totals.append(t["style"] + t["content"] + tv)
-            (grad,) = torch.autograd.grad(torch.stack(totals).sum(), x)
+            tv = objective.weights.tv * total_variations(x, tv_eps) if tv_eps > 0 else terms["tv"]
+            total = terms["style"] + terms["content"] + tv
+            (grad,) = torch.autograd.grad(total.sum(), x)
             for j, i in enumerate(active):
+                own = {k: v[j] for k, v in terms.items()}
                 try:
                     points[i] = runs[i].tell_gradient(
-                        terms[j], float(totals[j].detach()), grad[j : j + 1].clone(), x[j : j + 1]
+                        own, float(total[j].detach()), grad[j : j + 1].clone(), x[j : j + 1]
                     )
                 except Diverged as exc:
                     results[i], points[i] = exc, None
