@@ -27,6 +27,7 @@ _EXPORTS = {
     "Observer": "jobs",
     "make_job": "jobs",
     "run_job": "jobs",
+    "run_jobs": "jobs",
     "OPTIONS": "options",
     "StyleTransferError": "errors",
     "OptionError": "errors",

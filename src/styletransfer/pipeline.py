@@ -662,16 +662,19 @@ def can_batch(inputs: Inputs, settings: Settings) -> bool:
     )
 
 
-def batch_key(inputs: Inputs, settings: Settings) -> tuple[Any, ...] | None:
-    """Runs with equal keys can share a batch: the settings, the style pixels and each scale's shape.
+def batch_key(inputs: Inputs, settings: Settings) -> str | None:
+    """Runs with equal keys can share a batch: a hash of the settings, the style pixels and each scale's shape.
 
     ``None`` for a run that cannot (:func:`can_batch`).
     """
     if not can_batch(inputs, settings):
         return None
-    shapes = tuple(_shape_at(inputs.content_pixels, size) for size in stage_sizes(settings.preset))
-    styles = tuple((tuple(t.shape), hashlib.sha256(t.numpy().tobytes()).hexdigest()) for t in inputs.style_pixels)
-    return settings, styles, shapes
+    shapes = [_shape_at(inputs.content_pixels, size) for size in stage_sizes(settings.preset)]
+    digest = hashlib.sha256(repr((settings, shapes)).encode())
+    for t in inputs.style_pixels:
+        digest.update(repr(tuple(t.shape)).encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def optimise_batch(
