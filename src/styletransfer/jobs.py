@@ -433,7 +433,15 @@ def run_jobs(
             for i in chunk:
                 results[i] = JobResult("cancelled")
             continue
-        runs = [_Run(jobs[i], *prepared[i], ()) for i in chunk]
+        runs: list[_Run] = []
+        for i in list(chunk):
+            try:
+                runs.append(_Run(jobs[i], *prepared[i], ()))
+            except Exception as exc:  # its observers could not start (a log that cannot be opened): it fails alone
+                results[i] = exc
+                chunk.remove(i)
+        if not runs:
+            continue
         try:
             for run in runs:
                 run.start()
