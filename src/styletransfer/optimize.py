@@ -399,7 +399,6 @@ class LbfgsRun:
 
     Attributes:
         best: the evaluated image with the lowest exact seed loss (the start until one is evaluated).
-        ended: why the run ended: ``None`` while it runs, else ``"cap"``, ``"converged"`` or ``"stationary"``.
     """
 
     def __init__(
@@ -420,7 +419,6 @@ class LbfgsRun:
         self.done = report.step + evaluations
         self.stop_rtol, self.stop_window = stop_rtol, stop_window
         self.bests: list[float] = []  # the best exact loss after each evaluation
-        self.ended: str | None = None
         self._iterations = _projected_lbfgs(x, lr=lr, history=history)
         self._point: Tensor | None = None
 
@@ -430,16 +428,15 @@ class LbfgsRun:
 
     def _next(self, sent: tuple[float, Tensor] | None) -> Tensor | None:
         if self.report.step >= self.done:
-            self._end("cap")
+            self._end()
             return None
         try:
             self._point = next(self._iterations) if sent is None else self._iterations.send(sent)
         except StopIteration:
-            self._end("stationary")
+            self._end()
         return self._point
 
-    def _end(self, why: str) -> None:
-        self.ended = why
+    def _end(self) -> None:
         self._iterations.close()
         self._point = None
 
@@ -470,7 +467,7 @@ class LbfgsRun:
             raise Diverged(self.best, self.report.step)
         k, w = len(self.bests), self.stop_window
         if w > 0 and k > w and self.bests[k - 1 - w] - self.bests[-1] <= self.stop_rtol * self.bests[-1]:
-            self._end("converged")
+            self._end()
             return None
         return self._next((total, grad))
 
