@@ -172,3 +172,13 @@ def test_stylize_batch_returns_one_image_per_content(contents, style):
     settings = resolve_settings("fast", size=40, device="cpu", steps=2)
     images = stylize_batch(contents[:2], style, settings)
     assert [tuple(i.shape) for i in images] == [(1, 3, 30, 40)] * 2
+
+
+def test_a_batch_is_cut_to_what_fits_in_memory():
+    from styletransfer.memory import BASE_BYTES, batch_capacity, estimate_bytes
+    from styletransfer.presets import get_preset
+
+    preset, cpu = get_preset("fast"), torch.device("cpu")
+    each = estimate_bytes(preset, 384, 512) - BASE_BYTES
+    assert batch_capacity(preset, 384, 512, cpu, available=BASE_BYTES + 3 * each + 1) == 3
+    assert batch_capacity(preset, 384, 512, cpu, available=BASE_BYTES + each // 2) == 1

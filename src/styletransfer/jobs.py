@@ -405,7 +405,8 @@ def run_jobs(
     forward and backward per evaluation for all its images, each with its own
     L-BFGS state; every job still has its own observers, stop rule, output
     (saved atomically) and :class:`JobResult`.  A lone job runs as
-    :func:`run_job` runs it.  ``group=1`` runs them one by one.
+    :func:`run_job` runs it.  ``group=1`` runs them one by one; a group is
+    also cut to what fits in memory (:func:`~styletransfer.pipeline.batch_limit`).
 
     Returns:
         Per job, in order: its :class:`JobResult`, or the exception that ended it
@@ -414,7 +415,7 @@ def run_jobs(
         (or ``cancelled``) and leaves the jobs not started as ``cancelled``.
     """
     from .optimize import Diverged, Interrupted
-    from .pipeline import batch_key, optimise, optimise_batch
+    from .pipeline import batch_key, batch_limit, optimise, optimise_batch
 
     results: list[JobResult | Exception | None] = [None] * len(jobs)
     prepared: dict[int, tuple[Any, Any]] = {}
@@ -427,7 +428,10 @@ def run_jobs(
     for i, (settings, inputs) in prepared.items():
         key = batch_key(inputs, settings) if group > 1 else None
         groups.setdefault(("alone", i) if key is None else key, []).append(i)
-    chunks = [members[k : k + group] for members in groups.values() for k in range(0, len(members), max(1, group))]
+    chunks = []
+    for members in groups.values():
+        size = min(group, batch_limit(prepared[members[0]][1], prepared[members[0]][0])) if len(members) > 1 else 1
+        chunks += [members[k : k + size] for k in range(0, len(members), size)]
     for chunk in sorted(chunks):
         if should_stop is not None and should_stop():
             for i in chunk:

@@ -63,6 +63,20 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
+def batch_capacity(preset: Preset, height: int, width: int, device: torch.device, available: int | None = None) -> int:
+    """How many runs of ``height x width`` fit in memory as one batch (at least 1; a large number when unknown).
+
+    A batch of ``B`` shares the fixed part and needs the rest ``B`` times::
+
+        bytes(B) = BASE_BYTES + B * (estimate_bytes(H, W) - BASE_BYTES)
+    """
+    free = available_bytes(device) if available is None else available
+    if free is None:
+        return 2**31
+    each = estimate_bytes(preset, height, width) - BASE_BYTES
+    return max(1, (free - BASE_BYTES) // each)
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 

@@ -40,7 +40,7 @@ from .masks import (
     parse_auto_masks,
     propagate,
 )
-from .memory import check_memory, estimate_bytes, lbfgs_history
+from .memory import batch_capacity, check_memory, estimate_bytes, lbfgs_history
 from .optimize import (
     Callback,
     Diverged,
@@ -675,6 +675,12 @@ def batch_key(inputs: Inputs, settings: Settings) -> str | None:
         digest.update(repr(tuple(t.shape)).encode())
         digest.update(t.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def batch_limit(inputs: Inputs, settings: Settings) -> int:
+    """The most runs like this one that fit in memory as one batch (:func:`~styletransfer.memory.batch_capacity`)."""
+    h, w = _shape_at(inputs.content_pixels, settings.preset.size)
+    return batch_capacity(settings.preset, h, w, settings.device)
 
 
 def optimise_batch(
