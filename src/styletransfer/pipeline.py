@@ -770,13 +770,14 @@ def stylize_batch(
     *,
     should_stop: StopCheck | None = None,
 ) -> list[Tensor]:
-    """Decode the inputs and :func:`optimise_batch`: one ``(1, 3, H, W)`` CPU image per content.
+    """Decode the inputs and :func:`optimise_batch`: one ``(1, 3, H, W)`` CPU image per content, in order.
 
-    The contents must have one shape at the run's sizes (see :func:`batch_key`).
+    :func:`stylize_tensor` for several contents of one shape at the run's
+    sizes (see :func:`batch_key`), in one batch.  For each run's own outcome
+    (a stop or a divergence does not end the others) use :func:`optimise_batch`.
 
     Raises:
-        Interrupted: when a stop was asked for (the first run's best image so far).
-        Diverged: when a run diverged.
+        Interrupted, Diverged: the first content's, in order, whose run ended so.
     """
     inputs = [decode_inputs(c, style, settings.preset.init) for c in contents]
     images = []
