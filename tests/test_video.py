@@ -1,4 +1,4 @@
-"""``styletransfer video``: DIS flow on a clip whose true flow is known, the issue's targets, resuming, video files."""
+"""``styletransfer video``: DIS flow on clips whose true flow is known (a pan, a zoom), the issue's targets, resuming."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pytest
 from PIL import Image
 
 from styletransfer.cli import main
-from tests.clips import pan_frames, static_frames, true_mask, true_warping_error, write_frames, write_mp4
+from tests.clips import (
+    known_warping_error,
+    pan_frames,
+    pan_zoom_clip,
+    static_frames,
+    true_mask,
+    write_frames,
+    write_mp4,
+)
 
 pytest.importorskip("cv2")
 av = pytest.importorskip("av")
@@ -45,11 +53,16 @@ def style(tmp_path_factory) -> Path:
     return path
 
 
+#: The clip of the targets: 3 frames of a pan (2 px right, 1 down a frame), then 3 of a zoom pulling back 6 % a frame.
+CLIP = {"pan": 3, "zoom": 3, "width": 64, "height": 48}
+
+
 @pytest.fixture(scope="module")
 def pan(tmp_path_factory, style) -> dict:
-    """The 4-frame pan stylised with the temporal loss (through the CLI) and without it (the baseline)."""
+    """The pan-and-zoom clip stylised with the temporal loss (through the CLI) and without it (the baseline)."""
     root = tmp_path_factory.mktemp("pan")
-    source = write_frames(pan_frames(4, 64, 48), root / "in")
+    clip = pan_zoom_clip(**CLIP)
+    source = write_frames(clip.frames, root / "in")
     common = ["--style", str(style), "--size", "64", "--steps", str(STEPS), "--device", "cpu", "-q"]
     code = main(["video", str(source), "-o", str(root / "temporal"), *common, "--metrics", str(root / "t.json")])
     assert code == 0
@@ -68,6 +81,7 @@ def pan(tmp_path_factory, style) -> dict:
     assert code == 0
     return {
         "root": root,
+        "clip": clip,
         "source": source,
         "temporal": _frames(root / "temporal"),
         "independent": _frames(root / "independent"),
@@ -89,9 +103,25 @@ def test_dis_end_point_error_on_the_pan_is_below_half_a_pixel():
         assert mask[known].mean() > 0.8
 
 
+def test_dis_end_point_error_on_the_zoom_is_below_half_a_pixel():
+    from styletransfer.video.flow import flow_and_mask
+
+    clip = pan_zoom_clip(**CLIP)
+    frames = [f.astype(np.float32) / 255 for f in clip.frames]
+    for t, (prev, cur) in enumerate(zip(frames, frames[1:])):
+        backward, mask = flow_and_mask(prev, cur)
+        known = clip.masks[t]
+        epe = np.sqrt(((backward - clip.flows[t]) ** 2).sum(-1))[known].mean()
+        print(f"pair {t + 1}-{t + 2}: EPE {epe:.3f} px, certainty on the new ring {mask[~known].mean():.2f}")
+        assert epe < 0.5
+        # DIS underestimates the flow at the border, so part of the new ring passes the check; most does not
+        assert mask[~known].mean() < 0.5
+        assert mask[known].mean() > 0.7
+
+
 def test_temporal_video_flickers_far_less_at_the_same_style_loss(pan):
-    temporal = true_warping_error(pan["temporal"])
-    independent = true_warping_error(pan["independent"])
+    temporal = known_warping_error(pan["temporal"], pan["clip"])
+    independent = known_warping_error(pan["independent"], pan["clip"])
     ratio = temporal / independent
     print(f"warping error: temporal {temporal:.5f}, independent {independent:.5f}, ratio {ratio:.3f}")
     assert ratio <= 0.3
@@ -102,7 +132,7 @@ def test_temporal_video_flickers_far_less_at_the_same_style_loss(pan):
 
 def test_metrics_hold_each_frame(pan):
     frames = pan["metrics"]["frames"]
-    assert [f["frame"] for f in frames] == [1, 2, 3, 4]
+    assert [f["frame"] for f in frames] == [1, 2, 3, 4, 5, 6]
     assert frames[0]["warping_error"] is None and frames[0]["evaluations"] == STEPS
     assert all(f["evaluations"] == FRAME_STEPS and f["warping_error"] >= 0 and f["seconds"] > 0 for f in frames[1:])
     assert pan["metrics"]["mean_warping_error"] < pan["baseline_metrics"]["mean_warping_error"]
