@@ -148,6 +148,32 @@ def known_warping_error(frames: list[np.ndarray], clip: KnownClip) -> float:
     return float(np.mean(errors))
 
 
+def occlusion_frames(
+    n: int = 6, width: int = 48, height: int = 32, block: int = 8, speed: int = 4
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A still background with a ``block``-wide bar sliding right by ``speed`` pixels a frame over it.
+
+    Returns the frames and, for each, the *revealed* columns: background that
+    the bar covered in frame ``t - 1`` and uncovers in frame ``t``, last seen
+    in frame ``t - ceil(block / speed) - 1`` (the background does not move,
+    so there it is the same pixels).
+    """
+    background = pan_frames(1, width, height, 0, 0)[0]
+    with Image.open(example_path("starry_night.jpg")) as im:
+        bar = np.asarray(im.convert("RGB").resize((block, height), Image.BILINEAR))
+    frames, revealed = [], []
+    for t in range(n):
+        f = background.copy()
+        left = speed * t
+        f[:, left : left + block] = bar[:, : max(0, min(block, width - left))]
+        frames.append(f)
+        mask = np.zeros((height, width), dtype=bool)
+        if t > 0:
+            mask[:, speed * (t - 1) : min(left, width)] = True
+        revealed.append(mask)
+    return frames, revealed
+
+
 def write_frames(frames: list[np.ndarray], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for t, f in enumerate(frames):

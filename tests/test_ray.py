@@ -76,3 +76,43 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
     assert killed, "no actor was busy when the first item finished"
     assert summary.line() == "4 done, 0 skipped, 0 failed"
     assert all(r["status"] == "complete" for r in read_ledger(tmp_path / "out").values())
+
+
+def test_two_videos_on_two_actors_give_the_local_pixels(ray_cluster, photos, tmp_path):
+    """Each video on its own actor (frames streamed back, the driver writes them): the pixels of a local run."""
+    import torch
+
+    from styletransfer.video import plan_videos, run_here
+    from styletransfer.video.ray_videos import RayVideos
+    from tests.clips import pan_frames, pan_zoom_clip, write_frames
+
+    pytest.importorskip("cv2")
+    _, style = photos
+    sources = [
+        write_frames(pan_frames(3, 32, 24), tmp_path / "pan"),
+        write_frames(pan_zoom_clip(1, 2, 32, 24).frames, tmp_path / "zoom"),
+    ]
+    options = {"size": 32, "steps": 4, "device": "cpu", "long_term": 2}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each actor: the same arithmetic
+    try:
+        local = [run_here(p) for p in plan_videos(sources, style, tmp_path / "local", **options)]
+    finally:
+        torch.set_num_threads(before)
+    runner = RayVideos(2, threads=1)
+    seen: list[str] = []
+    try:
+        plans = plan_videos(sources, style, tmp_path / "ray", **options)
+        remote = runner.run(plans, on_frame=lambda plan, record, n: seen.append(plan.name))
+        pids = {ray_cluster.get(a.pid.remote()) for a in runner.actors}
+    finally:
+        runner.close()
+    assert [r.status for r in local + remote] == ["complete"] * 4, [r.error for r in remote]
+    assert len(pids) == 2, "the two videos did not run on two actors"
+    assert sorted(seen) == ["pan"] * 3 + ["zoom"] * 3
+    for name in ("pan", "zoom"):
+        here = sorted((tmp_path / "local" / name).glob("*.png"))
+        there = sorted((tmp_path / "ray" / name).glob("*.png"))
+        assert len(here) == len(there) == 3
+        for a, b in zip(here, there):
+            assert np.array_equal(_pixels(str(a)), _pixels(str(b)))

@@ -31,7 +31,6 @@ frame loop on plain data, no files: here, or on a Ray actor) and
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -39,6 +38,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +190,25 @@ def temporal_targets(t: int, stylised: dict[int, Tensor], flows: Flows, span: in
     ]
 
 
+def starting_image(targets: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
+    """Where frame ``t`` starts: the previous stylised frame warped, ``w_1``, except where only an earlier frame saw.
+
+    ``x_0 = w_1 + sum_{j>=2} c_long_j (w_j - w_1)``: with long-term consistency,
+    a pixel that frame ``t - 1`` did not see starts from the nearest earlier
+    frame that did (the ``c_long`` masks do not overlap), as the temporal term
+    pulls it there; with short-term consistency alone, ``x_0 = w_1``.
+    """
+    first = targets[0][0]
+    return first + sum((mask * (target - first) for target, mask in targets[1:]), torch.zeros_like(first))
+
+
 def stylise_frames(
     work: FrameWork, should_stop: Callable[[], bool] | None = None
 ) -> Iterator[tuple[int, Image.Image, FrameRecord]]:
     """Stylise frames ``work.start .. work.count - 1`` in turn; yield each as ``(t, picture, record)``.
 
     Frame ``t > 0`` starts from the stylised frame ``t - 1`` warped by its flow
-    and is held near it (and near the earlier ones, for long-term) by the
+    (:func:`starting_image`) and is held near it (and near the earlier ones, for long-term) by the
     temporal term.  Stops early, without raising, when ``should_stop()`` turns
     True (checked before every evaluation and after each frame).
     """
@@ -210,7 +222,7 @@ def stylise_frames(
         targets: list[tuple[Tensor, Tensor]] = []
         if t > 0 and work.temporal:
             targets = temporal_targets(t, stylised, work.flows, span)
-            init = targets[0][0]
+            init = starting_image(targets)
             wrap = _temporal_wrapper(targets, work.temporal_weight, settings)
         content = work.contents[t]
         inputs = Inputs(content, list(work.styles), content, None, work.style_pixels, init)
@@ -564,7 +576,7 @@ def _quantised(image: Tensor) -> Tensor:
 
 def png_bytes(picture: Image.Image) -> bytes:
     """``picture`` encoded as PNG, as :func:`~styletransfer.images.save_image` writes it."""
-    buffer = io.BytesIO()
+    buffer = BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
