@@ -73,6 +73,8 @@ def batch_run(name: str, workers: int, contents: list[Path], style: Path, root: 
 
 
 def video_run(size: int, steps: int, frames: int, root: Path, style: Path) -> dict:
+    import torch
+
     from styletransfer.video import stylize_video
 
     clip = write_frames(pan_frames(frames, size, size * 3 // 4, 4, 2), root / f"clip{size}")
@@ -81,6 +83,7 @@ def video_run(size: int, steps: int, frames: int, root: Path, style: Path) -> di
     later_seconds = sum(r.seconds for r in later) / len(later)
     return {
         "size": size,
+        "threads": torch.get_num_threads(),
         "frames": result.frames,
         "first_frame_seconds": first.seconds,
         "later_frame_seconds": round(later_seconds, 2),
@@ -95,11 +98,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="video sizes")
     parser.add_argument("--frames", type=int, default=4, help="frames of each video (2 at least)")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument("--threads", type=int, help="torch threads of the video runs (default: torch's, the cores)")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     args = parser.parse_args()
     if args.frames < 2 or args.steps < 1:
         parser.error("--frames must be 2 or more and --steps 1 or more")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
