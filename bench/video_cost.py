@@ -48,7 +48,7 @@ def main() -> None:
             result = run_job(job)
             per.append((time.perf_counter() - started) / result.steps)
         print(f"batch: {min(per):.3f} s per evaluation (best of 3 images, {steps} evaluations each)")
-        for later in (3, steps):
+        for later in sorted({3, steps}):
             video = stylize_video(frames, style, root / f"v{later}", size=size, steps=steps, frame_steps=later)
             first = video.records[0].seconds / steps
             rest = min(r.seconds / r.evaluations for r in video.records[1:])

@@ -116,3 +116,42 @@ def test_two_videos_on_two_actors_give_the_local_pixels(ray_cluster, photos, tmp
         assert len(here) == len(there) == 3
         for a, b in zip(here, there):
             assert np.array_equal(_pixels(str(a)), _pixels(str(b)))
+
+
+def test_a_video_whose_actor_is_killed_goes_on_from_its_last_frame(ray_cluster, photos, tmp_path):
+    """The actor dies after the first frame came back: a new actor continues from it, with the local pixels."""
+    import torch
+
+    from styletransfer.video import plan_videos, run_here
+    from styletransfer.video.ray_videos import RayVideos
+    from tests.clips import pan_frames, write_frames
+
+    pytest.importorskip("cv2")
+    _, style = photos
+    source = write_frames(pan_frames(4, 32, 24), tmp_path / "pan")
+    options = {"size": 32, "steps": 6, "frame_steps": 6, "device": "cpu"}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run_here(plan_videos([source], style, tmp_path / "local", **options)[0]).status == "complete"
+    finally:
+        torch.set_num_threads(before)
+    runner = RayVideos(1, threads=1)
+    killed: list = []
+
+    def kill_after_the_first_frame(plan, record, total) -> None:
+        if not killed:
+            killed.append(runner.actors[0])
+            ray_cluster.kill(runner.actors[0], no_restart=True)
+
+    try:
+        [result] = runner.run(
+            plan_videos([source], style, tmp_path / "ray", **options), on_frame=kill_after_the_first_frame
+        )
+        now = list(runner.actors)
+    finally:
+        runner.close()
+    assert killed and len(now) == 1 and now[0] is not killed[0], "the video did not move to a new actor"
+    assert result.status == "complete" and result.done_now == 4
+    for a, b in zip(sorted((tmp_path / "local").glob("*.png")), sorted((tmp_path / "ray").glob("*.png")), strict=True):
+        assert np.array_equal(_pixels(str(a)), _pixels(str(b)))
