@@ -281,7 +281,13 @@ class VideoPlan:
 
     @property
     def frames_dir(self) -> Path:
+        """Where the stylised frames are kept."""
         return self.work / "frames"
+
+    @property
+    def measures(self) -> bool:
+        """Whether each frame's warping error is measured: with the temporal term (its flows are there) or metrics."""
+        return self.temporal or self.metrics is not None
 
     def done(self) -> int:
         """How many frames are finished: the run of stylised frames from the first."""
@@ -292,8 +298,7 @@ class VideoPlan:
 
     def pairs(self) -> list[tuple[int, int]]:
         """The frame pairs ``(s, t)`` whose flows the frames still to do need."""
-        measure = self.metrics is not None
-        if not (self.temporal or measure):
+        if not self.measures:
             return []
         span = reach(self.temporal, self.long_term)
         todo = range(max(1, self.done()), len(self.contents))
@@ -323,7 +328,7 @@ class VideoPlan:
             self.temporal,
             self.temporal_weight,
             self.long_term,
-            self.metrics is not None,
+            self.measures,
         )
 
     def save_frame(self, t: int, picture: Image.Image | bytes, record: FrameRecord) -> None:
