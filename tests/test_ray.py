@@ -78,6 +78,85 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
     assert all(r["status"] == "complete" for r in read_ledger(tmp_path / "out").values())
 
 
+def test_two_videos_on_two_actors_give_the_local_pixels(ray_cluster, photos, tmp_path):
+    """Each video on its own actor (frames streamed back, the driver writes them): the pixels of a local run."""
+    import torch
+
+    from styletransfer.video import plan_videos, run_here
+    from styletransfer.video.ray_videos import RayVideos
+    from tests.clips import pan_frames, pan_zoom_clip, write_frames
+
+    pytest.importorskip("cv2")
+    _, style = photos
+    sources = [
+        write_frames(pan_frames(3, 32, 24), tmp_path / "pan"),
+        write_frames(pan_zoom_clip(1, 2, 32, 24).frames, tmp_path / "zoom"),
+    ]
+    options = {"size": 32, "steps": 4, "device": "cpu", "long_term": 2}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each actor: the same arithmetic
+    try:
+        local = [run_here(p) for p in plan_videos(sources, style, tmp_path / "local", **options)]
+    finally:
+        torch.set_num_threads(before)
+    runner = RayVideos(2, threads=1)
+    seen: list[str] = []
+    try:
+        plans = plan_videos(sources, style, tmp_path / "ray", **options)
+        remote = runner.run(plans, on_frame=lambda plan, record, n: seen.append(plan.name))
+        pids = {ray_cluster.get(a.pid.remote()) for a in runner.actors}
+    finally:
+        runner.close()
+    assert [r.status for r in local + remote] == ["complete"] * 4, [r.error for r in remote]
+    assert len(pids) == 2, "the two videos did not run on two actors"
+    assert sorted(seen) == ["pan"] * 3 + ["zoom"] * 3
+    for name in ("pan", "zoom"):
+        here = sorted((tmp_path / "local" / name).glob("*.png"))
+        there = sorted((tmp_path / "ray" / name).glob("*.png"))
+        assert len(here) == len(there) == 3
+        for a, b in zip(here, there):
+            assert np.array_equal(_pixels(str(a)), _pixels(str(b)))
+
+
+def test_a_video_whose_actor_is_killed_goes_on_from_its_last_frame(ray_cluster, photos, tmp_path):
+    """The actor dies after the first frame came back: a new actor continues from it, with the local pixels."""
+    import torch
+
+    from styletransfer.video import plan_videos, run_here
+    from styletransfer.video.ray_videos import RayVideos
+    from tests.clips import pan_frames, write_frames
+
+    pytest.importorskip("cv2")
+    _, style = photos
+    source = write_frames(pan_frames(4, 32, 24), tmp_path / "pan")
+    options = {"size": 32, "steps": 6, "frame_steps": 6, "device": "cpu"}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run_here(plan_videos([source], style, tmp_path / "local", **options)[0]).status == "complete"
+    finally:
+        torch.set_num_threads(before)
+    runner = RayVideos(1, threads=1)
+    killed: list = []
+
+    def kill_after_the_first_frame(plan, record, total) -> None:
+        if not killed:
+            killed.append(runner.actors[0])
+            ray_cluster.kill(runner.actors[0], no_restart=True)
+
+    try:
+        [result] = runner.run(
+            plan_videos([source], style, tmp_path / "ray", **options), on_frame=kill_after_the_first_frame
+        )
+        now = list(runner.actors)
+    finally:
+        runner.close()
+    assert killed and len(now) == 1 and now[0] is not killed[0], "the video did not move to a new actor"
+    assert result.status == "complete" and result.done_now == 4
+    for a, b in zip(sorted((tmp_path / "local").glob("*.png")), sorted((tmp_path / "ray").glob("*.png")), strict=True):
+        assert np.array_equal(_pixels(str(a)), _pixels(str(b)))
+
+
 def test_ray_actors_run_groups_as_batches(ray_cluster, photos, tmp_path):
     """``group=2``: each actor optimises two items in one batch; the pixels are the local grouped run's."""
     from styletransfer.batch.ray_executor import RayExecutor

@@ -1,4 +1,4 @@
-"""``styletransfer video``: DIS flow on a clip whose true flow is known, the issue's targets, resuming, video files."""
+"""``styletransfer video``: DIS flow on clips whose true flow is known (a pan, a zoom), the issue's targets, resuming."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import pytest
 from PIL import Image
 
 from styletransfer.cli import main
-from tests.clips import pan_frames, static_frames, true_mask, true_warping_error, write_frames, write_mp4
+from tests.clips import (
+    known_warping_error,
+    occlusion_frames,
+    pan_frames,
+    pan_zoom_clip,
+    static_frames,
+    true_mask,
+    write_frames,
+    write_mp4,
+)
 
 pytest.importorskip("cv2")
 av = pytest.importorskip("av")
@@ -45,11 +54,16 @@ def style(tmp_path_factory) -> Path:
     return path
 
 
+#: The clip of the targets: 3 frames of a pan (2 px right, 1 down a frame), then 3 of a zoom pulling back 6 % a frame.
+CLIP = {"pan": 3, "zoom": 3, "width": 64, "height": 48}
+
+
 @pytest.fixture(scope="module")
 def pan(tmp_path_factory, style) -> dict:
-    """The 4-frame pan stylised with the temporal loss (through the CLI) and without it (the baseline)."""
+    """The pan-and-zoom clip stylised with the temporal loss (through the CLI) and without it (the baseline)."""
     root = tmp_path_factory.mktemp("pan")
-    source = write_frames(pan_frames(4, 64, 48), root / "in")
+    clip = pan_zoom_clip(**CLIP)
+    source = write_frames(clip.frames, root / "in")
     common = ["--style", str(style), "--size", "64", "--steps", str(STEPS), "--device", "cpu", "-q"]
     code = main(["video", str(source), "-o", str(root / "temporal"), *common, "--metrics", str(root / "t.json")])
     assert code == 0
@@ -68,6 +82,7 @@ def pan(tmp_path_factory, style) -> dict:
     assert code == 0
     return {
         "root": root,
+        "clip": clip,
         "source": source,
         "temporal": _frames(root / "temporal"),
         "independent": _frames(root / "independent"),
@@ -89,9 +104,25 @@ def test_dis_end_point_error_on_the_pan_is_below_half_a_pixel():
         assert mask[known].mean() > 0.8
 
 
+def test_dis_end_point_error_on_the_zoom_is_below_half_a_pixel():
+    from styletransfer.video.flow import flow_and_mask
+
+    clip = pan_zoom_clip(**CLIP)
+    frames = [f.astype(np.float32) / 255 for f in clip.frames]
+    for t, (prev, cur) in enumerate(zip(frames, frames[1:])):
+        backward, mask = flow_and_mask(prev, cur)
+        known = clip.masks[t]
+        epe = np.sqrt(((backward - clip.flows[t]) ** 2).sum(-1))[known].mean()
+        print(f"pair {t + 1}-{t + 2}: EPE {epe:.3f} px, certainty on the new ring {mask[~known].mean():.2f}")
+        assert epe < 0.5
+        # DIS underestimates the flow at the border, so part of the new ring passes the check; most does not
+        assert mask[~known].mean() < 0.5
+        assert mask[known].mean() > 0.7
+
+
 def test_temporal_video_flickers_far_less_at_the_same_style_loss(pan):
-    temporal = true_warping_error(pan["temporal"])
-    independent = true_warping_error(pan["independent"])
+    temporal = known_warping_error(pan["temporal"], pan["clip"])
+    independent = known_warping_error(pan["independent"], pan["clip"])
     ratio = temporal / independent
     print(f"warping error: temporal {temporal:.5f}, independent {independent:.5f}, ratio {ratio:.3f}")
     assert ratio <= 0.3
@@ -102,7 +133,7 @@ def test_temporal_video_flickers_far_less_at_the_same_style_loss(pan):
 
 def test_metrics_hold_each_frame(pan):
     frames = pan["metrics"]["frames"]
-    assert [f["frame"] for f in frames] == [1, 2, 3, 4]
+    assert [f["frame"] for f in frames] == [1, 2, 3, 4, 5, 6]
     assert frames[0]["warping_error"] is None and frames[0]["evaluations"] == STEPS
     assert all(f["evaluations"] == FRAME_STEPS and f["warping_error"] >= 0 and f["seconds"] > 0 for f in frames[1:])
     assert pan["metrics"]["mean_warping_error"] < pan["baseline_metrics"]["mean_warping_error"]
@@ -172,3 +203,99 @@ def test_video_file_in_and_out_keeps_the_audio(style, tmp_path, capsys):
 def test_missing_input_is_a_usage_error(style, tmp_path, capsys):
     assert main(["video", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o"), "--style", str(style)]) == 2
     assert "nope.mp4: no such file" in capsys.readouterr().err
+
+
+def test_long_term_masks_keep_each_pixel_for_the_nearest_frame_that_saw_it():
+    from styletransfer.video.flow import long_term_masks
+
+    c1 = np.array([1, 0, 0, 1, 0], np.float32)  # certainty of frame t-1 -> t
+    c2 = np.array([1, 1, 0, 0, 0], np.float32)  # t-2 -> t
+    c3 = np.array([1, 1, 1, 0, 0], np.float32)  # t-3 -> t
+    long = long_term_masks([c1, c2, c3])
+    # by hand: c_long_j = max(c_j - sum_{k<j} c_k, 0)
+    assert long[0].tolist() == [1, 0, 0, 1, 0]
+    assert long[1].tolist() == [0, 1, 0, 0, 0]  # c2 - c1 = [0, 1, 0, -1, 0]
+    assert long[2].tolist() == [0, 0, 1, 0, 0]  # c3 - c1 - c2 = [-1, 0, 1, -1, 0]
+
+
+def _true_occlusion_flows(frames: list[np.ndarray], block: int, speed: int):
+    """A flow map with the occlusion clip's true flows: the background is still (flow 0), certain where both see it."""
+    index = {f.tobytes(): t for t, f in enumerate(frames)}
+    h, w = frames[0].shape[:2]
+
+    def background(t: int) -> np.ndarray:
+        mask = np.ones((h, w), np.float32)
+        mask[:, speed * t : speed * t + block] = 0
+        return mask
+
+    def flows(pairs):
+        found = []
+        for a, b in pairs:
+            s, t = (index[np.rint(x * 255).astype(np.uint8).tobytes()] for x in (a, b))
+            found.append((np.zeros((h, w, 2), np.float32), background(s) * background(t)))
+        return found
+
+    return flows
+
+
+def test_long_term_consistency_brings_back_what_a_passing_bar_hid(style, tmp_path):
+    """A bar slides over a still background: the strip it uncovers in frame t was last seen in frame t - 3.
+
+    With ``long_term=3`` that strip starts from, and is held to, frame t - 3's stylisation; without it the strip
+    is free (the previous frame never saw it).  Measured with the true flows, so that it is long-term's doing.
+    """
+    from styletransfer.video import stylize_video
+
+    frames, revealed = occlusion_frames(6, 48, 32, block=8, speed=4)
+    source = write_frames(frames, tmp_path / "in")
+    flows = _true_occlusion_flows(frames, 8, 4)
+    errors = {}
+    for j in (0, 3):
+        out = tmp_path / f"long{j}"
+        result = stylize_video(
+            source, style, out, size=48, steps=40, frame_steps=15, long_term=j, flows=flows, device="cpu"
+        )
+        assert result.status == "complete"
+        o = [f.astype(np.float64) / 255 for f in _frames(out)]
+        errors[j] = float(np.mean([((o[t] - o[t - 3]) ** 2).sum(-1)[revealed[t]].mean() for t in range(3, 6)]))
+    print(f"uncovered strip against the frame that last saw it: long-term {errors[3]:.5f}, without {errors[0]:.5f}")
+    assert errors[3] < 0.7 * errors[0]
+
+
+def test_long_term_runs_with_dis_flows_from_the_command_line(style, tmp_path):
+    frames, _ = occlusion_frames(4, 48, 32)
+    source = write_frames(frames, tmp_path / "in")
+    args = ["video", str(source), "-o", str(tmp_path / "out"), "--style", str(style), "--size", "48"]
+    assert main([*args, "--steps", "4", "--long-term", "3", "--device", "cpu", "-q"]) == 0
+    assert len(_frames(tmp_path / "out")) == 4
+    state = json.loads((tmp_path / "out.work" / "settings.json").read_text())
+    assert state["long_term"] == 3
+
+
+def test_long_term_out_of_range_is_a_usage_error(style, tmp_path, capsys):
+    source = write_frames(static_frames(2, 48, 32), tmp_path / "in")
+    args = ["video", str(source), "-o", str(tmp_path / "o"), "--style", str(style), "--long-term", "11"]
+    assert main(args) == 2
+    assert "--long-term must be between 0 and 10, not 11" in capsys.readouterr().err
+
+
+def test_several_videos_into_one_directory(style, tmp_path, capsys):
+    a = write_frames(pan_frames(3, 32, 24), tmp_path / "a")
+    b = write_mp4(pan_zoom_clip(1, 2, 32, 24).frames, tmp_path / "b.mp4")
+    out = tmp_path / "out"
+    args = ["video", str(a), str(b), "-o", str(out), "--style", str(style), "--size", "32", "--steps", "2"]
+    assert main([*args, "--device", "cpu", "--metrics", str(tmp_path / "m")]) == 0
+    assert len(_frames(out / "a")) == 3 and (out / "b.mp4").is_file()
+    assert (out / "a.work" / "frames").is_dir() and (out / "b.mp4.work" / "frames").is_dir()
+    assert json.loads((tmp_path / "m" / "b.json").read_text())["frames"][2]["frame"] == 3
+    err = capsys.readouterr().err
+    assert "a frame 3/3" in err and "b.mp4 frame 1/3" in err
+    assert main([*args, "--device", "cpu"]) == 0  # everything done: nothing stylised again
+    assert "(3 frames, 0 stylised now)" in capsys.readouterr().err
+
+
+def test_two_inputs_with_one_name_are_a_usage_error(style, tmp_path, capsys):
+    a = write_frames(static_frames(2, 48, 32), tmp_path / "x" / "clip")
+    b = write_frames(static_frames(2, 48, 32), tmp_path / "y" / "clip")
+    assert main(["video", str(a), str(b), "-o", str(tmp_path / "o"), "--style", str(style)]) == 2
+    assert "two inputs are called clip" in capsys.readouterr().err

