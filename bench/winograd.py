@@ -1,0 +1,164 @@
+"""Benchmark: Winograd F(m x m, 3x3) against PyTorch's convolution, per VGG19 layer and per evaluation.
+
+    python bench/winograd.py                         # 512 and 256 px, 1 and 2 threads
+    python bench/winograd.py --sizes 512 --threads 2 --repeats 5 --no-layers
+
+Per layer (every convolution the seed's losses reach, ``block1_conv1`` to
+``block5_conv2``, on a square ``size x size`` image): one forward and one
+backward to the input (the weights are frozen), for
+
+- ``std cl``: ``F.conv2d`` on channels-last tensors (what ``vgg.py`` runs);
+- ``std nchw``: ``F.conv2d`` on contiguous tensors;
+- ``W2``, ``W4``, ``W6``: :func:`styletransfer.winograd.winograd_conv2d` with
+  F(2x2, 3x3), F(4x4, 3x3), F(6x6, 3x3).
+
+Per evaluation: the ``fast`` preset's objective (Tübingen x The Starry Night at
+``size``), loss and backward to the image, with the network's Winograd layers
+(:data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS`) on and off.
+
+The candidates are interleaved in one process and each time is the median of
+``--repeats`` rounds, so that the ratios hold on a shared, noisy CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from styletransfer.architecture import LAYERS
+from styletransfer.examples import example_path
+from styletransfer.images import load_img
+from styletransfer.pipeline import build_objective, resolve_settings
+from styletransfer.vgg import WINOGRAD_MIN_CHANNELS, get_vgg
+from styletransfer.winograd import WinogradConv, winograd_conv2d
+
+#: The last layer the seed's losses reach (its content layer).
+LAST_LAYER = "block5_conv2"
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``"?"``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    except OSError:
+        return "?"
+
+
+def medians(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Milliseconds per call of each candidate: one warm-up, then the median of ``repeats`` interleaved rounds."""
+    for run in candidates.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(1000 * (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def forward_backward(conv: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> Tensor:
+    """One forward and one backward to the input."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(conv(x), x, grad)
+    return g
+
+
+def layer_candidates(c: int, k: int, side: int) -> dict[str, Callable[[], object]]:
+    """The candidates for one ``c -> k`` convolution on a ``side x side`` input, with random data."""
+    weight = torch.randn(k, c, 3, 3) / (3 * c**0.5)
+    bias = torch.randn(k)
+    x, grad = torch.randn(1, c, side, side), torch.randn(1, k, side, side)
+    xcl, gcl = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    wcl = weight.contiguous(memory_format=torch.channels_last)
+    candidates: dict[str, Callable[[], object]] = {
+        "std cl": lambda: forward_backward(lambda t: F.conv2d(t, wcl, bias, padding=1), xcl, gcl),
+        "std nchw": lambda: forward_backward(lambda t: F.conv2d(t, weight, bias, padding=1), x, grad),
+    }
+    for m in (2, 4, 6) if c > 3 else ():  # 3 input channels: nothing to gain
+        conv = WinogradConv(weight, bias, m)
+        candidates[f"W{m}"] = lambda conv=conv: forward_backward(lambda t: winograd_conv2d(t, conv), xcl, gcl)
+    return candidates
+
+
+def layer_table(size: int, repeats: int) -> list[dict]:
+    """For each conv layer up to :data:`LAST_LAYER`, the median ms of each candidate at ``size`` px."""
+    torch.manual_seed(0)
+    rows = []
+    for info in LAYERS:
+        if info.kind != "conv":
+            continue
+        side = size // info.factor
+        ms = medians(layer_candidates(info.in_channels, info.out_channels, side), repeats)
+        rows.append({"layer": info.name, "in": info.in_channels, "out": info.out_channels, "side": side, **ms})
+        if info.name == LAST_LAYER:
+            break
+    return rows
+
+
+def evaluation(size: int, repeats: int) -> dict[str, float]:
+    """Median ms of one ``fast`` evaluation (loss + backward) with Winograd off and on, and the loss's relative change."""
+    settings = resolve_settings("fast", device="cpu")
+    content = load_img(example_path("tubingen.jpg"), size)
+    style = load_img(example_path("starry_night.jpg"), size)
+    vgg = get_vgg(settings.weights, "cpu")
+    vgg.winograd = False
+    objective = build_objective(settings, content, [style])
+    image = (content + 0.05 * torch.randn_like(content)).clamp(0, 1).requires_grad_(True)
+
+    def evaluate(winograd: bool) -> Tensor:
+        vgg.winograd = winograd
+        terms = objective.terms(image)
+        loss = terms["style"] + terms["content"] + terms["tv"]
+        torch.autograd.grad(loss, image)
+        return loss.detach()
+
+    ms = medians({"standard": lambda: evaluate(False), "winograd": lambda: evaluate(True)}, repeats)
+    exact, fast = float(evaluate(False)), float(evaluate(True))
+    vgg.winograd = True
+    return {**ms, "loss_rel": abs(fast - exact) / abs(exact), "shape": tuple(content.shape[-2:])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 256])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds per layer")
+    parser.add_argument("--eval-repeats", type=int, default=5, help="rounds per evaluation")
+    parser.add_argument("--no-layers", action="store_true", help="only the per-evaluation times")
+    args = parser.parse_args()
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"network: Winograd F(4x4,3x3) on layers with >= {WINOGRAD_MIN_CHANNELS} input channels")
+    for size in args.sizes:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            if not args.no_layers:
+                print(f"\n{size} px, {threads} thread(s): ms per forward + backward to the input")
+                print("| layer | channels | H x W | std cl | std nchw | W2 | W4 | W6 | std cl / W4 |")
+                print("|---|---|---|---|---|---|---|---|---|")
+                for r in layer_table(size, args.repeats):
+                    ms = " | ".join(f"{r[n]:.1f}" if n in r else "-" for n in ("std cl", "std nchw", "W2", "W4", "W6"))
+                    ratio = f"{r['std cl'] / r['W4']:.2f}" if "W4" in r else "-"
+                    print(
+                        f"| {r['layer']} | {r['in']}->{r['out']} | {r['side']}x{r['side']} | {ms} | {ratio} |",
+                        flush=True,
+                    )
+            e = evaluation(size, args.eval_repeats)
+            print(
+                f"evaluation at {size} px {e['shape']}, {threads} thread(s): standard {e['standard']:.0f} ms, "
+                f"Winograd {e['winograd']:.0f} ms, ratio {e['standard'] / e['winograd']:.2f}, "
+                f"loss rel. diff {e['loss_rel']:.1e}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
