@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
         [
             "images",
             "vgg",
+            "winograd",
             "losses",
             "optimize",
             "color",

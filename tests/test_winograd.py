@@ -121,7 +121,7 @@ def test_total_loss_matches_the_standard_path(tubingen: Path, starry: Path) -> N
             x = (0.9 * content + 0.05 + 0.02 * noise).requires_grad_(True)
             terms = objective.terms(x)
             loss = terms["style"] + terms["content"] + terms["tv"]
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             grads.append(torch.autograd.grad(loss, x)[0])
     finally:
         vgg.winograd = True

@@ -45,6 +45,7 @@ Tiles are processed in bands of tile rows, so the temporaries stay bounded
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -206,14 +207,14 @@ class _WinogradFunction(torch.autograd.Function):
     """``conv2d(x, weight, bias, padding=1)`` with its input gradient, both by Winograd."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, conv: WinogradConv) -> Tensor:  # type: ignore[override]
-        ctx.conv = conv  # type: ignore[attr-defined]
+    def forward(ctx: Any, x: Tensor, conv: WinogradConv) -> Tensor:
+        ctx.conv = conv
         y = conv.apply_tiles(x.permute(0, 2, 3, 1), conv.forward_u, conv.bias)
         return y.permute(0, 3, 1, 2)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        conv: WinogradConv = ctx.conv  # type: ignore[attr-defined]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        conv: WinogradConv = ctx.conv
         g = conv.apply_tiles(grad.permute(0, 2, 3, 1), conv.backward_u, None)
         return g.permute(0, 3, 1, 2), None
 
@@ -223,5 +224,5 @@ def winograd_conv2d(x: Tensor, conv: WinogradConv) -> Tensor:
 
     Differentiable with respect to ``x`` only (the kernel is frozen).
     """
-    out: Tensor = _WinogradFunction.apply(x, conv)
+    out: Tensor = _WinogradFunction.apply(x, conv)  # type: ignore[no-untyped-call]
     return out
