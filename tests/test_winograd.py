@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from styletransfer import pipeline
 from styletransfer import winograd as W
 from styletransfer.images import load_img
 from styletransfer.pipeline import build_objective, resolve_settings, stylize_tensor
-from styletransfer.vgg import VGG19, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_SIDE, get_vgg, load_weights, preprocess
+from styletransfer.vgg import (
+    VGG19,
+    WINOGRAD_MAX_THREADS,
+    WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_SIDE,
+    get_vgg,
+    load_weights,
+    preprocess,
+)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -64,10 +73,20 @@ def test_unknown_tile_size_is_refused() -> None:
         W.WinogradConv(torch.zeros(1, 1, 3, 3), torch.zeros(1), 3)
 
 
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """One torch thread, where the network uses Winograd (:data:`styletransfer.vgg.WINOGRAD_MAX_THREADS`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(WINOGRAD_MAX_THREADS)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _plain_vgg() -> VGG19:
     return VGG19(load_weights(), winograd=False).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_network_uses_winograd_only_on_wide_fp32_cpu_layers(monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[int] = []
     real = W._WinogradFunction.apply
@@ -87,8 +106,12 @@ def test_network_uses_winograd_only_on_wide_fp32_cpu_layers(monkeypatch: pytest.
     with torch.autocast("cpu", dtype=torch.bfloat16):
         get_vgg()(x, ["block4_conv1"])
     assert used == []  # bf16 keeps the standard convolution
+    torch.set_num_threads(WINOGRAD_MAX_THREADS + 1)
+    get_vgg()(x, ["block4_conv1"])
+    assert used == []  # so do more threads
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_features_and_image_gradient_match_the_standard_network() -> None:
     torch.manual_seed(0)
     image = torch.rand(1, 3, 131, 150)  # Winograd up to block4 (16 x 18)
@@ -105,6 +128,7 @@ def test_features_and_image_gradient_match_the_standard_network() -> None:
     assert _rel(ga, gb) <= 1e-5
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_total_loss_matches_the_standard_path(tubingen: Path, starry: Path) -> None:
     settings = resolve_settings("fast", device="cpu")
     content, style = load_img(tubingen, 192), load_img(starry, 192)  # Winograd up to block4
@@ -129,6 +153,7 @@ def test_total_loss_matches_the_standard_path(tubingen: Path, starry: Path) -> N
     assert _rel(grads[0], grads[1]) <= 1e-5
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_tutorial_first_steps_unchanged(tubingen: Path, starry: Path) -> None:
     settings = resolve_settings("tutorial", steps=3, size=64, device="cpu")
     vgg = get_vgg()

@@ -50,13 +50,17 @@ AVG_POOL_SCALE: dict[str, float] = {
 }
 POOLINGS = ("max", "avg")
 
-#: On the CPU in fp32, the convolutions whose input has at least this many
-#: channels and :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
-#: (:mod:`styletransfer.winograd`): measured faster there than oneDNN's direct
-#: convolution, and slower below (docs/benchmarks.md, "Winograd F(4x4,3x3) on
-#: this machine").
+#: On the CPU in fp32 with at most :data:`WINOGRAD_MAX_THREADS` torch threads,
+#: the convolutions whose input has at least this many channels and
+#: :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
+#: (:mod:`styletransfer.winograd`).  Measured on one thread, they are faster
+#: there than oneDNN's direct convolution (1.4-2.9x) and slower below, and one
+#: evaluation is 1.55-1.61x faster; on two threads of the shared 2-core machine
+#: an evaluation was not faster (0.91-1.23x) (docs/benchmarks.md, "Winograd
+#: F(4x4,3x3) on this machine").
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_SIDE = 16
+WINOGRAD_MAX_THREADS = 1
 #: The output tile side of those convolutions.
 WINOGRAD_TILE = 4
 
@@ -94,8 +98,9 @@ class VGG19(nn.Module):
         winograd: compute the convolutions with at least
             :data:`WINOGRAD_MIN_CHANNELS` input channels on at least
             :data:`WINOGRAD_MIN_SIDE` pixels a side by Winograd
-            F(4x4, 3x3) when the input is fp32 on the CPU and no autocast is
-            on (bf16 and other devices keep the standard convolution).  The
+            F(4x4, 3x3) when the input is fp32 on the CPU, torch has at most
+            :data:`WINOGRAD_MAX_THREADS` threads and no autocast is on (bf16,
+            more threads and other devices keep the standard convolution).  The
             values agree with the standard convolution to about 1e-6 relative.
     """
 
@@ -144,6 +149,7 @@ class VGG19(nn.Module):
         winograd = (
             self.winograd
             and x.device.type == "cpu"
+            and torch.get_num_threads() <= WINOGRAD_MAX_THREADS
             and x.dtype == torch.float32
             and not torch.is_autocast_enabled(x.device.type)
         )
