@@ -29,6 +29,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,12 +88,16 @@ def layer_candidates(c: int, k: int, side: int) -> dict[str, Callable[[], object
         "std nchw": lambda: forward_backward(lambda t: F.conv2d(t, weight, bias, padding=1), x, grad),
     }
     for m in (2, 4, 6) if c > 3 else ():  # 3 input channels: nothing to gain
-        conv = WinogradConv(weight, bias, m)
-        candidates[f"W{m}"] = lambda conv=conv: forward_backward(lambda t: winograd_conv2d(t, conv), xcl, gcl)
+        candidates[f"W{m}"] = winograd_candidate(WinogradConv(weight, bias, m), xcl, gcl)
     return candidates
 
 
-def layer_table(size: int, repeats: int) -> list[dict]:
+def winograd_candidate(conv: WinogradConv, x: Tensor, grad: Tensor) -> Callable[[], object]:
+    """One forward and backward of ``conv`` by Winograd, as a candidate."""
+    return lambda: forward_backward(lambda t: winograd_conv2d(t, conv), x, grad)
+
+
+def layer_table(size: int, repeats: int) -> list[dict[str, Any]]:
     """For each conv layer up to :data:`LAST_LAYER`, the median ms of each candidate at ``size`` px."""
     torch.manual_seed(0)
     rows = []
@@ -107,7 +112,7 @@ def layer_table(size: int, repeats: int) -> list[dict]:
     return rows
 
 
-def evaluation(size: int, repeats: int) -> dict:
+def evaluation(size: int, repeats: int) -> dict[str, Any]:
     """Median ms of one ``fast`` evaluation (loss + backward) with Winograd off and on.
 
     Also the largest relative change of a loss term (style, content, TV) and the

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from styletransfer import pipeline
 from styletransfer import winograd as W
 from styletransfer.images import load_img
-from styletransfer.pipeline import build_objective, resolve_settings, stylize_tensor
+from styletransfer.pipeline import Settings, build_objective, resolve_settings, stylize_tensor
 from styletransfer.vgg import (
     VGG19,
     WINOGRAD_MAX_THREADS,
@@ -83,7 +83,9 @@ def one_thread() -> Iterator[None]:
 
 
 def _plain_vgg() -> VGG19:
-    return VGG19(load_weights(), winograd=False).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    net = VGG19(load_weights(), winograd=False)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return net
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -93,7 +95,8 @@ def test_network_uses_winograd_only_on_wide_fp32_cpu_layers(monkeypatch: pytest.
 
     def counting(x: torch.Tensor, conv: W.WinogradConv) -> torch.Tensor:
         used.append(x.shape[1])
-        return real(x, conv)  # type: ignore[no-any-return]
+        out: torch.Tensor = real(x, conv)  # type: ignore[no-untyped-call]
+        return out
 
     monkeypatch.setattr(W._WinogradFunction, "apply", counting)
     x = preprocess(torch.rand(1, 3, 64, 64))
@@ -153,16 +156,23 @@ def test_total_loss_matches_the_standard_path(tubingen: Path, starry: Path) -> N
     assert _rel(grads[0], grads[1]) <= 1e-5
 
 
+def _losses(content: Path, style: Path, settings: Settings) -> list[float]:
+    """The loss before each step of a run."""
+    losses: list[float] = []
+    stylize_tensor(content, style, settings, callback=lambda p: losses.append(p.loss))
+    return losses
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_tutorial_first_steps_unchanged(tubingen: Path, starry: Path) -> None:
     settings = resolve_settings("tutorial", steps=3, size=64, device="cpu")
     vgg = get_vgg()
-    seen: dict[bool, list[float]] = {True: [], False: []}
+    seen: dict[bool, list[float]] = {}
     try:
         for winograd in (True, False):
             vgg.winograd = winograd
             pipeline._STYLE_TARGETS.clear()
-            stylize_tensor(tubingen, starry, settings, callback=lambda p, w=winograd: seen[w].append(p.loss))
+            seen[winograd] = _losses(tubingen, starry, settings)
     finally:
         vgg.winograd = True
     assert len(seen[True]) == 3
