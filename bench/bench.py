@@ -122,7 +122,7 @@ PROFILE_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def evaluation_profile(
-    content: Path, style: Path, preset: str = "fast", size: int = 512, repeats: int = 3
+    content: Path, style: Path, preset: str = "fast", size: int = 512, precision: str = "auto", repeats: int = 3
 ) -> tuple[float, float, list[tuple[str, float]]]:
     """Time one evaluation of ``preset``'s objective (forward + backward at ``size``) and profile it.
 
@@ -139,7 +139,7 @@ def evaluation_profile(
 
     from styletransfer.pipeline import build_objective
 
-    settings = resolve_settings(preset, device="cpu")
+    settings = resolve_settings(preset, device="cpu", precision=precision)
     objective = build_objective(settings, load_img(content, size), [load_img(style, size)])
     x = load_img(content, size).requires_grad_(True)
 
@@ -161,18 +161,49 @@ def evaluation_profile(
     return median_ms, profiled_ms, rows
 
 
-def run_preset(name: str, content: Path, style: Path, steps: int | None, out: Path, size: int = 512) -> dict:
-    """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG (at ``size``)."""
-    settings = resolve_settings(name, steps=steps, size=size, device="cpu")
+def run_preset(
+    name: str,
+    content: Path,
+    style: Path,
+    steps: int | None,
+    out: Path,
+    size: int = 512,
+    precision: str = "auto",
+    target: float = SEED_FINAL_LOSS,
+) -> dict:
+    """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG (at ``size``).
+
+    The curve holds ``(step, seed loss, seconds)``.  In fp32 a step's loss is
+    the exact seed loss the optimiser reports.  Under bf16 the reported loss
+    is computed by the bf16 network (about 1% off), so once it comes within 3%
+    of ``target`` each step's image is rounded to 8 bits and scored by the
+    fp32 seed objective, until one reaches ``target``; the seconds those
+    checks take are left out of the curve's times.
+    """
+    settings = resolve_settings(name, steps=steps, size=size, device="cpu", precision=precision)
     per_size: dict[int, list[float]] = {}
     curve: list[tuple[int, float, float]] = []
     last = [time.perf_counter()]
+    checking = [0.0, settings.precision != "fp32"]  # seconds spent checking, still checking
+    exact = None
+    if checking[1]:
+        from styletransfer.pipeline import build_objective
+
+        tutorial = resolve_settings("tutorial", size=size, device="cpu")
+        exact = build_objective(tutorial, load_img(content, size), [load_img(style, size)])
 
     def on_step(p: Progress) -> None:
         now = time.perf_counter()
         per_size.setdefault(p.size, []).append(now - last[0])
-        curve.append((p.step, p.loss, p.elapsed))
-        last[0] = now
+        loss = p.loss
+        if exact is not None and checking[1] and p.size == size and loss <= 1.03 * target:
+            with torch.no_grad():
+                terms = exact.terms((p.tensor().clamp(0, 1) * 255).round() / 255)
+            loss = float(terms["style"] + terms["content"] + terms["tv"])
+            checking[1] = loss > target
+            checking[0] += time.perf_counter() - now
+        curve.append((p.step, loss, p.elapsed - checking[0]))
+        last[0] = time.perf_counter()
 
     start = time.perf_counter()
     last[0] = start
@@ -381,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", type=Path, default=example_path("starry_night.jpg"))
     parser.add_argument("--preset", default="fast", help="the preset to compare (default: fast)")
     parser.add_argument("--steps", type=int, default=None, help="override the compared preset's steps")
+    parser.add_argument(
+        "--precision", default="auto", help="the compared preset's --precision (auto: bf16 on a CPU with AMX)"
+    )
     parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
     parser.add_argument(
         "--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)"
@@ -420,12 +454,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.tutorial_steps:
         full = run_preset("tutorial", args.content, args.style, args.tutorial_steps, args.out / "tutorial.png", size)
         tutorial_loss = full["loss"]["total"]
-    ours = run_preset(args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png", size)
+    ours = run_preset(
+        args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png", size, args.precision
+    )
     reached = time_to_reach(ours["curve"], tutorial_loss)
     reached_seed = time_to_reach(ours["curve"], SEED_FINAL_LOSS)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     h, w = load_img(args.content, size).shape[-2:]
-    eval_ms, profiled_ms, rows = evaluation_profile(args.content, args.style, args.preset, size=size)
+    eval_ms, profiled_ms, rows = evaluation_profile(args.content, args.style, args.preset, size, args.precision)
     parts = dict(rows)
     conv_ms = parts["convolutions, forward"] + parts["convolutions, backward to the input"]
     gflop = vgg_gflop(h, w)
@@ -442,8 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| tutorial (estimated) | Adam, {tut} steps at {size} | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
         f"{size}: {1000 * tut_step:.0f} |"
     )
-    p = resolve_settings(args.preset, steps=args.steps, size=size, device="cpu").preset
-    settings_text = f"{p.optimizer}, {p.steps} steps at {p.size}"
+    ours_settings = resolve_settings(args.preset, steps=args.steps, size=size, device="cpu", precision=args.precision)
+    p = ours_settings.preset
+    settings_text = f"{p.optimizer}, {ours_settings.precision}, at most {p.steps} steps at {p.size}"
     step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
     # A speed-up only counts at the tutorial's quality or better.
     speedup = (

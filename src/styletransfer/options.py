@@ -32,7 +32,7 @@ MAX_SEED: int = 2**64 - 1
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 #: The arithmetic of the network's convolutions; the Gram matrices and the losses stay in fp32.
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16")
 
 #: The colour modes of ``preserve_colors``.
 COLOR_MODES: tuple[str, ...] = ("luminance", "histogram", "luminance-only")
@@ -354,8 +354,9 @@ OPTIONS: tuple[Option, ...] = (
         "precision",
         "str",
         "the network's arithmetic: fp32 (exact), tf32 (CUDA only) or bf16 (CUDA, or CPUs with AVX-512-BF16/AMX); "
+        "auto: bf16 on a CPU with AMX for the L-BFGS presets, else fp32 (the tutorial preset: always fp32); "
         "Gram matrices and losses stay fp32",
-        default="fp32",
+        default="auto",
         choices=PRECISIONS,
         group="device",
         noun="precision",

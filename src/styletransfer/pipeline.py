@@ -92,13 +92,30 @@ class Settings:
     mask_mode: str = "simple"
 
 
-def check_precision(precision: str, device: torch.device) -> str:
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU with AMX tiles, whose matrix units multiply bf16 natively.
+
+    There oneDNN's bf16 convolutions take about half the time of fp32 ones
+    (measured in docs/benchmarks.md); without AMX, bf16 is converted around
+    fp32 arithmetic and gains little.
+    """
+    is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return device.type == "cpu" and callable(is_amx) and bool(is_amx())
+
+
+def check_precision(precision: str, device: torch.device, optimizer: str = "lbfgs") -> str:
     """``precision`` if ``device`` can run it (see :data:`~styletransfer.options.PRECISIONS`).
+
+    ``"auto"`` becomes ``"bf16"`` for an L-BFGS run on a CPU with AMX
+    (:func:`native_bf16`) and ``"fp32"`` otherwise: Adam (the ``tutorial``
+    preset) stays fp32 so that it computes the seed's losses exactly.
 
     Raises:
         OptionError: on ``precision``: tf32 off CUDA, bf16 on MPS.
     """
     check_options({"precision": precision})
+    if precision == "auto":
+        return "bf16" if optimizer == "lbfgs" and native_bf16(device) else "fp32"
     if precision == "tf32" and device.type != "cuda":
         raise OptionError(
             "precision", f"{{option}} tf32 is a CUDA GPU mode; on {device.type} use {{option}} fp32 or bf16"
@@ -114,7 +131,7 @@ def resolve_settings(
     seed: int = 0,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     mask_mode: str = "simple",
     **overrides: Any,
 ) -> Settings:
@@ -174,7 +191,12 @@ def resolve_settings(
         )
     where = resolve_device(device)
     return Settings(
-        p, seed, where, None if weights is None else str(weights), check_precision(precision, where), mask_mode
+        p,
+        seed,
+        where,
+        None if weights is None else str(weights),
+        check_precision(precision, where, p.optimizer),
+        mask_mode,
     )
 
 
