@@ -80,20 +80,22 @@ def vgg_gflop(height: int, width: int, last: str = "block5_conv2") -> float:
     return 2 * flop / 1e9
 
 
-def peak_gflops(repeats: int = 5) -> tuple[float, str]:
-    """The best fp32 rate this machine reaches on a compute-bound kernel, GFLOP/s.
+def peak_gflops(repeats: int = 5, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
+    """The best rate this machine reaches on a compute-bound kernel in ``dtype``, GFLOP/s.
 
     Two probes, each the median of ``repeats`` after a warm-up: a 4096x4096
     matmul, and a forward 3x3 convolution with 256 channels in and out at
-    64x64 (oneDNN's kernels beat the matmul's on some CPUs).  Returns the
+    64x64 (oneDNN's kernels beat the matmul's on some CPUs).  In bf16 both
+    run on bf16 tensors (on a CPU with AMX, its tile units).  Returns the
     higher rate and the probe's name.
     """
-    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
-    x = torch.randn(1, 256, 64, 64).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+    kind = "fp32" if dtype == torch.float32 else "bf16"
+    a, b = torch.randn(4096, 4096, dtype=dtype), torch.randn(4096, 4096, dtype=dtype)
+    x = torch.randn(1, 256, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
     probes = {
-        "fp32 matmul 4096": (lambda: a @ b, 2 * 4096**3),
-        "3x3 convolution 256->256 at 64x64": (
+        f"{kind} matmul 4096": (lambda: a @ b, 2 * 4096**3),
+        f"{kind} 3x3 convolution 256->256 at 64x64": (
             lambda: torch.nn.functional.conv2d(x, w, padding=1),
             2 * 9 * 256 * 256 * 64 * 64,
         ),
@@ -446,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     peak, peak_probe = peak_gflops()
+    ours_settings = resolve_settings(args.preset, steps=args.steps, size=size, device="cpu", precision=args.precision)
+    if ours_settings.precision == "bf16":  # the evaluation's convolutions run in bf16: their own peak
+        peak, peak_probe = peak_gflops(dtype=torch.bfloat16)
     tut = resolve_settings("tutorial", device="cpu").preset.steps
     probe = run_preset("tutorial", args.content, args.style, args.probe_steps, args.out / "tutorial_probe.png", size)
     tut_step = probe["step_ms"][size] / 1000
@@ -478,7 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         f"| tutorial (estimated) | Adam, {tut} steps at {size} | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
         f"{size}: {1000 * tut_step:.0f} |"
     )
-    ours_settings = resolve_settings(args.preset, steps=args.steps, size=size, device="cpu", precision=args.precision)
     p = ours_settings.preset
     settings_text = f"{p.optimizer}, {ours_settings.precision}, at most {p.steps} steps at {p.size}"
     step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))

@@ -66,7 +66,9 @@ def test_ceiling_gram_distance_of_an_image_to_itself_is_zero() -> None:
 
 def test_peak_probe_names_its_kernel() -> None:
     rate, probe = bench.peak_gflops(repeats=1)
-    assert rate > 0 and probe in ("fp32 matmul 4096", "3x3 convolution 256->256 at 64x64")
+    assert rate > 0 and probe in ("fp32 matmul 4096", "fp32 3x3 convolution 256->256 at 64x64")
+    rate, probe = bench.peak_gflops(repeats=1, dtype=torch.bfloat16)
+    assert rate > 0 and probe.startswith("bf16 ")
 
 
 def test_machine_description_names_the_cpu_and_its_flags() -> None:
