@@ -11,6 +11,7 @@ bit: every line search, every stop and every evaluation count.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def _batched(contents: list[Image.Image], style: Image.Image, settings: Settings
 @pytest.mark.parametrize("n", [2, 3])
 def test_batched_equals_sequential_exactly_with_batch_independent_arithmetic(contents, style, n):
     """Two and three contents; in the three, the grey one stops long before the others, which go on."""
-    settings = resolve_settings("fast", size=40, device="cpu", steps=26, stop_rtol=0.1, stop_window=3)
+    settings = resolve_settings("fast", size=40, device="cpu", steps=26, stop_rtol=0.1, stop_window=3, precision="fp32")
     with torch.backends.mkldnn.flags(enabled=False):
         sequential = _sequential(contents[:n], style, settings)
         batched = _batched(contents[:n], style, settings)
@@ -182,3 +183,15 @@ def test_a_batch_is_cut_to_what_fits_in_memory():
     each = estimate_bytes(preset, 384, 512) - BASE_BYTES
     assert batch_capacity(preset, 384, 512, cpu, available=BASE_BYTES + 3 * each + 1) == 3
     assert batch_capacity(preset, 384, 512, cpu, available=BASE_BYTES + each // 2) == 1
+
+
+def test_bf16_runs_that_stop_early_finish_in_fp32(contents, style):
+    """Under bf16 a scale whose stopping rule fires goes on in fp32 for the evaluations left, alone or batched."""
+    settings = resolve_settings("fast", size=40, device="cpu", steps=26, stop_rtol=1.0, stop_window=3, precision="bf16")
+    # stop_rtol 1: the rule fires as soon as its window is full, after 4 evaluations; then 4 more in fp32.
+    ((_, losses),) = _sequential(contents[:1], style, settings)
+    assert len(losses) == 8
+    assert optimise(decode_inputs(contents[0], style), settings).objective.precision == "fp32"
+    ((_, exact),) = _sequential(contents[:1], style, replace(settings, precision="fp32"))
+    assert len(exact) == 4  # fp32 from the start: no second phase
+    assert [len(n) for _, n in _batched(contents[:2], style, settings)] == [8, 8]

@@ -341,7 +341,9 @@ def test_auto_precision_is_bf16_only_for_lbfgs_on_a_cpu_with_amx() -> None:
     cpu = torch.device("cpu")
     expected = "bf16" if native_bf16(cpu) else "fp32"
     assert check_precision("auto", cpu, "lbfgs") == expected
+    assert check_precision("auto", cpu, "lbfgs", size=383) == "fp32"  # small images stay exact
     assert check_precision("auto", cpu, "adam") == "fp32"  # the tutorial stays the seed's arithmetic
     assert resolve_settings("fast", device="cpu").precision == expected
+    assert resolve_settings("fast", size=256, device="cpu").precision == "fp32"
     assert resolve_settings("tutorial", device="cpu").precision == "fp32"
     assert resolve_settings("fast", device="cpu", precision="fp32").precision == "fp32"

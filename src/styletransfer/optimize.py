@@ -327,7 +327,7 @@ def run_lbfgs(
 def run_lbfgs_batch(
     objective: BatchObjective,
     inits: Sequence[Tensor],
-    evaluations: int,
+    evaluations: int | Sequence[int],
     reports: Sequence[Reporter],
     *,
     lr: float = 1.0,
@@ -350,15 +350,18 @@ def run_lbfgs_batch(
     on the stacked batch would instead treat it as one vector: one step
     length and one curvature model for all.)
 
+    ``evaluations`` is every run's cap, or one cap per run.
+
     Returns:
         Per image: its best image, or the :class:`Diverged` that ended it (the
         others go on), or, when a stop was asked for (``reports[b].should_stop``,
         or Ctrl-C), an :class:`Interrupted` carrying its best image so far for
         every run that had not ended.
     """
+    budgets = [evaluations] * len(inits) if isinstance(evaluations, int) else list(evaluations)
     runs = [
-        LbfgsRun(x0, evaluations, r, lr=lr, history=history, stop_rtol=stop_rtol, stop_window=stop_window)
-        for x0, r in zip(inits, reports)
+        LbfgsRun(x0, n, r, lr=lr, history=history, stop_rtol=stop_rtol, stop_window=stop_window)
+        for x0, n, r in zip(inits, budgets, reports)
     ]
     results: list[Tensor | Interrupted | Diverged | None] = [None] * len(runs)
     points = [run.trial() for run in runs]

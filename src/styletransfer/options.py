@@ -354,7 +354,7 @@ OPTIONS: tuple[Option, ...] = (
         "precision",
         "str",
         "the network's arithmetic: fp32 (exact), tf32 (CUDA only) or bf16 (CUDA, or CPUs with AVX-512-BF16/AMX); "
-        "auto: bf16 on a CPU with AMX for the L-BFGS presets, else fp32 (the tutorial preset: always fp32); "
+        "auto: bf16 on a CPU with AMX for the L-BFGS presets from 384 px, else fp32 (the tutorial preset: always fp32); "
         "Gram matrices and losses stay fp32",
         default="auto",
         choices=PRECISIONS,

@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
@@ -103,19 +104,29 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and callable(is_amx) and bool(is_amx())
 
 
-def check_precision(precision: str, device: torch.device, optimizer: str = "lbfgs") -> str:
+#: ``precision="auto"`` picks bf16 from this long side up (see :func:`check_precision`).
+AUTO_BF16_SIZE = 384
+
+
+def check_precision(precision: str, device: torch.device, optimizer: str = "lbfgs", size: int = 512) -> str:
     """``precision`` if ``device`` can run it (see :data:`~styletransfer.options.PRECISIONS`).
 
-    ``"auto"`` becomes ``"bf16"`` for an L-BFGS run on a CPU with AMX
-    (:func:`native_bf16`) and ``"fp32"`` otherwise: Adam (the ``tutorial``
-    preset) stays fp32 so that it computes the seed's losses exactly.
+    ``"auto"`` becomes ``"bf16"`` for an L-BFGS run of long side ``size >=
+    AUTO_BF16_SIZE`` on a CPU with AMX (:func:`native_bf16`), and ``"fp32"``
+    otherwise.  Adam (the ``tutorial`` preset) stays fp32 so that it computes
+    the seed's losses exactly.  Small images stay fp32 because there bf16
+    gains least (2.1x per evaluation at 128 px, 3.3x at 512 px) and its
+    rounding stalls L-BFGS soonest: at 128 px it stalls after about 300
+    evaluations, and even with the fp32 finish of :func:`optimise` one pair
+    of the varied set ended 0.2% above the tutorial's loss (docs/benchmarks.md).
 
     Raises:
         OptionError: on ``precision``: tf32 off CUDA, bf16 on MPS.
     """
     check_options({"precision": precision})
     if precision == "auto":
-        return "bf16" if optimizer == "lbfgs" and native_bf16(device) else "fp32"
+        wanted = optimizer == "lbfgs" and size >= AUTO_BF16_SIZE
+        return "bf16" if wanted and native_bf16(device) else "fp32"
     if precision == "tf32" and device.type != "cuda":
         raise OptionError(
             "precision", f"{{option}} tf32 is a CUDA GPU mode; on {device.type} use {{option}} fp32 or bf16"
@@ -195,7 +206,7 @@ def resolve_settings(
         seed,
         where,
         None if weights is None else str(weights),
-        check_precision(precision, where, p.optimizer),
+        check_precision(precision, where, p.optimizer, p.size),
         mask_mode,
     )
 
@@ -624,6 +635,15 @@ def optimise(
     each scale optimises instead (a front end's extra term, e.g. video's
     temporal loss); the result's ``objective`` is still the unwrapped one.
 
+    Under ``precision="bf16"`` a scale whose L-BFGS ends before its budget
+    (the stopping rule, or a stationary point) goes on in fp32 from its best
+    image, with a fresh curvature history and stopping rule, for the
+    evaluations left.  bf16's rounding (relative 2^-8 in every activation)
+    puts a floor under the loss the optimiser can see: at 128 px on a dark
+    pair the bf16 run stalls at 1.316e7 after 300 evaluations while fp32 goes
+    on down to 1.231e7 (docs/benchmarks.md), so the exact arithmetic decides
+    where the run ends.
+
     Raises:
         styletransfer.optimize.Interrupted: on Ctrl-C or when ``should_stop()``
             returns True (checked before every evaluation), with the best image so far.
@@ -646,18 +666,21 @@ def optimise(
             x0 = resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
         optimised = objective if wrap_objective is None else wrap_objective(objective, c)
         if p.optimizer == "lbfgs":
-            history = lbfgs_history(p, x0.numel())
-            x = run_lbfgs(
-                optimised,
-                x0,
-                steps,
-                report,
+            lbfgs = partial(
+                run_lbfgs,
                 lr=p.lr,
-                history=history,
+                history=lbfgs_history(p, x0.numel()),
                 tv_eps=p.tv_eps,
                 stop_rtol=p.stop_rtol,
                 stop_window=p.stop_window,
             )
+            start = report.step
+            x = lbfgs(optimised, x0, steps, report)
+            left = steps - (report.step - start)
+            if settings.precision == "bf16" and left > 0:  # stalled or converged in bf16: finish in fp32
+                objective, c, s = objective_at(inputs, replace(settings, precision="fp32"), size)
+                optimised = objective if wrap_objective is None else wrap_objective(objective, c)
+                x = lbfgs(optimised, x, left, report)
         else:
             x = run_adam(optimised, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
         if on_scale is not None:
@@ -719,7 +742,8 @@ def optimise_batch(
     scale's shape).  At each scale of :func:`stage_sizes`, every run still
     going builds its objective as :func:`optimise` does, and
     :func:`~styletransfer.optimize.run_lbfgs_batch` optimises them together,
-    each image with its own L-BFGS state, line search, cap and stopping rule.
+    each image with its own L-BFGS state, line search, cap and stopping rule
+    (and under bf16, as in :func:`optimise`, its fp32 finish).
     Image ``b``'s result is what :func:`optimise` gives it alone, up to the
     rounding of batched convolutions.  ``callbacks[b]`` and ``on_scale[b]``
     hear run ``b`` only.
@@ -762,17 +786,31 @@ def optimise_batch(
                 if x is None
                 else resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
             )
-        outcomes = run_lbfgs_batch(
-            BatchObjective([o for o, _, _ in stage]),
-            inits,
-            steps,
-            [reports[b] for b in going],
+        lbfgs = partial(
+            run_lbfgs_batch,
             lr=p.lr,
             history=lbfgs_history(p, inits[0].numel()),
             tv_eps=p.tv_eps,
             stop_rtol=p.stop_rtol,
             stop_window=p.stop_window,
         )
+        starts = [reports[b].step for b in going]
+        outcomes = lbfgs(BatchObjective([o for o, _, _ in stage]), inits, steps, [reports[b] for b in going])
+        if settings.precision == "bf16":  # as in optimise: runs that ended early go on in fp32
+            left = [steps - (reports[b].step - start) for b, start in zip(going, starts)]
+            again = [j for j, out in enumerate(outcomes) if isinstance(out, Tensor) and left[j] > 0]
+            if again:
+                exact = replace(settings, precision="fp32")
+                for j in again:
+                    stage[j] = objective_at(inputs[going[j]], exact, size)
+                finished = lbfgs(
+                    BatchObjective([stage[j][0] for j in again]),
+                    [cast(Tensor, outcomes[j]) for j in again],
+                    [left[j] for j in again],
+                    [reports[going[j]] for j in again],
+                )
+                for j, out in zip(again, finished):
+                    outcomes[j] = out
         for b, (objective, c, _), out in zip(going, stage, outcomes):
             if isinstance(out, (Interrupted, Diverged)):
                 results[b] = out
