@@ -49,6 +49,17 @@ def connect_ray(address: str | None) -> tuple[Any, bool]:
     return ray, True
 
 
+def release_ray(ray: Any, actors: list[Any], started: bool) -> None:
+    """Kill ``actors`` (those already dead are skipped), and shut Ray down when this process ``started`` it."""
+    for actor in actors:
+        try:
+            ray.kill(actor)
+        except Exception:  # already dead
+            pass
+    if started:
+        ray.shutdown()
+
+
 class StyleWorker:
     """A Ray actor's state: the weights file written locally once, this worker's threads; runs payloads."""
 
@@ -159,12 +170,5 @@ class RayExecutor:
 
     def close(self) -> None:
         """Stop the actors, and the local Ray instance if this executor started it."""
-        for actor in self.actors:
-            try:
-                self.ray.kill(actor)
-            except Exception:  # already dead
-                pass
-        self.actors = []
-        if self.started:
-            self.ray.shutdown()
-            self.started = False
+        release_ray(self.ray, self.actors, self.started)
+        self.actors, self.started = [], False

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..batch.ray_executor import ATTEMPTS, StyleWorker, connect_ray
+from ..batch.ray_executor import ATTEMPTS, StyleWorker, connect_ray, release_ray
 from ..batch.worker import one_line
 from . import FrameRecord, FrameWork, VideoPlan, VideoResult, local_flows, png_bytes, stylise_frames
 
@@ -162,15 +162,8 @@ class RayVideos:
 
     def close(self) -> None:
         """Stop the actors, and the local Ray instance if this object started it."""
-        for actor in self.actors:
-            try:
-                self.ray.kill(actor)
-            except Exception:  # already dead
-                pass
-        self.actors = []
-        if self.started:
-            self.ray.shutdown()
-            self.started = False
+        release_ray(self.ray, self.actors, self.started)
+        self.actors, self.started = [], False
 
 
 def _drain(ray: Any, stream: Any, index: int, events: queue.Queue[tuple[str, int, Any]]) -> None:
