@@ -219,3 +219,24 @@ def test_layers_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows == layers()
     assert [r["name"] for r in rows if r["role"] == "style"] == [f"block{i}_conv1" for i in range(1, 6)]
     assert {r["name"]: r["factor"] for r in rows}["block4_conv1"] == 8
+
+
+def test_progress_bar_fills_when_the_stopping_rule_ends_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run stopped by its rule at 3 of at most 10 evaluations ends the bar at 3/3, not 3/10."""
+    from types import SimpleNamespace
+
+    from styletransfer.cli import _ProgressBar
+    from styletransfer.jobs import JobResult
+
+    bar = _ProgressBar(quiet=False)
+    bar.start(SimpleNamespace(total=10))  # type: ignore[arg-type]
+    for _ in range(3):
+        bar.progress(SimpleNamespace(loss=1.0, size=32))
+    bar.end(JobResult("complete", steps=3))
+    err = capsys.readouterr().err
+    assert "3/3" in err and "100%" in err
+    stopped = _ProgressBar(quiet=False)  # interrupted: the bar shows how far it got
+    stopped.start(SimpleNamespace(total=10))  # type: ignore[arg-type]
+    stopped.progress(SimpleNamespace(loss=1.0, size=32))
+    stopped.end(JobResult("interrupted", steps=1))
+    assert "1/10" in capsys.readouterr().err

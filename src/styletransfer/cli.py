@@ -242,6 +242,10 @@ class _ProgressBar(Observer):
         self.bar.set_postfix(loss=f"{p.loss:.4g}", size=p.size, refresh=False)
 
     def end(self, result: JobResult) -> None:
+        """Close the bar; a complete run that its stopping rule ended before the cap fills it."""
+        if self.bar is not None and result.status == "complete":
+            self.bar.total = self.bar.n
+            self.bar.refresh()
         self.close()
 
     def close(self) -> None:

@@ -237,7 +237,7 @@ function show(id) {
     if (state.ended) return;
     $("bar").max = p.total;
     $("bar").value = p.step;
-    $("progress-text").textContent = `step ${p.step} of ${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
+    $("progress-text").textContent = `step ${p.step} of at most ${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
     const now = performance.now();
     if (now - state.lastPreview > 450) {
       state.lastPreview = now;
@@ -267,7 +267,7 @@ function finished(job) {
   $("after").onload = null;
   $("cancel").disabled = true;
   const text = { done: "done", failed: "failed: " + (job.error || ""), cancelled: "cancelled" }[job.status];
-  $("progress-text").textContent = `${text} · ${job.step} of ${job.total} steps`;
+  $("progress-text").textContent = `${text} · ${job.step} steps (at most ${job.total})`;
   if (job.status === "done") $("bar").value = $("bar").max;
   if (job.has_result) {
     $("after").src = `/api/jobs/${job.id}/result.png`;
