@@ -277,13 +277,17 @@ def _dry_run(args: argparse.Namespace, job: Job) -> int:
     if args.json:
         print(json.dumps(found))
         return 0
+    rule = found["stop_rule"]
+    most = "at most " if rule else ""
     print(f"plan ({found['device']}): {len(found['scales'])} scale(s)")
     for (h, w), n, t in zip(found["scales"], found["evaluations"], found["seconds_per_evaluation"]):
-        print(f"  {w}x{h}: {n} evaluations, about {t:.2f} s each")
+        print(f"  {w}x{h}: {most}{n} evaluations, about {t:.2f} s each")
     minutes = found["seconds"] / 60
     print(
-        f"estimated time: {minutes:.1f} min ({found['seconds']:.0f} s); estimated peak memory: {found['peak_bytes'] / 2**30:.1f} GiB"
+        f"estimated time: {most}{minutes:.1f} min ({found['seconds']:.0f} s); estimated peak memory: {found['peak_bytes'] / 2**30:.1f} GiB"
     )
+    if rule:
+        print(f"it stops sooner once the loss falls by less than {rule['rtol']:.1%} over {rule['window']} evaluations")
     return 0
 
 

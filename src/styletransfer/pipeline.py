@@ -990,7 +990,10 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
 
     Returns:
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s, "peak_bytes": b}``,
-        plus ``"seconds_per_evaluation"`` at each scale and ``"device"``.
+        plus ``"seconds_per_evaluation"`` at each scale, ``"device"``, and
+        ``"stop_rule"``: ``{"rtol": r, "window": w}`` when a stopping rule may
+        end the run before those evaluations (then they and ``seconds`` are
+        upper bounds), else ``None``.
     """
     p = settings.preset
     check_inputs(inputs, settings)
@@ -1008,4 +1011,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         "peak_bytes": estimate_bytes(p, *shapes[-1]),
         "seconds_per_evaluation": [round(t, 4) for t in per_eval],
         "device": settings.device.type,
+        "stop_rule": {"rtol": p.stop_rtol, "window": p.stop_window}
+        if p.optimizer == "lbfgs" and p.stop_window > 0
+        else None,
     }

@@ -182,8 +182,10 @@ async function estimate() {
     if (seq !== estimateSeq) return;
     const last = plan.scales[plan.scales.length - 1];
     const evals = plan.evaluations.reduce((a, b) => a + b, 0);
-    $("estimate").textContent = `Estimate: about ${duration(plan.seconds)} on ${plan.device}, ${evals} evaluations, ` +
-      `${last[1]}×${last[0]} px, peak memory ${bytes(plan.peak_bytes)}.`;
+    const most = plan.stop_rule ? "at most " : "about ";
+    $("estimate").textContent = `Estimate: ${most}${duration(plan.seconds)} on ${plan.device}, ${most}${evals} evaluations, ` +
+      `${last[1]}×${last[0]} px, peak memory ${bytes(plan.peak_bytes)}.` +
+      (plan.stop_rule ? " It stops sooner once the loss stops falling." : "");
   } catch (error) {
     if (seq !== estimateSeq) return;
     $("estimate").textContent = "Estimate: –";
