@@ -129,3 +129,52 @@ def test_a_dark_image_stays_in_the_box_and_does_not_stick_at_zero(tiny_pair: tup
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     assert float((out == 0).float().mean()) < float((dark == 0).float().mean())
     assert math.isfinite(seen[-1].loss)
+
+
+def test_lowpass_boost_is_symmetric_positive_definite_and_boosts_broad_changes() -> None:
+    """``P = I + gain sum_k G_k``: symmetric, ``q.P q >= q.q``, a broad change x(1 + gain k), a checkerboard x1."""
+    from styletransfer.optimize import LowPassBoost
+
+    torch.manual_seed(0)
+    p = LowPassBoost(10.0, [2.0, 6.0])
+    q, r = torch.randn(2, 3, 40, 52, dtype=torch.float64).chunk(2)
+    qpr, rpq = float((q * p(r)).sum()), float((r * p(q)).sum())
+    assert abs(qpr - rpq) <= 1e-6 * abs(qpr)  # float32 FFTs
+    assert float((q * p(q)).sum()) >= float((q * q).sum())
+    flat = torch.full((1, 3, 40, 52), 0.5, dtype=torch.float64)
+    assert abs(float(p(flat)[0, 0, 20, 26]) - 0.5 * 21) < 0.01  # 3 sigma from the border: both blurs keep it
+    checker = (torch.arange(40).view(-1, 1) + torch.arange(52).view(1, -1)) % 2 * 2.0 - 1.0
+    checker = checker.expand(1, 3, 40, 52).to(torch.float64)
+    inner = (slice(None), slice(None), slice(10, 30), slice(10, 42))
+    torch.testing.assert_close(p(checker)[inner], checker[inner], atol=2e-3, rtol=0)  # gain 1 + 1e-3 at most
+    assert torch.equal(LowPassBoost(0.0, [2.0])(q), q)
+
+
+class Smoothness:
+    """``f = sum eps (x - t)^2 / 2 + mu |grad (x - t)|^2 / 2``: stiff in fine detail, nearly flat in broad changes."""
+
+    def __init__(self, target: Tensor, eps: float = 0.01, mu: float = 10.0) -> None:
+        self.target, self.eps, self.mu = target, eps, mu
+        self.weights = Weights(style=1.0, content=1.0, tv=0.0)
+
+    def terms(self, x: Tensor) -> dict[str, Tensor]:
+        r = x - self.target
+        dy, dx = r[..., 1:, :] - r[..., :-1, :], r[..., :, 1:] - r[..., :, :-1]
+        style = 0.5 * self.eps * (r * r).sum() + 0.5 * self.mu * ((dy * dy).sum() + (dx * dx).sum())
+        zero = x.sum() * 0
+        return {"style": style, "content": zero, "tv": zero}
+
+
+def test_the_lowpass_preconditioner_moves_broad_changes_sooner() -> None:
+    """On a problem flat in broad changes, ``H_0 = tau P`` gets far lower in the same evaluations than ``tau I``."""
+    from styletransfer.optimize import LowPassBoost
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 48), indexing="ij")
+    target = (0.2 + 0.3 * xx + 0.3 * yy).expand(1, 3, 32, 48).to(torch.float64)  # a broad ramp, inside the box
+    objective = Smoothness(target)
+    start = torch.full_like(target, 0.5)
+    plain, seen_plain = _run(objective, start, 20, tv_eps=0.0)
+    boosted, seen_boosted = _run(objective, start, 20, tv_eps=0.0, precondition=LowPassBoost(10.0, [2.0, 8.0]))
+    assert len(seen_plain) == len(seen_boosted) == 20
+    f_plain, f_boosted = (float(objective.terms(x)["style"]) for x in (plain, boosted))
+    assert f_boosted < 0.05 * f_plain  # measured: 0.0024 against 0.61

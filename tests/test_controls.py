@@ -323,5 +323,5 @@ def test_readme_presets_table_lists_every_number() -> None:
             cell = table[f.name][preset.name]
             value = getattr(preset, f.name)
             if isinstance(value, tuple):
-                value = ", ".join(value)
+                value = ", ".join(map(str, value)) or None
             assert cell == str(value) or (value is None and cell == "-"), (preset.name, f.name, cell, value)

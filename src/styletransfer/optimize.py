@@ -244,6 +244,7 @@ def run_lbfgs(
     tv_eps: float = 0.01,
     stop_rtol: float = 0.0,
     stop_window: int = 0,
+    precondition: LowPassBoost | None = None,
 ) -> Tensor:
     """Projected L-BFGS on the image, with the bounds ``0 <= x <= 1`` kept exactly.
 
@@ -256,8 +257,9 @@ def run_lbfgs(
 
     Only the free values ``F`` move: with ``m`` the indicator of ``F`` and
     ``H`` the L-BFGS inverse-Hessian estimate (two-loop recursion over the last
-    ``history`` pairs ``s = x' - x``, ``y = g' - g``, scaled by
-    ``s.y / y.y``), the direction is::
+    ``history`` pairs ``s = x' - x``, ``y = g' - g``, started from
+    ``H_0 = tau P`` with ``tau = s.y / y.P y`` of the newest pair, ``P`` the
+    ``precondition`` operator or the identity), the direction is::
 
         d = -m * H (m * g),    so  g.d = -(m g).H(m g) < 0
 
@@ -303,13 +305,23 @@ def run_lbfgs(
         history: the number of curvature pairs kept.
         tv_eps: the Charbonnier epsilon of the smoothed TV (0: the exact L1 TV).
         stop_rtol, stop_window: the early-stopping test above.
+        precondition: ``P`` in ``H_0 = tau P`` (a :class:`LowPassBoost`); ``None``: ``P = I``.
 
     Raises:
         Interrupted: on Ctrl-C or a stop asked for, with the best image so far.
         Diverged: when the loss or its gradient is not finite, with the best
             image so far.
     """
-    run = LbfgsRun(init, evaluations, report, lr=lr, history=history, stop_rtol=stop_rtol, stop_window=stop_window)
+    run = LbfgsRun(
+        init,
+        evaluations,
+        report,
+        lr=lr,
+        history=history,
+        stop_rtol=stop_rtol,
+        stop_window=stop_window,
+        precondition=precondition,
+    )
     tv_weight = objective.weights.tv
     try:
         point = run.trial()
@@ -335,6 +347,7 @@ def run_lbfgs_batch(
     tv_eps: float = 0.01,
     stop_rtol: float = 0.0,
     stop_window: int = 0,
+    precondition: LowPassBoost | None = None,
 ) -> list[Tensor | Interrupted | Diverged]:
     """:func:`run_lbfgs` for several images at once, each with its own L-BFGS state and line search.
 
@@ -360,7 +373,16 @@ def run_lbfgs_batch(
     """
     budgets = [evaluations] * len(inits) if isinstance(evaluations, int) else list(evaluations)
     runs = [
-        LbfgsRun(x0, n, r, lr=lr, history=history, stop_rtol=stop_rtol, stop_window=stop_window)
+        LbfgsRun(
+            x0,
+            n,
+            r,
+            lr=lr,
+            history=history,
+            stop_rtol=stop_rtol,
+            stop_window=stop_window,
+            precondition=precondition,
+        )
         for x0, n, r in zip(inits, budgets, reports)
     ]
     results: list[Tensor | Interrupted | Diverged | None] = [None] * len(runs)
@@ -414,6 +436,7 @@ class LbfgsRun:
         history: int,
         stop_rtol: float,
         stop_window: int,
+        precondition: LowPassBoost | None = None,
     ) -> None:
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
         self.best = x.clone()
@@ -422,7 +445,7 @@ class LbfgsRun:
         self.done = report.step + evaluations
         self.stop_rtol, self.stop_window = stop_rtol, stop_window
         self.bests: list[float] = []  # the best exact loss after each evaluation
-        self._iterations = _projected_lbfgs(x, lr=lr, history=history)
+        self._iterations = _projected_lbfgs(x, lr=lr, history=history, precondition=precondition)
         self._point: Tensor | None = None
 
     def trial(self) -> Tensor | None:
@@ -475,6 +498,52 @@ class LbfgsRun:
         return self._next((total, grad))
 
 
+class LowPassBoost:
+    """The SPD operator ``P = I + gain * sum_k G_k`` on images: each ``G_k`` a Gaussian blur of ``sigmas[k]`` px.
+
+    L-BFGS's initial inverse Hessian becomes ``H_0 = tau P`` instead of
+    ``tau I``: a step then moves the image's smooth, large-scale components
+    (up to ``1 + gain * len(sigmas)`` times) further than its fine detail.
+    The seed objective is stiff in fine texture and flat in broad colour
+    changes, so with ``H_0 = tau I`` the broad changes (a sky turning red
+    under The Scream) come last; measured in docs/benchmarks.md.
+
+    Each blur is the Gaussian's transfer function ``exp(-2 pi^2 sigma^2 |f|^2)``
+    applied by FFT to the image zero-padded by ``3 sigma`` on every side, then
+    cropped: ``P = E^T C E`` with ``E`` the zero-padding and ``C`` circulant
+    with a positive spectrum ``1 + gain * sum_k exp(...)``, so ``P`` is
+    symmetric positive definite, as ``H_0`` must be.
+    """
+
+    def __init__(self, gain: float, sigmas: Sequence[float]) -> None:
+        self.gain, self.sigmas = float(gain), tuple(float(s) for s in sigmas)
+        self._spectrum: dict[tuple[int, int, torch.device], Tensor] = {}
+        self.pad = max(1, math.ceil(3 * max(self.sigmas))) if self.sigmas else 0
+
+    def spectrum(self, h: int, w: int, device: torch.device) -> Tensor:
+        """``1 + gain * sum_k exp(-2 pi^2 sigma_k^2 |f|^2)`` on the ``rfft2`` grid of an ``h`` x ``w`` image."""
+        key = (h, w, device)
+        if key not in self._spectrum:
+            fy = torch.fft.fftfreq(h, device=device).view(-1, 1)
+            fx = torch.fft.rfftfreq(w, device=device).view(1, -1)
+            f2 = fy * fy + fx * fx
+            t = torch.ones_like(f2)
+            for sigma in self.sigmas:
+                t += self.gain * torch.exp(-2 * math.pi**2 * sigma**2 * f2)
+            self._spectrum[key] = t
+        return self._spectrum[key]
+
+    def __call__(self, q: Tensor) -> Tensor:
+        """``P q`` for a ``(B, C, H, W)`` tensor (float32 arithmetic)."""
+        if not self.sigmas or self.gain == 0:
+            return q.clone()
+        h, w, r = q.shape[-2], q.shape[-1], self.pad
+        padded = torch.nn.functional.pad(q.float(), (r, r, r, r))
+        t = self.spectrum(h + 2 * r, w + 2 * r, q.device)
+        out: Tensor = torch.fft.irfft2(torch.fft.rfft2(padded) * t, s=(h + 2 * r, w + 2 * r))
+        return out[..., r : r + h, r : r + w].to(q.dtype).contiguous()
+
+
 #: What the iterations yield (a point to evaluate) and are sent back (the objective and its gradient there).
 _Iterations = Generator[Tensor, tuple[float, Tensor], None]
 
@@ -484,6 +553,7 @@ def _projected_lbfgs(
     *,
     lr: float,
     history: int,
+    precondition: LowPassBoost | None = None,
     c1: float = 1e-4,
     c2: float = 0.9,
     max_line_evaluations: int = 25,
@@ -495,7 +565,7 @@ def _projected_lbfgs(
     """
     f, g = yield x
     pairs: list[tuple[Tensor, Tensor, float]] = []  # (s, y, 1 / s.y), oldest first
-    gamma = 1.0  # H_0 = gamma I, gamma = s.y / y.y of the newest pair
+    gamma = 1.0  # H_0 = gamma P, gamma = s.y / y.P y of the newest pair (P = I without a preconditioner)
     failures = 0
     while True:
         free = ~(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)))
@@ -509,7 +579,7 @@ def _projected_lbfgs(
             a = rho * float(torch.vdot(s.flatten(), q.flatten()))
             alphas.append(a)
             q.add_(y, alpha=-a)
-        q.mul_(gamma)
+        q = q.mul_(gamma) if precondition is None or not pairs else precondition(q).mul_(gamma)
         for (s, y, rho), a in zip(pairs, reversed(alphas)):
             b = rho * float(torch.vdot(y.flatten(), q.flatten()))
             q.add_(s, alpha=a - b)
@@ -538,7 +608,8 @@ def _projected_lbfgs(
             if len(pairs) >= history:
                 pairs.pop(0)
             pairs.append((s, y, 1.0 / sy))
-            gamma = sy / float(torch.vdot(y.flatten(), y.flatten()))
+            py = y if precondition is None else precondition(y)
+            gamma = sy / float(torch.vdot(y.flatten(), py.flatten()))
         x, f, g = x_new, f_new, g_new
 
 

@@ -47,6 +47,7 @@ from .optimize import (
     Diverged,
     Interrupted,
     KerasAdam,
+    LowPassBoost,
     Reporter,
     StopCheck,
     run_adam,
@@ -658,7 +659,7 @@ def optimise(
     x: Tensor | None = None
     objective: Objective | None = None
     c: Tensor | None = None
-    for size, steps in zip(stage_sizes(p), stage_steps(p)):
+    for scale, (size, steps) in enumerate(zip(stage_sizes(p), stage_steps(p))):
         objective, c, s = objective_at(inputs, settings, size)
         if x is None:
             x0 = initial_image(settings, c, s[0], inputs.init)
@@ -673,6 +674,7 @@ def optimise(
                 tv_eps=p.tv_eps,
                 stop_rtol=p.stop_rtol,
                 stop_window=p.stop_window,
+                precondition=lowpass(p, x0) if scale == 0 else None,
             )
             start = report.step
             x = lbfgs(optimised, x0, steps, report)
@@ -687,6 +689,19 @@ def optimise(
             on_scale(size, x.detach().cpu())
     assert x is not None and objective is not None and c is not None
     return Optimised(x.cpu(), objective, c)
+
+
+def lowpass(preset: Preset, image: Tensor) -> LowPassBoost | None:
+    """The preset's L-BFGS preconditioner for ``image``'s size (sigmas scale with its long side), or ``None``.
+
+    Used at the first scale only: a coarse-to-fine run's later scales start
+    from the upsampled result, whose broad colours are settled, and add fine
+    detail, where the boost is 1 (and its FFTs would cost memory at 2048 px).
+    """
+    if preset.lowpass_gain <= 0 or not preset.lowpass_sigmas:
+        return None
+    side = max(image.shape[-2], image.shape[-1])
+    return LowPassBoost(preset.lowpass_gain, [f * side for f in preset.lowpass_sigmas])
 
 
 def can_batch(inputs: Inputs, settings: Settings) -> bool:
@@ -773,7 +788,7 @@ def optimise_batch(
     reports = [Reporter(total_steps(p), cb, should_stop=should_stop) for cb in callbacks]
     results: list[Optimised | Interrupted | Diverged | None] = [None] * n
     xs: list[Tensor | None] = [None] * n
-    for size, steps in zip(stage_sizes(p), stage_steps(p)):
+    for scale, (size, steps) in enumerate(zip(stage_sizes(p), stage_steps(p))):
         going = [b for b in range(n) if not isinstance(results[b], (Interrupted, Diverged))]
         if not going:
             break
@@ -793,6 +808,7 @@ def optimise_batch(
             tv_eps=p.tv_eps,
             stop_rtol=p.stop_rtol,
             stop_window=p.stop_window,
+            precondition=lowpass(p, inits[0]) if scale == 0 else None,
         )
         starts = [reports[b].step for b in going]
         outcomes = lbfgs(BatchObjective([o for o, _, _ in stage]), inits, steps, [reports[b] for b in going])
