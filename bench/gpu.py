@@ -15,8 +15,8 @@ For each precision the device can run (``fp32``, ``tf32``, ``bf16`` on CUDA;
 2. **A batch**: ``--batch`` (16) crops of Tübingen at ``--batch-size`` (512)
    px with The Starry Night, ``--batch-evaluations`` L-BFGS evaluations each
    (no early stop) through :func:`~styletransfer.pipeline.optimise_batch`:
-   images per second, against the same evaluations of one image alone
-   (:func:`~styletransfer.pipeline.optimise`) scaled to the batch.
+   images per second, against the images per second of one image alone
+   (:func:`~styletransfer.pipeline.optimise`, the same evaluations).
 3. **The result**: the default (``fast``, its stopping rule, at most
    ``--run-steps``) at ``--run-size`` (512) px, its wall time, evaluations
    and seed loss (the tutorial's objective of the 8-bit result, computed in
@@ -128,7 +128,7 @@ def batch_rates(settings: Settings, n: int, repeats: int) -> dict[str, float]:
 
 
 def default_run(settings: Settings) -> dict[str, Any]:
-    """The default's whole run on Tübingen x The Starry Night: wall seconds, evaluations, seed loss, the image."""
+    """The default's whole run on Tübingen x The Starry Night: wall seconds, evaluations and seed loss."""
     inputs = decode_inputs(example_path("tubingen.jpg"), example_path("starry_night.jpg"))
     evaluations = [0]
 
