@@ -66,6 +66,9 @@ Callback = Callable[[Progress], None]
 #: Asked before every evaluation: ``True`` ends the run with the best image so far.
 StopCheck = Callable[[], bool]
 
+#: L-BFGS's curvature pairs ``(s, y, 1 / s.y)``, oldest first (see :func:`run_lbfgs`).
+Curvature = list[tuple[Tensor, Tensor, float]]
+
 
 class Interrupted(KeyboardInterrupt):
     """The run was interrupted (Ctrl-C, or a stop asked for); ``image`` holds the image at that moment."""
@@ -245,6 +248,7 @@ def run_lbfgs(
     stop_rtol: float = 0.0,
     stop_window: int = 0,
     precondition: LowPassBoost | None = None,
+    curvature: Curvature | None = None,
 ) -> Tensor:
     """Projected L-BFGS on the image, with the bounds ``0 <= x <= 1`` kept exactly.
 
@@ -306,6 +310,10 @@ def run_lbfgs(
         tv_eps: the Charbonnier epsilon of the smoothed TV (0: the exact L1 TV).
         stop_rtol, stop_window: the early-stopping test above.
         precondition: ``P`` in ``H_0 = tau P`` (a :class:`LowPassBoost`); ``None``: ``P = I``.
+        curvature: the pairs to start from (``None``: none).  The list is
+            updated in place as the run goes, so a later run on the same
+            problem (the fp32 finish of a bf16 run) can start from the
+            curvature this one learnt instead of from steepest descent.
 
     Raises:
         Interrupted: on Ctrl-C or a stop asked for, with the best image so far.
@@ -321,6 +329,7 @@ def run_lbfgs(
         stop_rtol=stop_rtol,
         stop_window=stop_window,
         precondition=precondition,
+        curvature=curvature,
     )
     tv_weight = objective.weights.tv
     try:
@@ -348,6 +357,7 @@ def run_lbfgs_batch(
     stop_rtol: float = 0.0,
     stop_window: int = 0,
     precondition: LowPassBoost | None = None,
+    curvature: Sequence[Curvature] | None = None,
 ) -> list[Tensor | Interrupted | Diverged]:
     """:func:`run_lbfgs` for several images at once, each with its own L-BFGS state and line search.
 
@@ -363,7 +373,8 @@ def run_lbfgs_batch(
     on the stacked batch would instead treat it as one vector: one step
     length and one curvature model for all.)
 
-    ``evaluations`` is every run's cap, or one cap per run.
+    ``evaluations`` is every run's cap, or one cap per run; ``curvature``,
+    when given, one curvature list per run (as in :func:`run_lbfgs`).
 
     Returns:
         Per image: its best image, or the :class:`Diverged` that ended it (the
@@ -372,6 +383,7 @@ def run_lbfgs_batch(
         every run that had not ended.
     """
     budgets = [evaluations] * len(inits) if isinstance(evaluations, int) else list(evaluations)
+    memories: Sequence[Curvature | None] = [None] * len(inits) if curvature is None else curvature
     runs = [
         LbfgsRun(
             x0,
@@ -382,8 +394,9 @@ def run_lbfgs_batch(
             stop_rtol=stop_rtol,
             stop_window=stop_window,
             precondition=precondition,
+            curvature=m,
         )
-        for x0, n, r in zip(inits, budgets, reports)
+        for x0, n, r, m in zip(inits, budgets, reports, memories)
     ]
     results: list[Tensor | Interrupted | Diverged | None] = [None] * len(runs)
     points = [run.trial() for run in runs]
@@ -437,6 +450,7 @@ class LbfgsRun:
         stop_rtol: float,
         stop_window: int,
         precondition: LowPassBoost | None = None,
+        curvature: Curvature | None = None,
     ) -> None:
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
         self.best = x.clone()
@@ -445,7 +459,7 @@ class LbfgsRun:
         self.done = report.step + evaluations
         self.stop_rtol, self.stop_window = stop_rtol, stop_window
         self.bests: list[float] = []  # the best exact loss after each evaluation
-        self._iterations = _projected_lbfgs(x, lr=lr, history=history, precondition=precondition)
+        self._iterations = _projected_lbfgs(x, lr=lr, history=history, precondition=precondition, curvature=curvature)
         self._point: Tensor | None = None
 
     def trial(self) -> Tensor | None:
@@ -554,6 +568,7 @@ def _projected_lbfgs(
     lr: float,
     history: int,
     precondition: LowPassBoost | None = None,
+    curvature: Curvature | None = None,
     c1: float = 1e-4,
     c2: float = 0.9,
     max_line_evaluations: int = 25,
@@ -561,11 +576,13 @@ def _projected_lbfgs(
     """The iterations of :func:`run_lbfgs` as a generator: yields each point to evaluate, is sent ``(f, g)`` there.
 
     It returns at a stationary point; the driver (:class:`LbfgsRun`) closes it
-    when the budget or the stopping rule ends the run.
+    when the budget or the stopping rule ends the run.  ``curvature``, when
+    given, is the pair list it starts from and keeps up to date in place.
     """
     f, g = yield x
-    pairs: list[tuple[Tensor, Tensor, float]] = []  # (s, y, 1 / s.y), oldest first
-    gamma = 1.0  # H_0 = gamma P, gamma = s.y / y.P y of the newest pair (P = I without a preconditioner)
+    pairs: Curvature = [] if curvature is None else curvature
+    del pairs[:-history]
+    gamma = _scale(pairs[-1], precondition) if pairs else 1.0  # H_0 = gamma P
     failures = 0
     while True:
         free = ~(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)))
@@ -608,9 +625,15 @@ def _projected_lbfgs(
             if len(pairs) >= history:
                 pairs.pop(0)
             pairs.append((s, y, 1.0 / sy))
-            py = y if precondition is None else precondition(y)
-            gamma = sy / float(torch.vdot(y.flatten(), py.flatten()))
+            gamma = _scale(pairs[-1], precondition)
         x, f, g = x_new, f_new, g_new
+
+
+def _scale(pair: tuple[Tensor, Tensor, float], precondition: LowPassBoost | None) -> float:
+    """``tau = s.y / y.P y`` of a curvature pair: the scale of ``H_0 = tau P`` (``P = I`` without a preconditioner)."""
+    _, y, rho = pair
+    py = y if precondition is None else precondition(y)
+    return 1.0 / (rho * float(torch.vdot(y.flatten(), py.flatten())))
 
 
 def _projected_wolfe(

@@ -44,6 +44,7 @@ from .masks import (
 from .memory import batch_capacity, check_memory, estimate_bytes, lbfgs_history
 from .optimize import (
     Callback,
+    Curvature,
     Diverged,
     Interrupted,
     KerasAdam,
@@ -638,8 +639,9 @@ def optimise(
 
     Under ``precision="bf16"`` a scale whose L-BFGS ends before its budget
     (the stopping rule, or a stationary point) goes on in fp32 from its best
-    image, with a fresh curvature history and stopping rule, for the
-    evaluations left.  bf16's rounding (relative 2^-8 in every activation)
+    image for the evaluations left, with a fresh stopping rule and the
+    curvature pairs the bf16 run learnt (so it does not restart from
+    steepest descent).  bf16's rounding (relative 2^-8 in every activation)
     puts a floor under the loss the optimiser can see: at 128 px on a dark
     pair the bf16 run stalls at 1.316e7 after 300 evaluations while fp32 goes
     on down to 1.231e7 (docs/benchmarks.md), so the exact arithmetic decides
@@ -675,6 +677,7 @@ def optimise(
                 stop_rtol=p.stop_rtol,
                 stop_window=p.stop_window,
                 precondition=lowpass(p, x0) if scale == 0 else None,
+                curvature=[],  # shared by the bf16 run and its fp32 finish
             )
             start = report.step
             x = lbfgs(optimised, x0, steps, report)
@@ -810,8 +813,11 @@ def optimise_batch(
             stop_window=p.stop_window,
             precondition=lowpass(p, inits[0]) if scale == 0 else None,
         )
+        memories: list[Curvature] = [[] for _ in going]  # per run, kept for its fp32 finish
         starts = [reports[b].step for b in going]
-        outcomes = lbfgs(BatchObjective([o for o, _, _ in stage]), inits, steps, [reports[b] for b in going])
+        outcomes = lbfgs(
+            BatchObjective([o for o, _, _ in stage]), inits, steps, [reports[b] for b in going], curvature=memories
+        )
         if settings.precision == "bf16":  # as in optimise: runs that ended early go on in fp32
             left = [steps - (reports[b].step - start) for b, start in zip(going, starts)]
             again = [j for j, out in enumerate(outcomes) if isinstance(out, Tensor) and left[j] > 0]
@@ -824,6 +830,7 @@ def optimise_batch(
                     [cast(Tensor, outcomes[j]) for j in again],
                     [left[j] for j in again],
                     [reports[going[j]] for j in again],
+                    curvature=[memories[j] for j in again],
                 )
                 for j, out in zip(again, finished):
                     outcomes[j] = out
