@@ -133,7 +133,9 @@ def test_a_job_runs_to_the_end(client: TestClient, images: dict[str, bytes], tmp
     assert kinds[-1] == "done" and set(kinds[:-1]) <= {"progress"}
     progress = [d for k, d in events if k == "progress"]
     assert progress and progress[-1]["total"] == 4
-    assert set(progress[0]) == {"step", "total", "size", "style", "content", "tv", "loss", "elapsed", "eta_seconds"}
+    keys = {"step", "total", "size", "style", "content", "tv", "loss", "elapsed", "eta_seconds", "stop_rule"}
+    assert set(progress[0]) == keys
+    assert progress[0]["stop_rule"] is True  # the default preset may stop before its cap ("at most" in the page)
     job = client.get(f"/api/jobs/{job_id}").json()
     assert job == events[-1][1]
     assert {"id", "status", "step", "total", "loss", "eta_seconds", "error", "options", "created", "finished"} <= set(
@@ -155,6 +157,13 @@ def test_a_job_runs_to_the_end(client: TestClient, images: dict[str, bytes], tmp
     assert client.delete(f"/api/jobs/{job_id}").status_code == 204
     assert client.get(f"/api/jobs/{job_id}").status_code == 404
     assert _data(tmp_path) == (set(), [])
+
+
+def test_a_tutorial_job_has_no_stopping_rule(client: TestClient, images: dict[str, bytes]) -> None:
+    job_id = _submit(client, images, preset="tutorial", size=32, steps=2).json()["id"]
+    events = _events(client, job_id)
+    progress = [d for k, d in events if k == "progress"]
+    assert events[-1][0] == "done" and progress and all(d["stop_rule"] is False for d in progress)
 
 
 def test_jobs_are_listed_newest_first_and_queued_ones_cancel_at_once(

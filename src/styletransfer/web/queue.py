@@ -42,6 +42,7 @@ class Live:
     started: float = field(default_factory=time.perf_counter)
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""  # "cancel" or "shutdown"
+    stop_rule: bool = False  # the preset may end the run before ``total`` (its stopping rule)
     preview: tuple[int, bytes] | None = None
 
 
@@ -77,6 +78,7 @@ class _Watch(Observer):
             "loss": p.loss,
             "elapsed": round(elapsed, 3),
             "eta_seconds": None if eta is None else round(eta, 1),
+            "stop_rule": live.stop_rule,
         }
         live.step, live.total = step, total
         now = time.monotonic()
@@ -161,7 +163,7 @@ class Queue:
         job_id = row["id"]
         folder = self.store.folder(job_id)
         job = Job.from_json(row["job"])
-        live = Live()
+        live = Live(stop_rule=job.base_preset().with_overrides(**job.run_options()).stop_window > 0)
         snapshot = folder / "snapshot.png"
         if row["snapshot_step"] and snapshot.is_file():
             job, live.offset = resumed(job, snapshot, row["snapshot_step"])

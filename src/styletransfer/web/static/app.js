@@ -222,6 +222,7 @@ function show(id) {
   state.job = id;
   state.firstPreviewMs = null;
   state.ended = false;
+  state.stopRule = false;
   $("run").hidden = false;
   delete $("run").dataset.status;
   $("result-links").hidden = true;
@@ -239,7 +240,8 @@ function show(id) {
     if (state.ended) return;
     $("bar").max = p.total;
     $("bar").value = p.step;
-    $("progress-text").textContent = `step ${p.step} of at most ${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
+    state.stopRule = p.stop_rule;
+    $("progress-text").textContent = `step ${p.step} of ${p.stop_rule ? "at most " : ""}${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
     const now = performance.now();
     if (now - state.lastPreview > 450) {
       state.lastPreview = now;
@@ -269,7 +271,8 @@ function finished(job) {
   $("after").onload = null;
   $("cancel").disabled = true;
   const text = { done: "done", failed: "failed: " + (job.error || ""), cancelled: "cancelled" }[job.status];
-  $("progress-text").textContent = `${text} · ${job.step} steps (at most ${job.total})`;
+  const of = job.step < job.total ? ` (of ${state.stopRule ? "at most " : ""}${job.total})` : "";
+  $("progress-text").textContent = `${text} · ${job.step} steps${of}`;
   if (job.status === "done") $("bar").value = $("bar").max;
   if (job.has_result) {
     $("after").src = `/api/jobs/${job.id}/result.png`;
