@@ -637,10 +637,12 @@ def optimise(
     each scale optimises instead (a front end's extra term, e.g. video's
     temporal loss); the result's ``objective`` is still the unwrapped one.
 
-    Under ``precision="bf16"`` a scale whose L-BFGS ends before its budget
-    (the stopping rule, or a stationary point) goes on in fp32 from its best
-    image for the evaluations left, with a fresh stopping rule and the
-    curvature pairs the bf16 run learnt (so it does not restart from
+    Under ``precision="bf16"`` a scale's L-BFGS runs in bf16 until its loss
+    falls by less than :data:`BF16_SWITCH_RTOL` (or the preset's
+    ``stop_rtol``, if larger) over the preset's ``stop_window``, or reaches
+    a stationary point, and then goes on in fp32 from its best image for the
+    evaluations left, with the preset's own stopping rule (counted afresh)
+    and the curvature pairs the bf16 run learnt (so it does not restart from
     steepest descent).  bf16's rounding (relative 2^-8 in every activation)
     puts a floor under the loss the optimiser can see: at 128 px on a dark
     pair the bf16 run stalls at 1.316e7 after 300 evaluations while fp32 goes
@@ -674,24 +676,35 @@ def optimise(
                 lr=p.lr,
                 history=lbfgs_history(p, x0.numel()),
                 tv_eps=p.tv_eps,
-                stop_rtol=p.stop_rtol,
                 stop_window=p.stop_window,
                 precondition=lowpass(p, x0) if scale == 0 else None,
                 curvature=[],  # shared by the bf16 run and its fp32 finish
             )
             start = report.step
-            x = lbfgs(optimised, x0, steps, report)
+            x = lbfgs(optimised, x0, steps, report, stop_rtol=first_rtol(settings))
             left = steps - (report.step - start)
             if settings.precision == "bf16" and left > 0:  # stalled or converged in bf16: finish in fp32
                 objective, c, s = objective_at(inputs, replace(settings, precision="fp32"), size)
                 optimised = objective if wrap_objective is None else wrap_objective(objective, c)
-                x = lbfgs(optimised, x, left, report)
+                x = lbfgs(optimised, x, left, report, stop_rtol=p.stop_rtol)
         else:
             x = run_adam(optimised, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
         if on_scale is not None:
             on_scale(size, x.detach().cpu())
     assert x is not None and objective is not None and c is not None
     return Optimised(x.cpu(), objective, c)
+
+
+#: Under bf16, L-BFGS switches to fp32 once its best loss falls by less than this fraction over
+#: the preset's ``stop_window``: about where bf16's rounding flattens the curve at 384-512 px
+#: (docs/benchmarks.md, "The fp32 finish").
+BF16_SWITCH_RTOL = 0.005
+
+
+def first_rtol(settings: Settings) -> float:
+    """The stopping fraction of a scale's first L-BFGS run: ``max(stop_rtol, BF16_SWITCH_RTOL)`` under bf16."""
+    rtol = settings.preset.stop_rtol
+    return max(rtol, BF16_SWITCH_RTOL) if settings.precision == "bf16" else rtol
 
 
 def lowpass(preset: Preset, image: Tensor) -> LowPassBoost | None:
@@ -809,14 +822,18 @@ def optimise_batch(
             lr=p.lr,
             history=lbfgs_history(p, inits[0].numel()),
             tv_eps=p.tv_eps,
-            stop_rtol=p.stop_rtol,
             stop_window=p.stop_window,
             precondition=lowpass(p, inits[0]) if scale == 0 else None,
         )
         memories: list[Curvature] = [[] for _ in going]  # per run, kept for its fp32 finish
         starts = [reports[b].step for b in going]
         outcomes = lbfgs(
-            BatchObjective([o for o, _, _ in stage]), inits, steps, [reports[b] for b in going], curvature=memories
+            BatchObjective([o for o, _, _ in stage]),
+            inits,
+            steps,
+            [reports[b] for b in going],
+            curvature=memories,
+            stop_rtol=first_rtol(settings),
         )
         if settings.precision == "bf16":  # as in optimise: runs that ended early go on in fp32
             left = [steps - (reports[b].step - start) for b, start in zip(going, starts)]
@@ -831,6 +848,7 @@ def optimise_batch(
                     [left[j] for j in again],
                     [reports[going[j]] for j in again],
                     curvature=[memories[j] for j in again],
+                    stop_rtol=p.stop_rtol,
                 )
                 for j, out in zip(again, finished):
                     outcomes[j] = out
