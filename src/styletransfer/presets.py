@@ -162,7 +162,7 @@ FAST = replace(
     refine_steps=40,
     stop_rtol=0.005,
     stop_window=50,
-    lowpass_gain=10.0,
+    lowpass_gain=20.0,
     lowpass_sigmas=(0.02, 0.08),
 )
 
