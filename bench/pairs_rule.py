@@ -52,15 +52,17 @@ def stop_at(best: list[float], window: int, rtol: float) -> int | None:
     return None
 
 
-def simulate(curve: list[float], window: int, rtol: float, switch: float | None = None) -> tuple[int, float, bool]:
+def simulate(
+    curve: list[float], window: int, rtol: float, switch: tuple[int, float] | None = None
+) -> tuple[int, float, bool]:
     """Where a run with the rule ``(window, rtol)`` ends: ``(evaluations, its best loss, whether the rule fired)``.
 
-    With ``switch``, the curve is a bf16 run that switched to fp32 where the
-    rule ``(window, switch)`` fired, and the rule under test applies to the
-    fp32 part alone (see the module's docstring).
+    With ``switch = (switch window, switch rtol)``, the curve is a bf16 run
+    that switched to fp32 where that rule fired, and the rule under test
+    applies to the fp32 part alone (see the module's docstring).
     """
     best = best_so_far(curve)
-    start = stop_at(best, window, switch) if switch is not None else None
+    start = stop_at(best, *switch) if switch is not None else None
     if start is not None:
         best = best_so_far(curve[start:])
     k = stop_at(best, window, rtol)
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--switch-window", type=int, default=50, help="the window of the switch (the preset's)")
     args = parser.parse_args(argv)
-    switch = args.switch_rtol
+    switch = None if args.switch_rtol is None else (args.switch_window, args.switch_rtol)
     ref = json.loads(REFERENCE.read_text())
     rows = [r for f in args.curves for r in json.loads(f.read_text())]
     for r in rows:
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {r['pair']} | {k if fired else 'cap'} | {loss:.4g} | {loss / r['tut']:.3f} |")
         return 0
     if switch is not None:
-        k0s = [stop_at(r["best"], args.switch_window, switch) for r in rows]
+        k0s = [stop_at(r["best"], *switch) for r in rows]
         print("switched to fp32 after: " + ", ".join(f"{r['pair']} {k}" for r, k in zip(rows, k0s)))
     print("\n| window | rtol | worst ratio | median evaluations | most evaluations |")
     print("|---|---|---|---|---|")

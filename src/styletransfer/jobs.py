@@ -63,6 +63,10 @@ class Job:
             return Preset.from_dict(self.preset_fields)
         return get_preset(self.options["preset"])
 
+    def preset(self) -> Preset:
+        """The preset the job runs: :meth:`base_preset` with the options that are preset fields."""
+        return self.base_preset().with_overrides(**self.run_options())
+
     def run_options(self) -> dict[str, Any]:
         """The options that are preset fields (``size``, ``steps``...), for :func:`~styletransfer.pipeline.resolve_settings`."""
         return {o.name: self.options[o.name] for o in OPTIONS if o.from_preset}
@@ -283,7 +287,7 @@ def _check_snapshots(job: Job) -> None:
 
     assert job.output is not None
     every = int(job.options["save_every"])
-    steps = total_steps(job.base_preset().with_overrides(**job.run_options()))
+    steps = total_steps(job.preset())
     out = Path(job.output)
     directory = out.parent if str(out.parent) else Path(".")
     pattern = re.compile(re.escape(out.stem) + r"\.step(\d{5,})" + re.escape(out.suffix))

@@ -1052,7 +1052,5 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         "peak_bytes": estimate_bytes(p, *shapes[-1]),
         "seconds_per_evaluation": [round(t, 4) for t in per_eval],
         "device": settings.device.type,
-        "stop_rule": {"rtol": p.stop_rtol, "window": p.stop_window}
-        if p.optimizer == "lbfgs" and p.stop_window > 0
-        else None,
+        "stop_rule": {"rtol": p.stop_rtol, "window": p.stop_window} if p.stops_early else None,
     }

@@ -122,6 +122,11 @@ class Preset:
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
         return cls(**values)
 
+    @property
+    def stops_early(self) -> bool:
+        """Whether a run may end before its ``steps`` by the stopping rule (L-BFGS with ``stop_window > 0``)."""
+        return self.optimizer == "lbfgs" and self.stop_window > 0
+
     def with_overrides(self, **overrides: Any) -> Preset:
         """A copy with the given fields replaced; ``None`` values are ignored."""
         known = {f.name for f in fields(self)}

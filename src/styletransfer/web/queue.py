@@ -163,7 +163,7 @@ class Queue:
         job_id = row["id"]
         folder = self.store.folder(job_id)
         job = Job.from_json(row["job"])
-        live = Live(stop_rule=job.base_preset().with_overrides(**job.run_options()).stop_window > 0)
+        live = Live(stop_rule=job.preset().stops_early)
         snapshot = folder / "snapshot.png"
         if row["snapshot_step"] and snapshot.is_file():
             job, live.offset = resumed(job, snapshot, row["snapshot_step"])
@@ -213,7 +213,7 @@ def resumed(job: Job, snapshot: Path, done: int) -> tuple[Job, int]:
     options["init"] = str(snapshot)
     from ..pipeline import total_steps
 
-    total = total_steps(job.base_preset().with_overrides(**job.run_options()))
+    total = total_steps(job.preset())
     offset = 0
     if total == options["steps"] and done < total:
         options["steps"] = total - done
