@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ from PIL import Image
 
 from styletransfer.batch import plan_items, read_ledger, run_batch
 from styletransfer.batch.local import LocalExecutor
+from styletransfer.batch.ray_executor import local_weights
+from styletransfer.vgg import default_weights_path
 
 pytest.importorskip("ray")
 
@@ -43,12 +47,15 @@ def test_local_and_ray_give_the_same_pixels(ray_cluster, photos, tmp_path):
         tmp_path / "local",
         LocalExecutor(2, threads=1),
     )
+    before = set(Path(tempfile.gettempdir()).glob("styletransfer-weights-*"))
     executor = RayExecutor(2, threads=1)
     try:
         remote = run_batch(plan_items(contents[:2], [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
     finally:
         executor.close()
     assert local.line() == remote.line() == "2 done, 0 skipped, 0 failed"
+    shared = local_weights(default_weights_path().read_bytes())  # already there: the actors' one copy
+    assert set(Path(tempfile.gettempdir()).glob("styletransfer-weights-*")) - before <= {shared}
     for name in ("p0_style.png", "p1_style.png"):
         assert np.array_equal(_pixels(str(tmp_path / "local" / name)), _pixels(str(tmp_path / "ray" / name)))
         assert (tmp_path / "ray" / f"{name}.json").is_file()  # the manifest came back from the node
@@ -176,3 +183,18 @@ def test_ray_actors_run_groups_as_batches(ray_cluster, photos, tmp_path):
         name = f"p{i}_style.png"
         assert np.array_equal(_pixels(str(tmp_path / "local" / name)), _pixels(str(tmp_path / "ray" / name)))
         assert (tmp_path / "ray" / f"{name}.json").is_file()
+
+
+def test_the_actors_of_a_node_share_one_weights_file_named_by_its_sha256(tmp_path):
+    weights = b"weights v1" * 1000
+    first = local_weights(weights, tmp_path)
+    stat = first.stat()
+    again = local_weights(weights, tmp_path)
+    assert again == first and again.read_bytes() == weights
+    assert (again.stat().st_ino, again.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)  # not rewritten
+    first.write_bytes(weights[:100])  # a copy cut short (a node that died while writing an old version)
+    assert local_weights(weights, tmp_path).read_bytes() == weights
+    other = local_weights(b"weights v2", tmp_path)
+    assert other != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no partial file left
+    assert first.name.startswith(f"styletransfer-weights-{os.getuid()}-")

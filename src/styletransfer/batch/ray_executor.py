@@ -1,8 +1,10 @@
 """The Ray executor: one actor per worker, each holding a loaded network; only the driver touches files.
 
 The network's weights file is read once by the driver and put in Ray's object
-store; every actor writes its copy to a local temporary file (nodes need not
-download anything, nor share a file system with the driver).  Items travel as
+store; the actors of a node share one local copy, named by its sha256 in the
+temporary directory (nodes need not download anything, nor share a file
+system with the driver; actors killed by Ray leave no new file behind, since
+the next one on that node finds the copy there).  Items travel as
 shipped payloads (:func:`~styletransfer.batch.worker.run_payload`): the input
 files' bytes go out, the written files' bytes come back.  An item whose actor
 fails or is killed is run again on another actor (a new one takes the dead
@@ -11,6 +13,7 @@ one's place), up to :data:`ATTEMPTS` times.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtra
+from ..fileio import file_sha256
 from .worker import chunks, default_group, run_payloads, set_threads
 
 #: How many times an item is tried before it is recorded as failed because its actors died.
@@ -60,15 +64,37 @@ def release_ray(ray: Any, actors: list[Any], started: bool) -> None:
         ray.shutdown()
 
 
+def local_weights(weights: bytes, directory: str | os.PathLike[str] | None = None) -> Path:
+    """This node's copy of ``weights``: ``styletransfer-weights-<uid>-<sha256[:16]>.bin`` in ``directory``.
+
+    ``directory`` defaults to the temporary directory.  A copy already there
+    whose sha256 matches is used as it is; otherwise the bytes are written to a
+    new file that atomically replaces the name.  So every actor of a node, and
+    every later run, shares one file per weights content, however the actors end.
+    """
+    digest = hashlib.sha256(weights).hexdigest()
+    folder = Path(directory if directory is not None else tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = folder / f"styletransfer-weights-{uid}-{digest[:16]}.bin"
+    if path.is_file() and file_sha256(path) == digest:
+        return path
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + "-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(weights)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 class StyleWorker:
-    """A Ray actor's state: the weights file written locally once, this worker's threads; runs payloads."""
+    """A Ray actor's state: this node's copy of the weights (:func:`local_weights`), this worker's threads; runs payloads."""
 
     def __init__(self, weights: bytes, threads: int) -> None:
         set_threads(threads)
-        fd, path = tempfile.mkstemp(prefix="styletransfer-weights-", suffix=".bin")
-        with os.fdopen(fd, "wb") as f:
-            f.write(weights)
-        self.weights = path
+        self.weights = str(local_weights(weights))
         self.stop = threading.Event()
 
     def run(self, payloads: list[dict[str, Any]], group: int) -> list[dict[str, Any]]:
