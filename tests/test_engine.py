@@ -232,6 +232,19 @@ def test_dry_run_json_prints_the_plan_and_writes_nothing(
     assert plan["stop_rule"] == {"rtol": 0.003, "window": 50}
     tutorial = api.plan(content, style, preset="tutorial", size=64, device="cpu")
     assert tutorial["stop_rule"] is None  # Adam: exactly its steps
+    assert tutorial["fp32_finish_seconds_per_evaluation"] == [None]
+
+
+def test_the_plan_bounds_a_bf16_run_by_its_fp32_finish(tiny_pair: tuple[Path, Path]) -> None:
+    content, style = tiny_pair
+    found = api.plan(content, style, size=64, steps=200, device="cpu", precision="bf16")
+    (t,), (t32,) = found["seconds_per_evaluation"], found["fp32_finish_seconds_per_evaluation"]
+    w = found["stop_rule"]["window"]
+    # the bf16 run may switch after w + 1 evaluations; each part computes its targets once
+    assert found["seconds"] == pytest.approx((w + 2) * t + (200 - w) * t32, rel=1e-3, abs=0.1)
+    short = api.plan(content, style, size=64, steps=w, device="cpu", precision="bf16")
+    assert short["fp32_finish_seconds_per_evaluation"] == [None]  # too short for the rule to fire
+    assert short["seconds"] == pytest.approx((w + 1) * short["seconds_per_evaluation"][0], rel=1e-3, abs=0.1)
 
 
 def test_json_without_dry_run_and_a_missing_output_are_usage_errors(
@@ -351,3 +364,17 @@ def test_auto_precision_is_bf16_only_for_lbfgs_on_a_cpu_with_amx() -> None:
     assert resolve_settings("fast", size=256, device="cpu").precision == "fp32"
     assert resolve_settings("tutorial", device="cpu").precision == "fp32"
     assert resolve_settings("fast", device="cpu", precision="fp32").precision == "fp32"
+
+
+def test_an_evaluation_grows_faster_than_its_pixels_above_512_px_on_a_cpu() -> None:
+    import torch
+
+    from styletransfer.pipeline import LARGE_PIXELS, PIXEL_EXPONENT, RUN_OVERHEAD, scaled_seconds
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    n = LARGE_PIXELS // 4
+    assert scaled_seconds(1.0, n, n, "bf16", cpu) == pytest.approx(RUN_OVERHEAD)
+    assert scaled_seconds(1.0, n, LARGE_PIXELS, "bf16", cpu) == pytest.approx(RUN_OVERHEAD * 4**PIXEL_EXPONENT)
+    big = scaled_seconds(1.0, n, 16 * LARGE_PIXELS, "bf16", cpu) / scaled_seconds(1.0, n, LARGE_PIXELS, "bf16", cpu)
+    assert big == pytest.approx(16**1.1)
+    assert scaled_seconds(1.0, n, 16 * LARGE_PIXELS, "fp32", cuda) == pytest.approx(RUN_OVERHEAD * 64**PIXEL_EXPONENT)

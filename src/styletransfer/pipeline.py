@@ -997,24 +997,51 @@ PIXEL_EXPONENT = 0.85
 #: the reports and the line search's extra work (1.22 at 256x192 in the same runs).
 RUN_OVERHEAD = 1.2
 
+#: Pixels (512x384) above which a CPU evaluation grows faster than its pixels.
+LARGE_PIXELS = 512 * 384
+
+#: ``t ~ n ** e`` above :data:`LARGE_PIXELS` on a CPU, by precision: there every
+#: activation is a fresh ``mmap`` that the kernel zeroes page by page (3.0
+#: million page faults an evaluation at 2048x1536 in bf16), and the caches no
+#: longer hold a layer.  Same CPU, 2 threads, 2026-11-29: bf16 in runs 0.65-0.76 s
+#: at 512x384, 2.7-3.3 s at 1024x768, about 15 s at 2048x1536 (exponent 1.1
+#: over the range; bare evaluations 0.36-0.39, 1.9-2.9, 13.1-15.3 s); fp32 bare
+#: 1.38, 6.3, 33.8 s (1.15).
+LARGE_PIXEL_EXPONENT = {"bf16": 1.1, "fp32": 1.15}
+
+
+def scaled_seconds(probe: float, probe_pixels: int, pixels: int, precision: str, device: torch.device) -> float:
+    """A run's evaluation at ``pixels`` from a bare one (``probe`` seconds) at ``probe_pixels``.
+
+    ``RUN_OVERHEAD probe (min(n, L) / n_probe) ** PIXEL_EXPONENT (max(n, L) / L) ** e``
+    with ``L =`` :data:`LARGE_PIXELS` and ``e`` from :data:`LARGE_PIXEL_EXPONENT`
+    on a CPU (``PIXEL_EXPONENT`` elsewhere).
+    """
+    large: float = LARGE_PIXEL_EXPONENT.get(precision, PIXEL_EXPONENT) if device.type == "cpu" else PIXEL_EXPONENT
+    small: float = (min(pixels, LARGE_PIXELS) / probe_pixels) ** PIXEL_EXPONENT
+    grown: float = (max(pixels, LARGE_PIXELS) / LARGE_PIXELS) ** large
+    return RUN_OVERHEAD * probe * small * grown
+
 
 def _evaluation_seconds(settings: Settings, inputs: Inputs, side: int, repeats: int = 3) -> float:
-    """The fastest of ``repeats`` evaluations (forward, backward, losses) at long side ``side``, after a warm-up.
+    """The fastest of ``repeats`` evaluations (forward, backward, losses) at long side ``side``, after two warm-ups.
 
     The fastest, not the mean: other work on the machine only ever adds time.
+    Two warm-ups: oneDNN's bf16 kernels are still being set up in the second
+    evaluation of a process (0.155 s against 0.10 s later at 256x192).
     """
     c = resize(inputs.content_pixels, _shape_at(inputs.content_pixels, side)).to(settings.device)
     s = [resize(t, _shape_at(t, side)).to(settings.device) for t in inputs.style_pixels]
     objective = build_objective(settings, c, s)
     x = c.clone().requires_grad_(True)
     times = []
-    for i in range(repeats + 1):
+    for i in range(repeats + 2):
         start = time.perf_counter()
         terms = objective.terms(x)
         (terms["style"] + terms["content"] + terms["tv"]).backward()  # type: ignore[no-untyped-call]
         if settings.device.type == "cuda":
             torch.cuda.synchronize(settings.device)
-        if i:  # the first is the warm-up
+        if i >= 2:  # the first two warm up
             times.append(time.perf_counter() - start)
     return min(times)
 
@@ -1023,18 +1050,24 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     """What the run will do and cost, without optimising: ``--dry-run``.
 
     The time of one evaluation is measured at a small size (:data:`PROBE_SIDE`)
-    on this machine and scaled to each scale's pixels ``n`` as
-    ``t(n) = RUN_OVERHEAD t_probe (n / n_probe) ** PIXEL_EXPONENT``; each scale
-    adds one evaluation for its targets.  The peak memory is the memory guard's estimate
+    on this machine and scaled to each scale's pixels (:func:`scaled_seconds`);
+    each scale adds one evaluation for its targets.  The peak memory is the memory guard's estimate
     (:func:`~styletransfer.memory.estimate_bytes`).  The evaluation counts are
     the budget: a run stopped by a convergence test takes fewer.
 
+    Under bf16 with L-BFGS, a scale whose budget ``N`` exceeds the stopping
+    window ``w`` may switch to its fp32 finish (:func:`optimise`) as early as
+    after ``w + 1`` evaluations, so its time is bounded by ``(w + 2) t_bf16 +
+    (N - w) t_fp32`` (each part computes its targets once), with ``t_fp32``
+    probed as well.
+
     Returns:
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s, "peak_bytes": b}``,
-        plus ``"seconds_per_evaluation"`` at each scale, ``"device"``, and
-        ``"stop_rule"``: ``{"rtol": r, "window": w}`` when a stopping rule may
-        end the run before those evaluations (then they and ``seconds`` are
-        upper bounds), else ``None``.
+        plus ``"seconds_per_evaluation"`` at each scale, ``"fp32_finish_seconds_per_evaluation"``
+        at each scale (``None`` where the scale cannot switch to an fp32
+        finish), ``"device"``, and ``"stop_rule"``: ``{"rtol": r, "window": w}``
+        when a stopping rule may end the run before those evaluations (then
+        they and ``seconds`` are upper bounds), else ``None``.
     """
     p = settings.preset
     check_inputs(inputs, settings)
@@ -1042,15 +1075,31 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     shapes = [scaled_shape(h, w, size) for size in stage_sizes(p)]
     steps = stage_steps(p)
     probe_pixels = math.prod(scaled_shape(h, w, PROBE_SIDE))
-    probe = _evaluation_seconds(settings, inputs, PROBE_SIDE)
-    per_eval = [RUN_OVERHEAD * probe * (hh * ww / probe_pixels) ** PIXEL_EXPONENT for hh, ww in shapes]
-    seconds = sum((n + 1) * t for n, t in zip(steps, per_eval))
+
+    def per_evaluation(s: Settings) -> list[float]:
+        probe = _evaluation_seconds(s, inputs, PROBE_SIDE)
+        return [scaled_seconds(probe, probe_pixels, hh * ww, s.precision, s.device) for hh, ww in shapes]
+
+    per_eval = per_evaluation(settings)
+    switches = [
+        settings.precision == "bf16" and p.optimizer == "lbfgs" and p.stop_window > 0 and n > p.stop_window + 1
+        for n in steps
+    ]
+    finish: list[float | None] = [None] * len(shapes)
+    if any(switches):
+        exact = per_evaluation(replace(settings, precision="fp32"))
+        finish = [t if switch else None for t, switch in zip(exact, switches)]
+    seconds = 0.0
+    for n, t, t32 in zip(steps, per_eval, finish):
+        first = n if t32 is None else p.stop_window + 1
+        seconds += (first + 1) * t + (0.0 if t32 is None else (n - first + 1) * t32)
     return {
         "scales": [list(s) for s in shapes],
         "evaluations": steps,
         "seconds": round(seconds, 1),
         "peak_bytes": estimate_bytes(p, *shapes[-1]),
         "seconds_per_evaluation": [round(t, 4) for t in per_eval],
+        "fp32_finish_seconds_per_evaluation": [None if t is None else round(t, 4) for t in finish],
         "device": settings.device.type,
         "stop_rule": {"rtol": p.stop_rtol, "window": p.stop_window} if p.stops_early else None,
     }
