@@ -164,6 +164,9 @@ def test_a_tutorial_job_has_no_stopping_rule(client: TestClient, images: dict[st
     events = _events(client, job_id)
     progress = [d for k, d in events if k == "progress"]
     assert events[-1][0] == "done" and progress and all(d["stop_rule"] is False for d in progress)
+    assert events[-1][1]["stop_rule"] is False  # the job itself says so too (a reopened page reads it)
+    default = _submit(client, images, size=32, steps=2).json()["id"]
+    assert client.get(f"/api/jobs/{default}").json()["stop_rule"] is True
 
 
 def test_jobs_are_listed_newest_first_and_queued_ones_cancel_at_once(

@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 
 from ..errors import OptionError, StyleTransferError
 from ..examples import EXAMPLES, example_path
-from ..jobs import make_job
+from ..jobs import Job, make_job
 from ..options import BY_NAME, INIT_CHOICES, OPTIONS, check_options, json_schema
 from ..presets import PRESETS
 from .queue import Queue, encode_jpeg
@@ -270,6 +270,7 @@ class Studio:
             "finished": _now_iso(row["finished"]),
             "has_result": bool(row["has_result"]),
             "styles": row["styles"],
+            "stop_rule": Job.from_json(row["job"]).preset().stops_early,  # total is then a cap
         }
 
     def row(self, job_id: str) -> dict[str, Any]:

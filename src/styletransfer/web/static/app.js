@@ -222,7 +222,6 @@ function show(id) {
   state.job = id;
   state.firstPreviewMs = null;
   state.ended = false;
-  state.stopRule = false;
   $("run").hidden = false;
   delete $("run").dataset.status;
   $("result-links").hidden = true;
@@ -240,7 +239,6 @@ function show(id) {
     if (state.ended) return;
     $("bar").max = p.total;
     $("bar").value = p.step;
-    state.stopRule = p.stop_rule;
     $("progress-text").textContent = `step ${p.step} of ${p.stop_rule ? "at most " : ""}${p.total} · ${p.size} px · loss ${p.loss.toExponential(3)} · ETA ${duration(p.eta_seconds)}`;
     const now = performance.now();
     if (now - state.lastPreview > 450) {
@@ -271,7 +269,7 @@ function finished(job) {
   $("after").onload = null;
   $("cancel").disabled = true;
   const text = { done: "done", failed: "failed: " + (job.error || ""), cancelled: "cancelled" }[job.status];
-  const of = job.step < job.total ? ` (of ${state.stopRule ? "at most " : ""}${job.total})` : "";
+  const of = job.step < job.total ? ` (of ${job.stop_rule ? "at most " : ""}${job.total})` : "";
   $("progress-text").textContent = `${text} · ${job.step} steps${of}`;
   if (job.status === "done") $("bar").value = $("bar").max;
   if (job.has_result) {
