@@ -13,6 +13,7 @@ from PIL import Image
 from styletransfer.batch import plan_items, read_ledger, run_batch
 from styletransfer.batch.local import LocalExecutor
 from styletransfer.batch.ray_executor import local_weights
+from styletransfer.batch.worker import ITEM_PREFIX, sweep_items
 from styletransfer.vgg import default_weights_path
 
 pytest.importorskip("ray")
@@ -70,6 +71,8 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
     executor = RayExecutor(2, threads=1)
     killed = []
 
+    pids = {actor: ray_cluster.get(actor.pid.remote()) for actor in executor.actors}
+
     def kill_a_busy_actor(record: dict) -> None:
         busy = executor.busy_actors()
         if not killed and busy:
@@ -83,6 +86,8 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
     assert killed, "no actor was busy when the first item finished"
     assert summary.line() == "4 done, 0 skipped, 0 failed"
     assert all(r["status"] == "complete" for r in read_ledger(tmp_path / "out").values())
+    # the replacement actor removed the killed one's item folder (with the user's images in it)
+    assert not list(Path(tempfile.gettempdir()).glob(f"{ITEM_PREFIX}{pids[killed[0]]}-*"))
 
 
 def test_two_videos_on_two_actors_give_the_local_pixels(ray_cluster, photos, tmp_path):
@@ -198,3 +203,19 @@ def test_the_actors_of_a_node_share_one_weights_file_named_by_its_sha256(tmp_pat
     assert other != first
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no partial file left
     assert first.name.startswith(f"styletransfer-weights-{os.getuid()}-")
+
+
+def test_item_folders_of_processes_that_are_gone_are_swept(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{ITEM_PREFIX}{int(gone.stdout)}-abc"
+    (dead / "in").mkdir(parents=True)
+    (dead / "in" / "0_photo.png").write_bytes(b"the user's picture")
+    mine = tmp_path / f"{ITEM_PREFIX}{os.getpid()}-def"
+    mine.mkdir()
+    other = tmp_path / f"{ITEM_PREFIX}notapid"
+    other.mkdir()
+    assert sweep_items(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import MissingExtra
 from ..fileio import file_sha256
-from .worker import chunks, default_group, run_payloads, set_threads
+from .worker import chunks, default_group, run_payloads, set_threads, sweep_items
 
 #: How many times an item is tried before it is recorded as failed because its actors died.
 ATTEMPTS = 3
@@ -90,10 +90,14 @@ def local_weights(weights: bytes, directory: str | os.PathLike[str] | None = Non
 
 
 class StyleWorker:
-    """A Ray actor's state: this node's copy of the weights (:func:`local_weights`), this worker's threads; runs payloads."""
+    """A Ray actor's state: this node's copy of the weights (:func:`local_weights`), this worker's threads; runs payloads.
+
+    Starting, it removes the item folders of killed actors on its node (:func:`~styletransfer.batch.worker.sweep_items`).
+    """
 
     def __init__(self, weights: bytes, threads: int) -> None:
         set_threads(threads)
+        sweep_items()  # what actors killed on this node left
         self.weights = str(local_weights(weights))
         self.stop = threading.Event()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
@@ -44,6 +45,42 @@ def one_line(exc: BaseException) -> str:
     else:
         text = f"internal error: {type(exc).__name__}: {exc}"
     return " ".join(text.split())
+
+
+#: A shipped item's temporary folder: ``<ITEM_PREFIX><pid>-<random>`` (the pid of the process that runs it).
+ITEM_PREFIX = "styletransfer-item-"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on POSIX; elsewhere assumed alive)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def sweep_items(directory: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the item folders left in ``directory`` (default: the temporary one) by processes that are gone.
+
+    A shipped item writes its inputs (the user's images) to a temporary folder
+    that it removes when it ends; a worker killed in the middle (``ray.kill``,
+    the OOM killer) cannot, so the next worker on that node calls this.
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for folder in Path(directory if directory is not None else tempfile.gettempdir()).glob(ITEM_PREFIX + "*"):
+        pid = folder.name[len(ITEM_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and folder.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def run_payload(payload: dict[str, Any], should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -88,7 +125,7 @@ def run_payloads(
                 back = None
                 local = job
                 if files is not None:
-                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="styletransfer-item-")))
+                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{ITEM_PREFIX}{os.getpid()}-")))
                     local, back = _localise(job, files, tmp, payload.get("weights"))
             except Exception as exc:  # a failed item is data: its one-line reason goes in the ledger
                 outcomes[i] = _failure(one_line(exc), traceback.format_exc())
