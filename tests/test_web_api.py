@@ -178,6 +178,7 @@ def test_jobs_are_listed_newest_first_and_queued_ones_cancel_at_once(
     listed = paused.get("/api/jobs").json()["jobs"]
     assert [j["id"] for j in listed] == [second, first]
     assert all(j["status"] == "queued" for j in listed)
+    assert all(j["stop_rule"] is True for j in listed)
     assert paused.get(f"/api/jobs/{first}/preview.jpg").status_code == 404
     assert paused.get(f"/api/jobs/{first}/result.png").status_code == 404
     assert paused.get(f"/api/jobs/{first}/manifest.json").status_code == 404
@@ -329,3 +330,25 @@ def test_a_token_guards_every_request(tmp_path: Path) -> None:
         page = client.get("/?token=s3cret")  # the printed URL: the page keeps the token in a cookie
         assert page.status_code == 200 and "studio_token" in page.headers["set-cookie"]
         assert client.get("/static/app.js").status_code == 200
+
+
+def test_a_job_stored_by_another_version_is_still_listed(
+    paused: TestClient, images: dict[str, bytes], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    job_id = _submit(paused, images, size=40, steps=2).json()["id"]
+    stored = json.loads(_stored_job(tmp_path, job_id))
+    stored["options"]["an_option_of_the_future"] = 1
+    with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:
+        db.execute("UPDATE jobs SET job = ? WHERE id = ?", (json.dumps(stored), job_id))
+    listed = paused.get("/api/jobs")
+    assert listed.status_code == 200
+    assert [(j["id"], j["stop_rule"]) for j in listed.json()["jobs"]] == [(job_id, None)]
+
+
+def _stored_job(tmp_path: Path, job_id: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:
+        return str(db.execute("SELECT job FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])

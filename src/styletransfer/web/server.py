@@ -232,6 +232,18 @@ def check_request_options(options: Any, max_size: int) -> dict[str, Any]:
     return given
 
 
+def _stops_early(stored: str) -> bool | None:
+    """Whether a stored job's preset may stop before its total (which is then a cap).
+
+    ``None`` for a job that no longer reads (stored by another version with an
+    option this one refuses): the list of jobs still shows it.
+    """
+    try:
+        return Job.from_json(stored).preset().stops_early
+    except (StyleTransferError, ValueError, TypeError):
+        return None
+
+
 class Studio:
     """The server's state: its store, its queue and how it was started."""
 
@@ -270,7 +282,7 @@ class Studio:
             "finished": _now_iso(row["finished"]),
             "has_result": bool(row["has_result"]),
             "styles": row["styles"],
-            "stop_rule": Job.from_json(row["job"]).preset().stops_early,  # total is then a cap
+            "stop_rule": _stops_early(row["job"]),
         }
 
     def row(self, job_id: str) -> dict[str, Any]:
