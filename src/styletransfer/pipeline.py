@@ -1081,10 +1081,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         return [scaled_seconds(probe, probe_pixels, hh * ww, s.precision, s.device) for hh, ww in shapes]
 
     per_eval = per_evaluation(settings)
-    switches = [
-        settings.precision == "bf16" and p.optimizer == "lbfgs" and p.stop_window > 0 and n > p.stop_window + 1
-        for n in steps
-    ]
+    switches = [settings.precision == "bf16" and p.stops_early and n > p.stop_window + 1 for n in steps]
     finish: list[float | None] = [None] * len(shapes)
     if any(switches):
         exact = per_evaluation(replace(settings, precision="fp32"))
