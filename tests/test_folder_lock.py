@@ -10,7 +10,7 @@ import pytest
 
 from styletransfer.folder_lock import LOCK_NAME, FolderBusy, FolderLock
 
-HOLD = "import sys, time; from styletransfer.folder_lock import FolderLock; FolderLock(sys.argv[1], 'a test holder').acquire(); print('held', flush=True); time.sleep(60)"
+HOLD = "import sys, time; from styletransfer.folder_lock import FolderLock; lock = FolderLock(sys.argv[1], 'a test holder').acquire(); print('held', flush=True); time.sleep(60)"
 
 
 def test_second_process_is_refused_and_named(tmp_path: Path) -> None:

@@ -42,14 +42,14 @@ class FolderLock:
 
     def acquire(self) -> FolderLock:
         """Take the lock, or raise :class:`FolderBusy` naming the holder."""
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held open for the lock's life)
+        f = open(self.path, "a+", encoding="utf-8")
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
             f.close()
-            raise FolderBusy(f"{self.path.parent}: already in use by {holder}; stop it first or use another folder")
+            raise FolderBusy(f"{self.path.parent}: already in use by {holder}; stop it first or use another folder") from None
         except BaseException:
             f.close()
             raise
