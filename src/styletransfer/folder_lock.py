@@ -49,7 +49,9 @@ class FolderLock:
             f.seek(0)
             holder = f.read().strip() or "another process"
             f.close()
-            raise FolderBusy(f"{self.path.parent}: already in use by {holder}; stop it first or use another folder") from None
+            raise FolderBusy(
+                f"{self.path.parent}: already in use by {holder}; stop it first or use another folder"
+            ) from None
         except BaseException:
             f.close()
             raise
