@@ -141,20 +141,48 @@ class _StopAsked(Exception):
 
 @dataclass
 class Reporter:
-    """Counts steps over scales, turns loss terms into :class:`Progress`, and asks whether to stop."""
+    """Counts steps over scales, turns loss terms into :class:`Progress`, asks whether to stop, and keeps the clock.
+
+    Attributes:
+        deadline: the ``time.perf_counter()`` by which the current scale must
+            end (its share of a time budget), or ``None``.  An optimiser asks
+            :meth:`out_of_time` before each evaluation and ends the scale,
+            keeping its best image, when the next evaluation would pass it.
+        evaluation_seconds: the last evaluation's duration at this scale
+            (from one report to the next), ``None`` before the second report
+            of a scale (the first includes building the targets).
+    """
 
     total: int
     callback: Callback | None
     start: float = field(default_factory=time.perf_counter)
     step: int = 0
     should_stop: StopCheck | None = None
+    deadline: float | None = None
+    evaluation_seconds: float | None = None
+    _last: float | None = field(default=None, repr=False)
 
     def check_stop(self) -> None:
         """Raise :class:`_StopAsked` when ``should_stop()`` returns True (called before each evaluation)."""
         if self.should_stop is not None and self.should_stop():
             raise _StopAsked
 
+    def new_scale(self, deadline: float | None) -> None:
+        """A scale begins: its deadline, and no evaluation time measured at its size yet."""
+        self.deadline, self.evaluation_seconds, self._last = deadline, None, None
+
+    def out_of_time(self) -> bool:
+        """Whether one more evaluation would end after :attr:`deadline` (never before one is timed at this scale)."""
+        if self.deadline is None:
+            return False
+        ahead = self.evaluation_seconds if self.evaluation_seconds is not None else 0.0
+        return self._last is not None and time.perf_counter() + ahead > self.deadline
+
     def __call__(self, terms: dict[str, Tensor], image: Tensor) -> float:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.evaluation_seconds = now - self._last
+        self._last = now
         self.step += 1
         values = {k: float(v.detach()) for k, v in terms.items()}
         loss = values["style"] + values["content"] + values["tv"]
@@ -182,6 +210,9 @@ def run_adam(
 ) -> Tensor:
     """The seed's ``train_step`` ``steps`` times: a gradient step, then clip to [0, 1].
 
+    Fewer when the next step would pass ``report.deadline`` (a time budget,
+    :meth:`Reporter.out_of_time`): the run then ends with the image so far.
+
     Each step evaluates the loss of the current image and then updates it.
     When the loss or its gradient is not finite (the image itself is NaN, or
     the loss overflows), the image and the optimiser's moments go back to
@@ -204,6 +235,8 @@ def run_adam(
     try:
         for _ in range(steps):
             report.check_stop()
+            if report.out_of_time():
+                break
             terms = objective.terms(x)
             total = terms["style"] + terms["content"] + terms["tv"]
             (grad,) = torch.autograd.grad(total, x)
@@ -288,7 +321,8 @@ def run_lbfgs(
     report gives the *exact* seed terms of ``x``.
 
     Stopping: after ``evaluations`` evaluations (a hard cap, also inside a
-    line search), or earlier when the best exact loss ``b_k`` after ``k``
+    line search), when the next evaluation would pass ``report.deadline``
+    (:meth:`Reporter.out_of_time`), or earlier when the best exact loss ``b_k`` after ``k``
     evaluations has fallen by less than a fraction ``stop_rtol`` over the
     last ``stop_window`` evaluations::
 
@@ -467,7 +501,7 @@ class LbfgsRun:
         return self._next(None)
 
     def _next(self, sent: tuple[float, Tensor] | None) -> Tensor | None:
-        if self.report.step >= self.done:
+        if self.report.step >= self.done or self.report.out_of_time():
             self._end()
             return None
         try:

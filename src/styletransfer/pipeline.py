@@ -26,9 +26,10 @@ from torch import Tensor
 
 from .architecture import LAYER_INDEX, LAYER_NAMES, check_layers, min_input_side
 from .color import luminance_image, match_color, match_luminance, preserve_luminance
+from .driver import ScaleTask, Stage, run_scale, scale_deadlines
 from .errors import Notice, OptionError
 from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
-from .losses import BatchObjective, Objective, Weights, blend_weights
+from .losses import Objective, Weights, blend_weights
 from .masks import (
     alpha_masks,
     check_count,
@@ -44,16 +45,12 @@ from .masks import (
 from .memory import batch_capacity, check_memory, estimate_bytes, lbfgs_history
 from .optimize import (
     Callback,
-    Curvature,
     Diverged,
     Interrupted,
-    KerasAdam,
     LowPassBoost,
     Reporter,
     StopCheck,
-    run_adam,
     run_lbfgs,
-    run_lbfgs_batch,
 )
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
 from .presets import DEFAULT_PRESET, Preset, get_preset
@@ -85,7 +82,10 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class Settings:
-    """A preset with the caller's overrides applied, plus the run's own choices."""
+    """A preset with the caller's overrides applied, plus the run's own choices.
+
+    ``time_budget``: the seconds the run may take (``--time``), or ``None``: until its stopping rule or cap.
+    """
 
     preset: Preset
     seed: int
@@ -93,6 +93,7 @@ class Settings:
     weights: str | None
     precision: str = "fp32"
     mask_mode: str = "simple"
+    time_budget: float | None = None
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -627,27 +628,29 @@ def optimise(
     should_stop: StopCheck | None = None,
     on_scale: Callable[[int, Tensor], None] | None = None,
     wrap_objective: Callable[[Objective, Tensor], Objective] | None = None,
+    started: float | None = None,
 ) -> Optimised:
     """Optimise the image at each scale of :func:`stage_sizes`, coarse to fine.
 
     Each scale resizes the decoded content and styles to its size, computes its
     targets once, and starts from the previous scale's result upsampled
-    bilinearly.  ``on_scale(size, image)`` is called as each scale ends.
-    ``wrap_objective(objective, content)``, when given, returns the objective
-    each scale optimises instead (a front end's extra term, e.g. video's
-    temporal loss); the result's ``objective`` is still the unwrapped one.
+    bilinearly; :func:`~styletransfer.driver.run_scale` runs it (bf16 and its
+    fp32 finish, the stopping rule, the time budget).  ``on_scale(size, image)``
+    is called as each scale ends.  ``wrap_objective(objective, content)``, when
+    given, returns the objective each scale optimises instead (a front end's
+    extra term, e.g. video's temporal loss); the result's ``objective`` is
+    still the unwrapped one.
 
-    Under ``precision="bf16"`` a scale's L-BFGS runs in bf16 until its loss
-    falls by less than :data:`BF16_SWITCH_RTOL` (or the preset's
-    ``stop_rtol``, if larger) over the preset's ``stop_window``, or reaches
-    a stationary point, and then goes on in fp32 from its best image for the
-    evaluations left, with the preset's own stopping rule (counted afresh)
-    and the curvature pairs the bf16 run learnt (so it does not restart from
-    steepest descent).  bf16's rounding (relative 2^-8 in every activation)
-    puts a floor under the loss the optimiser can see: at 128 px on a dark
-    pair the bf16 run stalls at 1.316e7 after 300 evaluations while fp32 goes
-    on down to 1.231e7 (docs/benchmarks.md), so the exact arithmetic decides
-    where the run ends.
+    With ``settings.time_budget`` the run ends ``time_budget`` seconds after
+    ``started`` (a ``time.perf_counter()`` value; default: now) with the best
+    image so far, the budget split over the scales by
+    :func:`~styletransfer.driver.scale_deadlines`; a scale whose time is up
+    before it starts keeps the upsampled image.
+
+    bf16's rounding (relative 2^-8 in every activation) puts a floor under the
+    loss the optimiser can see: at 128 px on a dark pair the bf16 run stalls
+    at 1.316e7 after 300 evaluations while fp32 goes on down to 1.231e7
+    (docs/benchmarks.md), hence the fp32 finish.
 
     Raises:
         styletransfer.optimize.Interrupted: on Ctrl-C or when ``should_stop()``
@@ -657,54 +660,52 @@ def optimise(
     p = settings.preset
     check_inputs(inputs, settings)
     configure_device(settings)
+    begin = time.perf_counter() if started is None else started
     if inputs.fine_style is not None:
         mix_scales(inputs, settings, should_stop=should_stop)
     report = Reporter(total_steps(p), callback, should_stop=should_stop)
+    shapes = [_shape_at(inputs.content_pixels, size) for size in stage_sizes(p)]
+    deadlines = scale_deadlines(begin, settings.time_budget, shapes, stage_steps(p))
     x: Tensor | None = None
-    objective: Objective | None = None
-    c: Tensor | None = None
-    for scale, (size, steps) in enumerate(zip(stage_sizes(p), stage_steps(p))):
-        objective, c, s = objective_at(inputs, settings, size)
-        if x is None:
-            x0 = initial_image(settings, c, s[0], inputs.init)
-        else:
-            x0 = resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
-        optimised = objective if wrap_objective is None else wrap_objective(objective, c)
-        if p.optimizer == "lbfgs":
-            lbfgs = partial(
-                run_lbfgs,
-                lr=p.lr,
-                history=lbfgs_history(p, x0.numel()),
-                tv_eps=p.tv_eps,
-                stop_window=p.stop_window,
-                precondition=lowpass(p, x0) if scale == 0 else None,
-                curvature=[],  # shared by the bf16 run and its fp32 finish
-            )
-            start = report.step
-            x = lbfgs(optimised, x0, steps, report, stop_rtol=first_rtol(settings))
-            left = steps - (report.step - start)
-            if settings.precision == "bf16" and left > 0:  # stalled or converged in bf16: finish in fp32
-                objective, c, s = objective_at(inputs, replace(settings, precision="fp32"), size)
-                optimised = objective if wrap_objective is None else wrap_objective(objective, c)
-                x = lbfgs(optimised, x, left, report, stop_rtol=p.stop_rtol)
-        else:
-            x = run_adam(optimised, x0, steps, KerasAdam(p.lr, p.beta1, p.beta2, p.eps), report)
+    stage: Stage | None = None
+    for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
+
+        def build(precision: str, size: int = size) -> Stage:
+            objective, c, _ = objective_at(inputs, replace(settings, precision=precision), size)
+            return Stage(objective, objective if wrap_objective is None else wrap_objective(objective, c), c)
+
+        if x is not None and deadline is not None and time.perf_counter() >= deadline:
+            x = resize(x, shapes[scale]).clamp(0.0, 1.0)  # out of time: the upsampled image
+            continue
+        x0 = _start_image(inputs, settings, x, shapes[scale], size)
+        (outcome,), (stage,) = run_scale(
+            [ScaleTask(build, x0, report)],
+            p,
+            settings.precision,
+            steps,
+            history=lbfgs_history(p, x0.numel()),
+            precondition=lowpass(p, x0) if scale == 0 else None,
+            deadline=deadline,
+        )
+        if not isinstance(outcome, Tensor):
+            raise outcome
+        x = outcome
         if on_scale is not None:
             on_scale(size, x.detach().cpu())
-    assert x is not None and objective is not None and c is not None
-    return Optimised(x.cpu(), objective, c)
+    assert x is not None
+    if stage is None or stage.content.shape[-2:] != x.shape[-2:]:  # the last scale was skipped
+        objective, c, _ = objective_at(inputs, settings, p.size)
+        stage = Stage(objective, objective, c)
+    return Optimised(x.cpu(), stage.objective, stage.content)
 
 
-#: Under bf16, L-BFGS switches to fp32 once its best loss falls by less than this fraction over
-#: the preset's ``stop_window``: about where bf16's rounding flattens the curve at 384-512 px
-#: (docs/benchmarks.md, "The fp32 finish").
-BF16_SWITCH_RTOL = 0.005
-
-
-def first_rtol(settings: Settings) -> float:
-    """The stopping fraction of a scale's first L-BFGS run: ``max(stop_rtol, BF16_SWITCH_RTOL)`` under bf16."""
-    rtol = settings.preset.stop_rtol
-    return max(rtol, BF16_SWITCH_RTOL) if settings.precision == "bf16" else rtol
+def _start_image(inputs: Inputs, settings: Settings, x: Tensor | None, shape: tuple[int, int], size: int) -> Tensor:
+    """A scale's first image: the preset's ``init`` at the first scale, else the previous result upsampled."""
+    if x is None:
+        c = content_at(inputs, size, settings)
+        s = styles_at(inputs, size, settings.preset, inputs.content_pixels)
+        return initial_image(settings, c, s[0], inputs.init).to(settings.device)
+    return resize(x, shape).clamp(0.0, 1.0).to(settings.device)
 
 
 def lowpass(preset: Preset, image: Tensor) -> LowPassBoost | None:
@@ -766,6 +767,7 @@ def optimise_batch(
     callbacks: Sequence[Callback | None] | None = None,
     should_stop: StopCheck | None = None,
     on_scale: Sequence[Callable[[int, Tensor], None] | None] | None = None,
+    started: float | None = None,
 ) -> list[Optimised | Interrupted | Diverged]:
     """:func:`optimise` for several contents at once: one batched forward and backward per evaluation.
 
@@ -777,7 +779,8 @@ def optimise_batch(
     (and under bf16, as in :func:`optimise`, its fp32 finish).
     Image ``b``'s result is what :func:`optimise` gives it alone, up to the
     rounding of batched convolutions.  ``callbacks[b]`` and ``on_scale[b]``
-    hear run ``b`` only.
+    hear run ``b`` only.  A time budget (``settings.time_budget`` from
+    ``started``) is shared by the batch, as in :func:`optimise`.
 
     Returns:
         Per run: its :class:`Optimised`, or the :class:`Interrupted` (a stop was
@@ -798,66 +801,49 @@ def optimise_batch(
     for i in inputs:
         check_inputs(i, settings)
     configure_device(settings)
+    begin = time.perf_counter() if started is None else started
     n = len(inputs)
     callbacks = [None] * n if callbacks is None else list(callbacks)
     hooks = [None] * n if on_scale is None else list(on_scale)
     reports = [Reporter(total_steps(p), cb, should_stop=should_stop) for cb in callbacks]
     results: list[Optimised | Interrupted | Diverged | None] = [None] * n
     xs: list[Tensor | None] = [None] * n
-    for scale, (size, steps) in enumerate(zip(stage_sizes(p), stage_steps(p))):
+    shapes = [_shape_at(inputs[0].content_pixels, size) for size in stage_sizes(p)]
+    deadlines = scale_deadlines(begin, settings.time_budget, shapes, stage_steps(p))
+    for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
         going = [b for b in range(n) if not isinstance(results[b], (Interrupted, Diverged))]
         if not going:
             break
-        stage = [objective_at(inputs[b], settings, size) for b in going]
-        inits = []
-        for b, (_, c, s) in zip(going, stage):
-            x = xs[b]
-            inits.append(
-                initial_image(settings, c, s[0], inputs[b].init)
-                if x is None
-                else resize(x, (c.shape[-2], c.shape[-1])).clamp(0.0, 1.0).to(settings.device)
-            )
-        lbfgs = partial(
-            run_lbfgs_batch,
-            lr=p.lr,
-            history=lbfgs_history(p, inits[0].numel()),
-            tv_eps=p.tv_eps,
-            stop_window=p.stop_window,
-            precondition=lowpass(p, inits[0]) if scale == 0 else None,
-        )
-        memories: list[Curvature] = [[] for _ in going]  # per run, kept for its fp32 finish
-        starts = [reports[b].step for b in going]
-        outcomes = lbfgs(
-            BatchObjective([o for o, _, _ in stage]),
-            inits,
+        if scale > 0 and deadline is not None and time.perf_counter() >= deadline:
+            for b in going:  # out of time: the upsampled image, scored at the final size
+                xs[b] = resize(cast(Tensor, xs[b]), shapes[scale]).clamp(0.0, 1.0)
+                objective, c, _ = objective_at(inputs[b], settings, p.size)
+                results[b] = Optimised(cast(Tensor, xs[b]).cpu(), objective, c)
+            continue
+
+        def build(precision: str, b: int, size: int = size) -> Stage:
+            objective, c, _ = objective_at(inputs[b], replace(settings, precision=precision), size)
+            return Stage(objective, objective, c)
+
+        tasks = [
+            ScaleTask(partial(build, b=b), _start_image(inputs[b], settings, xs[b], shapes[scale], size), reports[b])
+            for b in going
+        ]
+        outcomes, stages = run_scale(
+            tasks,
+            p,
+            settings.precision,
             steps,
-            [reports[b] for b in going],
-            curvature=memories,
-            stop_rtol=first_rtol(settings),
+            history=lbfgs_history(p, tasks[0].start.numel()),
+            precondition=lowpass(p, tasks[0].start) if scale == 0 else None,
+            deadline=deadline,
         )
-        if settings.precision == "bf16":  # as in optimise: runs that ended early go on in fp32
-            left = [steps - (reports[b].step - start) for b, start in zip(going, starts)]
-            again = [j for j, out in enumerate(outcomes) if isinstance(out, Tensor) and left[j] > 0]
-            if again:
-                exact = replace(settings, precision="fp32")
-                for j in again:
-                    stage[j] = objective_at(inputs[going[j]], exact, size)
-                finished = lbfgs(
-                    BatchObjective([stage[j][0] for j in again]),
-                    [cast(Tensor, outcomes[j]) for j in again],
-                    [left[j] for j in again],
-                    [reports[going[j]] for j in again],
-                    curvature=[memories[j] for j in again],
-                    stop_rtol=p.stop_rtol,
-                )
-                for j, out in zip(again, finished):
-                    outcomes[j] = out
-        for b, (objective, c, _), out in zip(going, stage, outcomes):
+        for b, stage, out in zip(going, stages, outcomes):
             if isinstance(out, (Interrupted, Diverged)):
                 results[b] = out
                 continue
             xs[b] = out
-            results[b] = Optimised(out.cpu(), objective, c)
+            results[b] = Optimised(out.cpu(), stage.objective, stage.content)
             hook = hooks[b]
             if hook is not None:
                 hook(size, out.detach().cpu())

@@ -1,0 +1,219 @@
+"""One scale of a run, for one image or a batch: the optimiser, bf16 and its fp32 finish, the stop and the clock.
+
+Single runs (:func:`~styletransfer.pipeline.optimise`), batched runs
+(:func:`~styletransfer.pipeline.optimise_batch`) and video frames all run
+each scale through :func:`run_scale`, so the precision switch, the stopping
+rule and the time budget are decided in one place.  A time budget is split
+over the scales of a coarse-to-fine run by :func:`scale_deadlines` before the
+first one starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from torch import Tensor
+
+from .losses import BatchObjective, Objective
+from .optimize import (
+    Curvature,
+    Diverged,
+    Interrupted,
+    KerasAdam,
+    LowPassBoost,
+    Reporter,
+    run_adam,
+    run_lbfgs,
+    run_lbfgs_batch,
+)
+from .presets import Preset
+
+#: Under bf16, L-BFGS switches to fp32 once its best loss falls by less than this fraction over
+#: the preset's ``stop_window``: about where bf16's rounding flattens the curve at 384-512 px
+#: (docs/benchmarks.md, "The fp32 finish").
+BF16_SWITCH_RTOL = 0.005
+
+#: What a scale's optimiser gives back for one image: its best image, or what ended it.
+ScaleOutcome = Tensor | Interrupted | Diverged
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One image's objective at a scale.
+
+    Attributes:
+        objective: the seed objective at this scale (its loss terms are the result's).
+        optimised: what the optimiser minimises: ``objective``, or it with a front end's extra term (video's).
+        content: the content at this scale (its shape is the scale's).
+    """
+
+    objective: Objective
+    optimised: Objective
+    content: Tensor
+
+
+@dataclass(frozen=True)
+class ScaleTask:
+    """One image's part of a scale: its objective at a precision, where it starts, and its reporter."""
+
+    build: Callable[[str], Stage]
+    start: Tensor
+    report: Reporter
+
+
+def first_rtol(preset: Preset, precision: str) -> float:
+    """The stopping fraction of a scale's first L-BFGS run: ``max(stop_rtol, BF16_SWITCH_RTOL)`` under bf16."""
+    return max(preset.stop_rtol, BF16_SWITCH_RTOL) if precision == "bf16" else preset.stop_rtol
+
+
+def scale_deadlines(
+    start: float, budget: float | None, shapes: Sequence[tuple[int, int]], steps: Sequence[int]
+) -> list[float | None]:
+    """Each scale's deadline (``time.perf_counter()`` values) under a budget of ``budget`` seconds from ``start``.
+
+    The budget is split in proportion to each scale's cost at its cap,
+    ``steps_i * pixels_i`` (an evaluation's time grows about linearly with
+    its pixels), and the deadlines are cumulative: a scale that ends early
+    (its stopping rule) leaves its time to the next ones.  So a
+    coarse-to-fine run does not spend the whole budget at its first scale.
+    No budget: no deadlines.
+    """
+    if budget is None:
+        return [None] * len(shapes)
+    costs = [n * h * w for n, (h, w) in zip(steps, shapes)]
+    total = sum(costs) or 1
+    out: list[float | None] = []
+    spent = 0
+    for cost in costs:
+        spent += cost
+        out.append(start + budget * spent / total)
+    return out
+
+
+def _lbfgs(
+    stages: Sequence[Stage],
+    starts: Sequence[Tensor],
+    caps: Sequence[int],
+    reports: Sequence[Reporter],
+    preset: Preset,
+    history: int,
+    precondition: LowPassBoost | None,
+    curvature: Sequence[Curvature],
+    stop_rtol: float,
+) -> list[ScaleOutcome]:
+    """Projected L-BFGS on each image: :func:`run_lbfgs` for one, :func:`run_lbfgs_batch` for several."""
+    if len(stages) == 1:
+        try:
+            x = run_lbfgs(
+                stages[0].optimised,
+                starts[0],
+                caps[0],
+                reports[0],
+                lr=preset.lr,
+                history=history,
+                tv_eps=preset.tv_eps,
+                stop_rtol=stop_rtol,
+                stop_window=preset.stop_window,
+                precondition=precondition,
+                curvature=curvature[0],
+            )
+        except (Interrupted, Diverged) as end:
+            return [end]
+        return [x]
+    return run_lbfgs_batch(
+        BatchObjective([s.optimised for s in stages]),
+        starts,
+        caps,
+        reports,
+        lr=preset.lr,
+        history=history,
+        tv_eps=preset.tv_eps,
+        stop_rtol=stop_rtol,
+        stop_window=preset.stop_window,
+        precondition=precondition,
+        curvature=curvature,
+    )
+
+
+def run_scale(
+    tasks: Sequence[ScaleTask],
+    preset: Preset,
+    precision: str,
+    steps: int,
+    *,
+    history: int,
+    precondition: LowPassBoost | None = None,
+    deadline: float | None = None,
+) -> tuple[list[ScaleOutcome], list[Stage]]:
+    """Optimise each task's image at one scale, at most ``steps`` evaluations each, by ``deadline`` if given.
+
+    L-BFGS (one image alone, or several in one batch, each with its own
+    state): under ``precision="bf16"`` it runs in bf16 until its loss falls
+    by less than :data:`BF16_SWITCH_RTOL` (or the preset's ``stop_rtol``, if
+    larger) over the preset's ``stop_window``, then goes on in fp32 from its
+    best image for the evaluations left, with the preset's own stopping
+    rule (counted afresh) and the curvature pairs the bf16 run learnt.  A
+    run out of time gets no fp32 finish.  Adam (one image only) runs its
+    ``steps`` or until the deadline.
+
+    Returns:
+        Per task, its outcome (best image, or the :class:`Interrupted` or
+        :class:`Diverged` that ended it), and the stage whose objective the
+        outcome was last optimised under (the fp32 one after a finish).
+    """
+    reports = [t.report for t in tasks]
+    for r in reports:
+        r.new_scale(deadline)
+    stages = [t.build(precision) for t in tasks]
+    starts = [t.start for t in tasks]
+    if preset.optimizer != "lbfgs":
+        if len(tasks) != 1:
+            raise ValueError("only L-BFGS runs share a batch")
+        adam = KerasAdam(preset.lr, preset.beta1, preset.beta2, preset.eps)
+        try:
+            return [run_adam(stages[0].optimised, starts[0], steps, adam, reports[0])], stages
+        except (Interrupted, Diverged) as end:
+            return [end], stages
+    memories: list[Curvature] = [[] for _ in tasks]  # per image, shared by the bf16 run and its fp32 finish
+    begun = [r.step for r in reports]
+
+    def solve(
+        which: Sequence[int], starts: Sequence[Tensor], caps: Sequence[int], stop_rtol: float
+    ) -> list[ScaleOutcome]:
+        return _lbfgs(
+            [stages[j] for j in which],
+            starts,
+            caps,
+            [reports[j] for j in which],
+            preset,
+            history,
+            precondition,
+            [memories[j] for j in which],
+            stop_rtol,
+        )
+
+    everyone = range(len(tasks))
+    outcomes = solve(everyone, starts, [steps] * len(tasks), first_rtol(preset, precision))
+    if precision == "bf16":  # stalled or converged in bf16: the evaluations left go on in fp32
+        left = [steps - (reports[j].step - begun[j]) for j in everyone]
+        again = [
+            j for j in everyone if isinstance(outcomes[j], Tensor) and left[j] > 0 and not reports[j].out_of_time()
+        ]
+        if again:
+            for j in again:
+                stages[j] = tasks[j].build("fp32")
+                reports[j].new_scale(deadline)
+            finished = solve(
+                again, [cast(Tensor, outcomes[j]) for j in again], [left[j] for j in again], preset.stop_rtol
+            )
+            for j, out in zip(again, finished):
+                outcomes[j] = out
+    return outcomes, stages
+
+
+def planned_evaluations(seconds: float, per_evaluation: float, cap: int) -> int:
+    """The evaluations ``seconds`` buy at ``per_evaluation`` seconds each, at most ``cap`` (at least 1)."""
+    return max(1, min(cap, math.floor(seconds / per_evaluation))) if per_evaluation > 0 else cap
