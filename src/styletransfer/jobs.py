@@ -332,6 +332,7 @@ def prepare(job: Job) -> tuple[Any, Any]:
         weights=o["weights"],
         precision=o["precision"],
         mask_mode=o.get("mask_mode", "simple"),
+        time_budget=o.get("time"),
         **job.run_options(),
     )
     check_outputs(job)
@@ -359,8 +360,13 @@ def run_job(
     observers: Sequence[Observer] = (),
     *,
     should_stop: Callable[[], bool] | None = None,
+    started: float | None = None,
 ) -> JobResult:
     """Run ``job``: check, decode, optimise, save the image, and tell ``observers``.
+
+    The job's time budget (its ``time`` option) counts from ``started`` (a
+    ``time.perf_counter()`` value: the CLI passes its process's start), by
+    default from this call: decoding and the weights count too.
 
     The job's own output options (``log``, ``save_every``, ``figures``,
     ``manifest``) add their observers (:func:`styletransfer.observers.file_observers`)
@@ -379,12 +385,18 @@ def run_job(
     from .optimize import Diverged, Interrupted
     from .pipeline import optimise
 
+    begun = time.perf_counter() if started is None else started
     run = _Run(job, *prepare(job), observers)
     try:
         run.start()
         try:
             outcome: Any = optimise(
-                run.inputs, run.settings, callback=run.progress, should_stop=should_stop, on_scale=run.on_scale
+                run.inputs,
+                run.settings,
+                callback=run.progress,
+                should_stop=should_stop,
+                on_scale=run.on_scale,
+                started=begun,
             )
         except (Interrupted, Diverged) as stop:
             outcome = stop

@@ -224,6 +224,18 @@ OPTIONS: tuple[Option, ...] = (
         minimum=1,
         metavar="N",
     ),
+    Option(
+        "time",
+        "float",
+        "a time budget: stop after SECONDS (the whole run, from its start) with the best image so far; "
+        "a coarse-to-fine run splits it over its scales",
+        default=None,
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=7 * 24 * 3600.0,
+        metavar="SECONDS",
+        nullable=True,
+    ),
     Option("lr", "float", "learning rate (Adam) or first step scale (L-BFGS)", minimum=0.0, metavar="LR"),
     _weight("style_weight", "style loss weight"),
     _weight("content_weight", "content loss weight"),
@@ -354,7 +366,7 @@ OPTIONS: tuple[Option, ...] = (
         "precision",
         "str",
         "the network's arithmetic: fp32 (exact), tf32 (CUDA only) or bf16 (CUDA, or CPUs with AVX-512-BF16/AMX); "
-        "auto: bf16 on a CPU with AMX for the L-BFGS presets from 384 px, else fp32 (the tutorial preset: always fp32); "
+        "auto: bf16 on a CPU with AVX-512-BF16 or AMX for the L-BFGS presets from 384 px, else fp32 (the tutorial preset: always fp32); "
         "Gram matrices and losses stay fp32",
         default="auto",
         choices=PRECISIONS,

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .architecture import LAYER_INDEX, LAYER_NAMES, check_layers, min_input_side
 from .color import luminance_image, match_color, match_luminance, preserve_luminance
-from .driver import ScaleTask, Stage, run_scale, scale_deadlines
+from .driver import ScaleTask, Stage, planned_evaluations, run_scale, scale_deadlines
 from .errors import Notice, OptionError
 from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
 from .losses import Objective, Weights, blend_weights
@@ -97,14 +97,20 @@ class Settings:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` is a CPU with AMX tiles, whose matrix units multiply bf16 natively.
+    """Whether ``device`` is a CPU whose vector or matrix units multiply bf16 natively: AVX-512-BF16 or AMX.
 
-    There oneDNN's bf16 convolutions take about half the time of fp32 ones
-    (measured in docs/benchmarks.md); without AMX, bf16 is converted around
-    fp32 arithmetic and gains little.
+    Decided by the instruction set (what PyTorch's CPU build reports), not by
+    a probe: a timing probe at start-up is noisy on a loaded machine.  With
+    either one oneDNN's bf16 convolutions beat fp32 ones: at 512x384 an
+    evaluation took 0.58-0.66 s against 1.26 s with AMX (Intel Sapphire
+    Rapids class), and 1.15 s against 2.11 s with AVX-512-BF16 alone (AMD
+    Zen 4), both on 2 cores (docs/benchmarks.md).  Without them bf16 is
+    converted around fp32 arithmetic and gains nothing.
     """
-    is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return device.type == "cpu" and callable(is_amx) and bool(is_amx())
+    if device.type != "cpu":
+        return False
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(callable(f := getattr(torch.cpu, name, None)) and bool(f()) for name in probes)
 
 
 #: ``precision="auto"`` picks bf16 from this long side up (see :func:`check_precision`).
@@ -115,7 +121,7 @@ def check_precision(precision: str, device: torch.device, optimizer: str = "lbfg
     """``precision`` if ``device`` can run it (see :data:`~styletransfer.options.PRECISIONS`).
 
     ``"auto"`` becomes ``"bf16"`` for an L-BFGS run of long side ``size >=
-    AUTO_BF16_SIZE`` on a CPU with AMX (:func:`native_bf16`), and ``"fp32"``
+    AUTO_BF16_SIZE`` on a CPU with AVX-512-BF16 or AMX (:func:`native_bf16`), and ``"fp32"``
     otherwise.  Adam (the ``tutorial`` preset) stays fp32 so that it computes
     the seed's losses exactly.  Small images stay fp32 because there bf16
     gains least (2.1x per evaluation at 128 px, 3.3x at 512 px) and its
@@ -147,9 +153,12 @@ def resolve_settings(
     weights: str | os.PathLike[str] | None = None,
     precision: str = "auto",
     mask_mode: str = "simple",
+    time_budget: float | None = None,
     **overrides: Any,
 ) -> Settings:
     """Apply ``overrides`` (option names that are preset fields; ``None`` keeps the preset's value) and check them.
+
+    ``time_budget`` is the ``time`` option (seconds, ``None``: no budget).
 
     Every value goes through the option table (:func:`~styletransfer.options.check_options`),
     then the checks that need the network's layer table.
@@ -161,7 +170,7 @@ def resolve_settings(
         check_options({"preset": preset or DEFAULT_PRESET})
     base = preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET)
     table = {k: v for k, v in overrides.items() if k in BY_NAME and k != "init"}
-    check_options({"mask_mode": mask_mode})
+    check_options({"mask_mode": mask_mode, "time": time_budget})
     checked = check_options({"seed": seed, **table})
     fields_only = {k: v for k, v in overrides.items() if k not in BY_NAME}  # preset fields without an option
     init = overrides.get("init")
@@ -211,6 +220,7 @@ def resolve_settings(
         None if weights is None else str(weights),
         check_precision(precision, where, p.optimizer, p.size),
         mask_mode,
+        None if time_budget is None else float(time_budget),
     )
 
 
@@ -1053,7 +1063,10 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         at each scale (``None`` where the scale cannot switch to an fp32
         finish), ``"device"``, and ``"stop_rule"``: ``{"rtol": r, "window": w}``
         when a stopping rule may end the run before those evaluations (then
-        they and ``seconds`` are upper bounds), else ``None``.
+        they and ``seconds`` are upper bounds), else ``None``; ``"budget"``:
+        under a time budget ``{"seconds": B, "evaluations": [n, ...]}``, the
+        evaluations each scale's share of ``B`` buys (``seconds`` is then at
+        most ``B``), else ``None``.
     """
     p = settings.preset
     check_inputs(inputs, settings)
@@ -1076,9 +1089,16 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     for n, t, t32 in zip(steps, per_eval, finish):
         first = n if t32 is None else p.stop_window + 1
         seconds += (first + 1) * t + (0.0 if t32 is None else (n - first + 1) * t32)
+    bought: list[int] | None = None
+    if settings.time_budget is not None:  # what the budget buys: each scale's share at its evaluation time
+        ends = [0.0, *cast(list[float], scale_deadlines(0.0, settings.time_budget, shapes, steps))]
+        shares = [b - a for a, b in zip(ends, ends[1:])]
+        bought = [planned_evaluations(share - t, t, n) for share, t, n in zip(shares, per_eval, steps)]
+        seconds = min(seconds, settings.time_budget)
     return {
         "scales": [list(s) for s in shapes],
         "evaluations": steps,
+        "budget": None if bought is None else {"seconds": settings.time_budget, "evaluations": bought},
         "seconds": round(seconds, 1),
         "peak_bytes": estimate_bytes(p, *shapes[-1]),
         "seconds_per_evaluation": [round(t, 4) for t in per_eval],
