@@ -1,0 +1,115 @@
+"""The time budget (``--time``, ``time=``): checked like every option, split over scales, kept by every optimiser."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from styletransfer.cli import main
+from styletransfer.driver import scale_deadlines
+from styletransfer.errors import OptionError
+from styletransfer.jobs import make_job, run_job
+from styletransfer.optimize import KerasAdam, Reporter, run_adam, run_lbfgs
+from styletransfer.pipeline import decode_inputs, objective_at, optimise, plan, resolve_settings
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, "ten"])
+def test_bad_budgets_are_refused_naming_the_option(bad: object) -> None:
+    with pytest.raises(OptionError) as caught:
+        resolve_settings("fast", time_budget=bad, device="cpu")  # type: ignore[arg-type]
+    assert caught.value.option == "time"
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "nan", "inf", "ten"])
+def test_the_cli_names_time_for_a_bad_budget(
+    bad: str, tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, s = tiny_pair
+    with pytest.raises(SystemExit) as exited:
+        main([str(c), str(s), "-o", str(tmp_path / "out.png"), "--time", bad])
+    assert exited.value.code == 2
+    assert "--time" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_deadlines_split_the_budget_by_cost_and_are_cumulative() -> None:
+    shapes = [(96, 128), (192, 256)]
+    ends = scale_deadlines(10.0, 100.0, shapes, [300, 50])
+    first = 300 * 96 * 128 / (300 * 96 * 128 + 50 * 192 * 256)
+    assert ends[0] == pytest.approx(10.0 + 100.0 * first)
+    assert ends[1] == pytest.approx(110.0)
+    assert scale_deadlines(0.0, None, shapes, [300, 50]) == [None, None]
+
+
+def _objective(tiny_pair: tuple[Path, Path], optimizer: str = "lbfgs"):  # type: ignore[no-untyped-def]
+    settings = resolve_settings("fast" if optimizer == "lbfgs" else "tutorial", size=64, device="cpu")
+    inputs = decode_inputs(str(tiny_pair[0]), str(tiny_pair[1]))
+    objective, content, _ = objective_at(inputs, settings, 64)
+    return objective, content
+
+
+def test_a_passed_deadline_ends_lbfgs_after_its_first_evaluation(tiny_pair: tuple[Path, Path]) -> None:
+    objective, content = _objective(tiny_pair)
+    report = Reporter(50, None)
+    report.new_scale(time.perf_counter() - 1.0)
+    x = run_lbfgs(objective, content, 50, report)
+    assert report.step == 1  # one evaluation to have a best image, none after the deadline
+    assert torch.equal(x, content)
+    far = Reporter(20, None)
+    far.new_scale(time.perf_counter() + 3600.0)
+    run_lbfgs(objective, content, 20, far)
+    assert far.step == 20  # a deadline far away changes nothing
+
+
+def test_a_passed_deadline_ends_adam_too(tiny_pair: tuple[Path, Path]) -> None:
+    objective, content = _objective(tiny_pair, "adam")
+    report = Reporter(50, None)
+    report.new_scale(time.perf_counter() - 1.0)
+    run_adam(objective, content, 50, KerasAdam(0.02, 0.99, 0.999, 0.1), report)
+    assert report.step == 1
+
+
+def test_a_budgeted_run_ends_in_time_with_the_best_image(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    job = make_job(str(tiny_pair[0]), [str(tiny_pair[1])], str(tmp_path / "out.png"), size=64, steps=100000, time=2.0)
+    start = time.perf_counter()
+    result = run_job(job, started=start)
+    took = time.perf_counter() - start
+    assert result.status == "complete" and result.output is not None and result.output.exists()
+    assert 1 < result.steps < 100000
+    assert took < 2.0 + 1.5  # the budget, plus the last evaluation's overrun and the save on a loaded machine
+
+
+def test_a_coarse_to_fine_run_keeps_time_for_its_last_scale(tiny_pair: tuple[Path, Path]) -> None:
+    settings = resolve_settings(
+        "fast", size=96, coarse_size=48, steps=100000, refine_steps=100000, device="cpu", time_budget=3.0
+    )
+    inputs = decode_inputs(str(tiny_pair[0]), str(tiny_pair[1]))
+    sizes: list[int] = []
+    steps_at: dict[int, int] = {}
+
+    def on_step(p) -> None:  # type: ignore[no-untyped-def]
+        steps_at[p.size] = steps_at.get(p.size, 0) + 1
+
+    result = optimise(inputs, settings, callback=on_step, on_scale=lambda size, _: sizes.append(size))
+    assert sizes == [48, 96]
+    assert steps_at[96] > 1  # the first scale did not spend it all
+    assert result.image.shape[-1] == 96
+
+
+def test_the_dry_run_says_what_the_budget_buys(
+    tiny_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, s = tiny_pair
+    assert main([str(c), str(s), "--size", "64", "--time", "30", "--dry-run", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["budget"]["seconds"] == 30
+    (bought,) = found["budget"]["evaluations"]
+    assert 1 <= bought <= found["evaluations"][0]
+    assert found["seconds"] <= 30
+    settings = resolve_settings("fast", size=64, device="cpu")
+    assert plan(decode_inputs(str(c), str(s)), settings)["budget"] is None
