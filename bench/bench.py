@@ -1,38 +1,42 @@
-"""Benchmark: the default preset against the seed's own code, pastiche and our `tutorial` preset, in one run.
+"""Benchmark: whole runs, start to saved file, of our presets against the seed's own code and pastiche.
 
-    python bench/bench.py                       # Tübingen x Starry Night, 512 px
-    python bench/bench.py --tutorial-steps 1000 # also run the tutorial to the end
+    python bench/bench.py                              # Tübingen x Starry Night, 512 px: fast and quality
+    python bench/bench.py --presets fast               # the default alone (about 5 minutes)
     python bench/bench.py --seed-steps 0 --pastiche-steps 0   # without the peers
 
-What users would run instead, timed in the same run with the same threads
-(``--threads``, 2 by default):
+What users would run, timed in the same run with the same threads
+(``--threads``, 2 by default), each in a fresh process:
 
+- our presets (``--presets``): the CLI as a user types it, ``styletransfer
+  CONTENT STYLE -o OUT --preset P --size 512``, timed from the spawn of the
+  process to its exit (Python's start-up, the weights, the targets, the run
+  and the saved PNG).  With ``--log`` and ``--save-every`` added (a CSV line
+  and, every few steps, a PNG snapshot: a few milliseconds a step) so that
+  the second column can be found: the time at which a snapshot's exact seed
+  loss (8-bit PNG, fp32 network) first reaches the seed's 1000-step loss,
+  counted from the process's start (the start-up is the process's wall time
+  less the log's last elapsed time, so it also holds the final save: the
+  column errs long);
 - the seed's own code (TensorFlow 2 / Keras, ``bench/seed_tf.py``; needs the
-  ``bench`` extra: ``pip install -e '.[bench]'``): its per-step time over
-  ``--seed-steps`` steps after the step that compiles its ``tf.function``,
-  which estimates its 1000 steps;
+  ``bench`` extra: ``pip install -e '.[bench]'``): its first step (which
+  compiles its ``tf.function``) and its per-step time over ``--seed-steps``
+  more steps estimate its 1000 steps;
 - pastiche's default (its CLI: L-BFGS, 1000 steps), at ``--pastiche-size``:
-  its per-step time over ``--pastiche-steps`` steps estimates its whole run.
+  its per-step time over ``--pastiche-steps`` steps estimates its whole run;
+- our ``tutorial`` preset (Adam, 1000 steps): estimated from ``--probe-steps``
+  steps in a fresh process like the others (its 1000 steps take over half
+  an hour); its loss is the one recorded in docs/benchmarks.md.
 
-Our default then runs until its loss reaches the seed's own 1000-step loss
-(``SEED_FINAL_LOSS``), and the benchmark prints the ratios.  A peer whose
-package is missing is skipped with a message.
-
-The tutorial preset's wall time is estimated from its per-step time over
-``--probe-steps`` steps (1000 steps take about 40 minutes on a 2-core CPU);
-its final loss is the number recorded in docs/benchmarks.md unless
-``--tutorial-steps 1000`` measures it again.  Every loss is the seed objective
-(``styletransfer loss``) of the saved 8-bit PNG at 512 px.
-
-It prints a Markdown table: settings, wall time, final seed loss, speed-up over
-the tutorial preset, per-step milliseconds at each scale, the achieved GFLOP/s
-of VGG19's forward and backward pass against a peak measured in the same
-run, and the peak RSS.
+A peer whose package is missing is skipped with a message.  It prints one
+Markdown table (whole run, final seed loss, time to the seed's loss, ratios),
+then the default's per-evaluation time against this machine's measured
+peak, the profile of one evaluation and the peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import importlib.util
 import json
@@ -50,9 +54,8 @@ import torch
 
 from styletransfer import loss_terms
 from styletransfer.examples import example_path
-from styletransfer.images import load_img, save_image
-from styletransfer.optimize import Progress
-from styletransfer.pipeline import resolve_settings, stylize_tensor
+from styletransfer.images import load_img
+from styletransfer.pipeline import resolve_settings
 from styletransfer.vgg import LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,24 +83,27 @@ def vgg_gflop(height: int, width: int, last: str = "block5_conv2") -> float:
     return 2 * flop / 1e9
 
 
-def peak_gflops(repeats: int = 5, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
+def peak_gflops(
+    repeats: int = 5, dtype: torch.dtype = torch.float32, n: int = 4096, side: int = 64
+) -> tuple[float, str]:
     """The best rate this machine reaches on a compute-bound kernel in ``dtype``, GFLOP/s.
 
-    Two probes, each the median of ``repeats`` after a warm-up: a 4096x4096
-    matmul, and a forward 3x3 convolution with 256 channels in and out at
-    64x64 (oneDNN's kernels beat the matmul's on some CPUs).  In bf16 both
-    run on bf16 tensors (on a CPU with AMX, its tile units).  Returns the
-    higher rate and the probe's name.
+    Two probes, each the median of ``repeats`` after a warm-up: an ``n`` x
+    ``n`` matmul, and a forward 3x3 convolution with 256 channels in and out
+    at ``side`` x ``side`` (oneDNN's kernels beat the matmul's on some CPUs).
+    In bf16 both run on bf16 tensors (on a CPU with AMX, its tile units; on
+    one without AVX-512-BF16 or AMX, bf16 is emulated: a 4096 matmul then
+    takes minutes).  Returns the higher rate and the probe's name.
     """
     kind = "fp32" if dtype == torch.float32 else "bf16"
-    a, b = torch.randn(4096, 4096, dtype=dtype), torch.randn(4096, 4096, dtype=dtype)
-    x = torch.randn(1, 256, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    x = torch.randn(1, 256, side, side, dtype=dtype).contiguous(memory_format=torch.channels_last)
     w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
     probes = {
-        f"{kind} matmul 4096": (lambda: a @ b, 2 * 4096**3),
-        f"{kind} 3x3 convolution 256->256 at 64x64": (
+        f"{kind} matmul {n}": (lambda: a @ b, 2 * n**3),
+        f"{kind} 3x3 convolution 256->256 at {side}x{side}": (
             lambda: torch.nn.functional.conv2d(x, w, padding=1),
-            2 * 9 * 256 * 256 * 64 * 64,
+            2 * 9 * 256 * 256 * side * side,
         ),
     }
     best = (0.0, "")
@@ -163,64 +169,63 @@ def evaluation_profile(
     return median_ms, profiled_ms, rows
 
 
-def run_preset(
-    name: str,
+def cli_run(
+    preset: str,
     content: Path,
     style: Path,
-    steps: int | None,
     out: Path,
-    size: int = 512,
-    precision: str = "auto",
-    target: float = SEED_FINAL_LOSS,
+    size: int,
+    threads: int,
+    steps: int | None = None,
+    every: int = 5,
 ) -> dict:
-    """Run a preset; return wall time, per-scale step times and the final seed loss of the PNG (at ``size``).
+    """``preset``'s whole run as the CLI makes it, in a fresh process; its wall time, curve and snapshots' losses.
 
-    The curve holds ``(step, seed loss, seconds)``.  In fp32 a step's loss is
-    the exact seed loss the optimiser reports.  Under bf16 the reported loss
-    is computed by the bf16 network (about 1% off), so once it comes within 3%
-    of ``target`` each step's image is rounded to 8 bits and scored by the
-    fp32 seed objective, until one reaches ``target``; the seconds those
-    checks take are left out of the curve's times.
+    Returns:
+        ``wall`` (spawn to exit, s), ``loss`` (the saved PNG's seed terms),
+        ``evaluations``, ``step_ms`` (median per size), ``startup`` (the wall
+        time outside the log's elapsed span), ``reached`` (``(step, seconds
+        from the start)`` of the first snapshot at or below
+        :data:`SEED_FINAL_LOSS`, or ``None``) and ``precision``.
     """
-    settings = resolve_settings(name, steps=steps, size=size, device="cpu", precision=precision)
-    per_size: dict[int, list[float]] = {}
-    curve: list[tuple[int, float, float]] = []
-    last = [time.perf_counter()]
-    checking = [0.0, settings.precision != "fp32"]  # seconds spent checking, still checking
-    exact = None
-    if checking[1]:
-        from styletransfer.pipeline import build_objective
-
-        tutorial = resolve_settings("tutorial", size=size, device="cpu")
-        exact = build_objective(tutorial, load_img(content, size), [load_img(style, size)])
-
-    def on_step(p: Progress) -> None:
-        now = time.perf_counter()
-        per_size.setdefault(p.size, []).append(now - last[0])
-        loss = p.loss
-        if exact is not None and checking[1] and p.size == size and loss <= 1.03 * target:
-            with torch.no_grad():
-                terms = exact.terms((p.tensor().clamp(0, 1) * 255).round() / 255)
-            loss = float(terms["style"] + terms["content"] + terms["tv"])
-            checking[1] = loss > target
-            checking[0] += time.perf_counter() - now
-        curve.append((p.step, loss, p.elapsed - checking[0]))
-        last[0] = time.perf_counter()
-
+    log = out.with_suffix(".csv")
+    for old in [out, log, *out.parent.glob(f"{out.stem}.step*{out.suffix}")]:
+        old.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "styletransfer", str(content), str(style), "-o", str(out), "--preset", preset]
+    command += ["--size", str(size), "-q", "--log", str(log), "--save-every", str(every)]
+    if steps is not None:
+        command += ["--steps", str(steps)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    last[0] = start
-    image = stylize_tensor(content, style, settings, callback=on_step)
+    subprocess.run(command, check=True, env=env)
     wall = time.perf_counter() - start
-    save_image(image, out)
-    loss = loss_terms(out, content, style, size=size)
-    # The first step of each scale includes building its targets: drop it from the medians.
-    step_ms = {s: 1000 * statistics.median(t[1:] or t) for s, t in per_size.items()}
-    return {"wall": wall, "loss": loss, "step_ms": step_ms, "curve": curve}
-
-
-def time_to_reach(curve: list[tuple[int, float, float]], target: float) -> tuple[int, float] | None:
-    """The first (step, elapsed seconds) whose loss is at or below ``target``."""
-    return next(((step, t) for step, loss, t in curve if loss <= target), None)
+    rows = list(csv.DictReader(log.open()))
+    elapsed = [float(r["elapsed"]) for r in rows]
+    startup = wall - elapsed[-1]
+    per_size: dict[int, list[float]] = {}
+    for r, before, now in zip(rows[1:], elapsed, elapsed[1:]):
+        per_size.setdefault(int(r["size"]), []).append(now - before)
+    reached = None
+    for r in rows:
+        step = int(r["step"])
+        snapshot = out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
+        if step % every or not snapshot.exists() or float(r["loss"]) > 1.03 * SEED_FINAL_LOSS:
+            continue  # the logged loss (bf16's network under bf16: about 1% off) is only a filter
+        if loss_terms(snapshot, content, style, size=size)["total"] <= SEED_FINAL_LOSS:
+            reached = (step, startup + float(r["elapsed"]))
+            break
+    for snap in out.parent.glob(f"{out.stem}.step*{out.suffix}"):
+        snap.unlink()
+    settings = resolve_settings(preset, size=size, device="cpu", steps=steps)
+    return {
+        "wall": wall,
+        "loss": loss_terms(out, content, style, size=size),
+        "evaluations": len(rows),
+        "step_ms": {k: 1000 * statistics.median(v) for k, v in per_size.items()},
+        "startup": startup,
+        "reached": reached,
+        "precision": settings.precision,
+    }
 
 
 def machine_description() -> str:
@@ -349,81 +354,69 @@ def git_commit() -> str:
         return "unknown"
 
 
-def print_peers(
-    seed: dict | str,
-    peer: dict | str,
-    ours: dict,
-    reached: tuple[int, float] | None,
-    preset: str,
-    pastiche_size: int | None,
-) -> None:
-    """The side-by-side table: the seed's code and pastiche (estimated) against ours to the seed's loss."""
-    print("## Against the seed's own code and pastiche\n")
-    ours_s = reached[1] if reached else None
-    if reached:
-        print(
-            f"{preset} reached the seed's 1000-step loss {SEED_FINAL_LOSS:.4g} at step {reached[0]}, "
-            f"after {reached[1]:.1f} s (from the start: loading, targets and all)"
-        )
-    else:
-        print(f"{preset} did not reach the seed's 1000-step loss {SEED_FINAL_LOSS:.4g}: no ratio counts")
-    print()
-    print(f"| run | settings | ms/step | steps | time (s) | {preset} is faster by |")
-    print("|---|---|---|---|---|---|")
-    if isinstance(seed, dict):
-        h, w = seed["shape"]
-        ratio = f"{seed['estimated_1000_s'] / ours_s:.1f}x" if ours_s else "-"
-        print(
-            f"| the seed's TensorFlow code (estimated) | TensorFlow {seed['tensorflow']}, Adam, {w}x{h}, "
-            f"{seed['threads']} threads; first step {seed['first_s']:.1f} s, median of {len(seed['step_s'])} more | "
-            f"{1000 * seed['median_step_s']:.0f} | 1000 | {seed['estimated_1000_s']:.0f} | {ratio} |"
-        )
-    else:
-        print(f"| the seed's TensorFlow code | {seed} | | | | |")
-    if isinstance(peer, dict):
-        d = peer["defaults"]
-        size_text = f"--size {pastiche_size}" if pastiche_size else f"its default {d['size_pixels']} pixels"
-        ratio = f"{peer['estimated_s'] / ours_s:.1f}x" if ours_s else "-"
-        print(
-            f"| pastiche's default (estimated) | {d['optimizer']}, {size_text} ({peer['size']}) | "
-            f"{1000 * peer['per_step_s']:.0f} | {peer['default_steps']} | {peer['estimated_s']:.0f} | {ratio} |"
-        )
-    else:
-        print(f"| pastiche | {peer} | | | | |")
-    step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
+def print_table(seed: dict | str, peer: dict | str, tutorial: dict, ours: dict[str, dict], size: int) -> None:
+    """The headline table: each program's whole run and when it reaches the seed's 1000-step loss."""
+    base = next(iter(ours))
+    base_wall = ours[base]["wall"]
     print(
-        f"| {preset} to the seed's loss | ours | {step_text} | {reached[0] if reached else '-'} | "
-        f"{f'{ours_s:.1f}' if ours_s else 'not reached'} | 1.0x |"
+        f"| program | whole run, start to saved file (s) | final seed loss | reaches the seed's loss after (s) | {base} is faster by (whole runs) |"
     )
-    print()
+    print("|---|---|---|---|---|")
     if isinstance(seed, dict):
-        losses = ", ".join(f"{v:.4e}" for v in seed["losses"][:3])
         print(
-            f"the seed's code, loss before each of its first three updates: {losses} (the seed printed 6.538e8, 4.235e8, 2.452e8)"
+            f"| the seed's TensorFlow code (1000 steps, estimated: first step {seed['first_s']:.1f} s + 999 x "
+            f"{1000 * seed['median_step_s']:.0f} ms) | {seed['estimated_1000_s']:.0f} | {SEED_FINAL_LOSS:.4g} | "
+            f"{seed['estimated_1000_s']:.0f} | {seed['estimated_1000_s'] / base_wall:.1f}x |"
         )
-        if ours_s:
-            print(f"ratio against the seed's code: {seed['estimated_1000_s'] / ours_s:.1f}x (target: 30x)")
-    if isinstance(peer, dict) and ours_s:
-        print(f"ratio against pastiche's default: {peer['estimated_s'] / ours_s:.1f}x")
+    else:
+        print(f"| the seed's TensorFlow code | {seed} | | | |")
+    if isinstance(peer, dict):
+        print(
+            f"| pastiche's default ({peer['defaults']['optimizer']}, {peer['default_steps']} steps, {peer['size']}, "
+            f"estimated: {1000 * peer['per_step_s']:.0f} ms a step) | {peer['estimated_s']:.0f} | - | - | "
+            f"{peer['estimated_s'] / base_wall:.1f}x |"
+        )
+    else:
+        print(f"| pastiche | {peer} | | | |")
+    print(
+        f"| our `tutorial` (Adam, 1000 steps, estimated: {tutorial['probe_steps']} steps in {tutorial['wall']:.0f} s, "
+        f"{tutorial['step_ms']:.0f} ms a step) | {tutorial['estimated_s']:.0f} | {TUTORIAL_FINAL_LOSS:.4g} | "
+        f"{tutorial['estimated_s']:.0f} | {tutorial['estimated_s'] / base_wall:.1f}x |"
+    )
+    for name, r in ours.items():
+        reached = f"{r['reached'][1]:.0f} (evaluation {r['reached'][0]})" if r["reached"] else "not reached"
+        step_text = ", ".join(f"{k} px: {v:.0f} ms" for k, v in sorted(r["step_ms"].items()))
+        print(
+            f"| `{name}` ({r['precision']}, {r['evaluations']} evaluations, {step_text}) | {r['wall']:.0f} | "
+            f"{r['loss']['total']:.4g} | {reached} | {base_wall / r['wall']:.1f}x |"
+        )
     print()
+
+
+def tutorial_probe(content: Path, style: Path, out: Path, size: int, threads: int, steps: int) -> dict:
+    """The ``tutorial`` preset's 1000 steps estimated from ``steps`` of them in a fresh process (its CLI)."""
+    probe = cli_run("tutorial", content, style, out, size, threads, steps=steps, every=10**6)
+    step_ms = probe["step_ms"][size]
+    return {
+        "probe_steps": steps,
+        "wall": probe["wall"],
+        "step_ms": step_ms,
+        "estimated_s": probe["wall"] + (1000 - steps) * step_ms / 1000,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--content", type=Path, default=example_path("tubingen.jpg"))
     parser.add_argument("--style", type=Path, default=example_path("starry_night.jpg"))
-    parser.add_argument("--preset", default="fast", help="the preset to compare (default: fast)")
-    parser.add_argument("--steps", type=int, default=None, help="override the compared preset's steps")
+    parser.add_argument("--presets", nargs="+", default=["fast", "quality"], help="our presets to run whole")
     parser.add_argument(
-        "--precision", default="auto", help="the compared preset's --precision (auto: bf16 on a CPU with AMX)"
+        "--steps", type=int, default=None, help="cap our presets' steps (a quick check, not a whole run)"
     )
     parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
-    parser.add_argument(
-        "--tutorial-steps", type=int, default=0, help="run the tutorial this far for its loss (1000: all)"
-    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out")
     parser.add_argument("--threads", type=int, default=2, help="threads for torch, TensorFlow and pastiche alike")
-    parser.add_argument("--size", type=int, default=512, help="the long side (the targets assume 512)")
+    parser.add_argument("--size", type=int, default=512, help="the long side (the losses assume 512)")
     parser.add_argument(
         "--seed-steps", type=int, default=24, help="steps of the seed's TensorFlow code to time (0: skip it)"
     )
@@ -431,13 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pastiche-size", type=int, default=None, help="pastiche's --size (default: --size; 0: its own default)"
     )
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-evaluation profile")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     size = args.size
     pastiche_size = size if args.pastiche_size is None else args.pastiche_size
 
-    # The peers first, each in its own process, with the same threads.
     seed: dict | str = "skipped: --seed-steps 0"
     if args.seed_steps:
         seed = seed_tf_probe(args.content, args.style, args.seed_steps, size, args.threads, args.out / "seed_probe.png")
@@ -446,80 +439,52 @@ def main(argv: list[str] | None = None) -> int:
         peer = pastiche_probe(
             args.content, args.style, args.pastiche_steps, pastiche_size, args.threads, args.out / "pastiche_probe.png"
         )
-
-    peak, peak_probe = peak_gflops()
-    ours_settings = resolve_settings(args.preset, steps=args.steps, size=size, device="cpu", precision=args.precision)
-    if ours_settings.precision == "bf16":  # the evaluation's convolutions run in bf16: their own peak
-        peak, peak_probe = peak_gflops(dtype=torch.bfloat16)
-    tut = resolve_settings("tutorial", device="cpu").preset.steps
-    probe = run_preset("tutorial", args.content, args.style, args.probe_steps, args.out / "tutorial_probe.png", size)
-    tut_step = probe["step_ms"][size] / 1000
-    tut_wall = tut_step * tut
-    tutorial_loss = TUTORIAL_FINAL_LOSS
-    if args.tutorial_steps:
-        full = run_preset("tutorial", args.content, args.style, args.tutorial_steps, args.out / "tutorial.png", size)
-        tutorial_loss = full["loss"]["total"]
-    ours = run_preset(
-        args.preset, args.content, args.style, args.steps, args.out / f"{args.preset}.png", size, args.precision
+    tutorial = tutorial_probe(
+        args.content, args.style, args.out / "tutorial_probe.png", size, args.threads, args.probe_steps
     )
-    reached = time_to_reach(ours["curve"], tutorial_loss)
-    reached_seed = time_to_reach(ours["curve"], SEED_FINAL_LOSS)
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    h, w = load_img(args.content, size).shape[-2:]
-    eval_ms, profiled_ms, rows = evaluation_profile(args.content, args.style, args.preset, size, args.precision)
-    parts = dict(rows)
-    conv_ms = parts["convolutions, forward"] + parts["convolutions, backward to the input"]
-    gflop = vgg_gflop(h, w)
+    ours = {
+        name: cli_run(name, args.content, args.style, args.out / f"{name}.png", size, args.threads, args.steps)
+        for name in args.presets
+    }
 
     print(f"# styletransfer benchmark, {datetime.date.today()}, commit {git_commit()}")
     print(f"machine: {machine_description()}")
     print(
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, {size} px\n"
+        f"{args.threads} threads, torch {torch.__version__}; content {args.content.name}, style {args.style.name}, {size} px\n"
     )
-    print_peers(seed, peer, ours, reached_seed, args.preset, pastiche_size)
-    print("| run | settings | wall time (s) | final seed loss | speed-up vs tutorial | ms/step by size |")
-    print("|---|---|---|---|---|---|")
-    print(
-        f"| tutorial (estimated) | Adam, {tut} steps at {size} | {tut_wall:.0f} | {tutorial_loss:.4g} | 1.0x | "
-        f"{size}: {1000 * tut_step:.0f} |"
-    )
-    p = ours_settings.preset
-    settings_text = f"{p.optimizer}, {ours_settings.precision}, at most {p.steps} steps at {p.size}"
-    step_text = ", ".join(f"{s}: {ms:.0f}" for s, ms in sorted(ours["step_ms"].items()))
-    # A speed-up only counts at the tutorial's quality or better.
-    speedup = (
-        f"{tut_wall / ours['wall']:.1f}x"
-        if ours["loss"]["total"] <= tutorial_loss
-        else "none: loss above the tutorial's"
-    )
-    print(
-        f"| {args.preset} | {settings_text} | {ours['wall']:.1f} | {ours['loss']['total']:.4g} | "
-        f"{speedup} | {step_text} |"
-    )
-    print()
-    t = ours["loss"]
-    print(f"{args.preset} terms: style {t['style']:.4g}, content {t['content']:.4g}, tv {t['tv']:.4g}")
-    print(f"loss at or below the tutorial's: {'yes' if t['total'] <= tutorial_loss else 'NO'}")
-    if reached is None:
-        print(f"{args.preset} did not reach the tutorial's loss {tutorial_loss:.4g} within {p.steps} steps")
-    else:
-        step, seconds = reached
+    print_table(seed, peer, tutorial, ours, size)
+    for name, r in ours.items():
+        t = r["loss"]
         print(
-            f"{args.preset} reached the tutorial's loss at step {step}, after {seconds:.1f} s: "
-            f"{tut_wall / seconds:.1f}x sooner than the tutorial preset"
+            f"{name}: style {t['style']:.4g}, content {t['content']:.4g}, tv {t['tv']:.4g}; "
+            f"{t['total'] / TUTORIAL_FINAL_LOSS:.3f} of the tutorial's loss; start-up and save {r['startup']:.1f} s"
         )
-    print("loss curve (step: loss):", ", ".join(f"{s}: {v:.3g}" for s, v, _ in ours["curve"] if s % 10 == 0))
+    if isinstance(seed, dict):
+        losses = ", ".join(f"{v:.4e}" for v in seed["losses"][:3])
+        print(
+            f"the seed's code, loss before each of its first three updates: {losses} (the seed printed 6.538e8, 4.235e8, 2.452e8)"
+        )
+    if args.no_profile:
+        return 0
+    base = args.presets[0]
+    precision = ours[base]["precision"]
+    peak, peak_probe = peak_gflops(dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    h, w = load_img(args.content, size).shape[-2:]
+    eval_ms, profiled_ms, rows = evaluation_profile(args.content, args.style, base, size, precision)
+    parts = dict(rows)
+    conv_ms = parts["convolutions, forward"] + parts["convolutions, backward to the input"]
+    gflop = vgg_gflop(h, w)
     print(
-        f"one evaluation (VGG19 forward + backward and the losses) at {w}x{h}: {eval_ms:.0f} ms (median of 3) for "
-        f"{gflop:.1f} GFLOP of convolutions: {gflop / eval_ms * 1000:.0f} GFLOP/s = "
+        f"\none {base} evaluation (VGG19 forward + backward and the losses, {precision}) at {w}x{h}: {eval_ms:.0f} ms "
+        f"(median of 3) for {gflop:.1f} GFLOP of convolutions: {gflop / eval_ms * 1000:.0f} GFLOP/s = "
         f"{100 * gflop / eval_ms * 1000 / peak:.0f}% of this machine's {peak:.0f} GFLOP/s peak ({peak_probe}); the convolutions "
         f"alone: {gflop / conv_ms * 1000:.0f} GFLOP/s = {100 * gflop / conv_ms * 1000 / peak:.0f}%"
     )
-    print(f"peak RSS: {rss_mib:.0f} MiB")
-    total_ms = sum(rows_ms for _, rows_ms in rows)
     print(
-        f"\nwhere one {args.preset} evaluation at {size} px goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n"
+        f"peak RSS of this process (the profile): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
+    total_ms = sum(ms for _, ms in rows)
+    print(f"\nwhere one evaluation goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n")
     print("| part | ms | share |")
     print("|---|---|---|")
     for group, ms in rows:

