@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stop-window", type=int, default=None, help="override the preset's stop_window (0: no early stop)"
     )
+    parser.add_argument(
+        "--coarse-size", type=int, default=None, help="override the preset's coarse_size (coarse-to-fine below --size)"
+    )
+    parser.add_argument("--refine-steps", type=int, default=None, help="override the preset's refine_steps")
     parser.add_argument("--probe-steps", type=int, default=12, help="tutorial steps timed for its per-step time")
     parser.add_argument("--reference-only", action="store_true", help="only measure missing tutorial references")
     parser.add_argument(
@@ -279,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             stop_rtol=args.stop_rtol,
             stop_window=args.stop_window,
+            coarse_size=args.coarse_size,
+            refine_steps=args.refine_steps,
         )
         after = run("tutorial", content, style, args.size, steps=args.probe_steps)
         tut_wall = (before["step_s"] + after["step_s"]) / 2 * 1000

@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "styletransfer"
 
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["errors", "options", "presets", "architecture", "fileio"], 0),
+    **dict.fromkeys(["errors", "options", "presets", "architecture", "fileio", "folder_lock"], 0),
     **dict.fromkeys(
         [
             "images",
@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
         1,
     ),
     "masks": 1,
-    "pipeline": 2,
+    **dict.fromkeys(["pipeline", "driver"], 2),
     **dict.fromkeys(["jobs", "observers", "manifest"], 3),
     **dict.fromkeys(["api", "cli", "__main__"], 4),
 }

@@ -4,8 +4,8 @@ The studio's data folder and a batch's OUT_DIR are each owned by one process
 at a time: a second server would delete the first's temporary folders and
 could claim the same job, and a second batch would run every item again.
 The lock is held for the life of the process (the kernel drops it when the
-process ends, however it ends), and the file names its holder (process id,
-host and command) so that the refusal can say who holds it.
+process ends, however it ends), and the file names its holder (what the caller
+calls it, process id and host) so that the refusal can say who holds it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import IO
 
@@ -57,7 +56,7 @@ class FolderLock:
             raise
         f.seek(0)
         f.truncate()
-        f.write(f"{self.what} (pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])})\n")
+        f.write(f"{self.what} (pid {os.getpid()} on {socket.gethostname()})\n")
         f.flush()
         self._file = f
         return self
