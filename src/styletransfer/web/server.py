@@ -776,7 +776,8 @@ def serve(
     if host not in LOCAL_HOSTS and token is None:
         token = secrets.token_urlsafe(24)
     directory = Path(data_dir) if data_dir is not None else default_data_dir()
-    with open_data_dir(directory):
+    lock = open_data_dir(directory)  # held until the server stops (acquired already: not a context manager here)
+    try:
         config = Config(
             directory,
             host,
@@ -796,6 +797,8 @@ def serve(
         if open_browser:
             threading.Timer(1.0, webbrowser.open, [url]).start()
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        lock.release()
     return 0
 
 
