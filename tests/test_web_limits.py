@@ -221,6 +221,19 @@ def test_the_pixels_of_one_job_are_limited_from_the_headers(tmp_path: Path, imag
         assert answer.status_code == 422 and answer.json()["field"] == "mask"
 
 
+def test_a_job_whose_images_would_not_fit_in_memory_is_refused_before_decoding(
+    tmp_path: Path, images: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from styletransfer.web.checks import DECODE_BYTES_PER_PIXEL
+
+    monkeypatch.setattr(server_module, "free_memory", lambda: 2 * 48 * 36 * DECODE_BYTES_PER_PIXEL)
+    for client in _client(tmp_path, run_jobs=False):
+        assert _submit(client, images, styles=1).status_code == 201
+        answer = _submit(client, images, styles=2)
+        assert answer.status_code == 422 and answer.json()["field"] == "style"
+        assert "memory" in answer.json()["detail"]
+
+
 # --- Quotas ---------------------------------------------------------------------------------------------
 
 

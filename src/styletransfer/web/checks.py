@@ -122,11 +122,20 @@ def image_size(path: Path, field: str, max_pixels: int) -> tuple[int, int]:
     return w, h
 
 
-def check_job_pixels(uploads: Sequence[tuple[str, Path]], max_pixels: int, max_job_pixels: int) -> int:
+#: Bytes of memory one input pixel takes while the runner decodes it: RGB bytes, then three float32s.
+DECODE_BYTES_PER_PIXEL = 3 + 3 * 4
+
+
+def check_job_pixels(
+    uploads: Sequence[tuple[str, Path]], max_pixels: int, max_job_pixels: int, free_bytes: int | None = None
+) -> int:
     """The pixels of all a job's uploads together, from their headers; 422 naming the field that passes a limit.
 
     The runner decodes every input at full size, in floats, before its own
     memory guard: this check runs first, before anything is decoded or queued.
+    The limits are ``max_job_pixels`` and, when ``free_bytes`` (the memory
+    free now) is known, what that memory holds at
+    :data:`DECODE_BYTES_PER_PIXEL` bytes a pixel.
     """
     total = 0
     for field, path in uploads:
@@ -137,6 +146,14 @@ def check_job_pixels(uploads: Sequence[tuple[str, Path]], max_pixels: int, max_j
                 422,
                 f"{field}: the job's images come to {total:,} pixels or more, over this server's limit of "
                 f"{max_job_pixels:,} per job",
+                field,
+            )
+        if free_bytes is not None and total * DECODE_BYTES_PER_PIXEL > free_bytes:
+            need = total * DECODE_BYTES_PER_PIXEL
+            raise WebError(
+                422,
+                f"{field}: decoding the job's images would take {need / 2**30:.1f} GiB or more of memory; "
+                f"{free_bytes / 2**30:.1f} GiB is free now",
                 field,
             )
     return total
@@ -168,6 +185,7 @@ def bounded_int(text: str, field: str, low: int, high: int) -> int:
 
 
 __all__ = [
+    "DECODE_BYTES_PER_PIXEL",
     "EXTENSIONS",
     "FORM_FIELDS",
     "MAX_STYLES",

@@ -317,7 +317,9 @@ class Studio:
         """
         given = check_request_options(options)
         files = uploads.files()
-        check_job_pixels([(f, p) for f, _, p in files], self.config.max_pixels, self.config.max_job_pixels)
+        check_job_pixels(
+            [(f, p) for f, _, p in files], self.config.max_pixels, self.config.max_job_pixels, free_memory()
+        )
         names: dict[str, str] = {}
         for name, stem, path in files:
             names[stem] = stem + check_image(path, name, self.config.max_pixels)
@@ -426,6 +428,15 @@ def _query_value(key: str, text: str) -> Any:
         return opt.parse_one(text)
     except OptionError as exc:
         raise WebError(422, exc.render(), exc.option) from None
+
+
+def free_memory() -> int | None:
+    """The memory free now for decoding a job's images (the OS's ``MemAvailable``); ``None`` if unknown."""
+    import torch
+
+    from ..memory import available_bytes
+
+    return available_bytes(torch.device("cpu"))
 
 
 def given_json(given: dict[str, Any]) -> dict[str, Any]:
