@@ -25,11 +25,12 @@ def free_port() -> int:
 class Server:
     """A running studio: its URL, its process and its output file."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-        self.process, self.url, self.log = process, url, log
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path, token: str | None = None) -> None:
+        self.process, self.url, self.log, self.token = process, url, log, token
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=30) as answer:
+        headers = {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
+        with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=headers), timeout=30) as answer:
             return json.loads(answer.read())
 
     def kill(self) -> None:
@@ -39,8 +40,10 @@ class Server:
 
 
 @contextmanager
-def serve(data_dir: Path, *args: str, port: int | None = None) -> Iterator[Server]:
+def serve(data_dir: Path, *args: str, port: int | None = None, token: str | None = None) -> Iterator[Server]:
     """Start ``styletransfer serve`` on a free port with one thread, wait for its health, stop it at the end."""
+    if token is not None:
+        args = (*args, "--token", token)
     port = port or free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     log = data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
@@ -52,7 +55,7 @@ def serve(data_dir: Path, *args: str, port: int | None = None) -> Iterator[Serve
             stderr=subprocess.STDOUT,
             env=env,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, f"http://127.0.0.1:{port}", log, token)
     try:
         deadline = time.monotonic() + 60
         while True:

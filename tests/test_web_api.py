@@ -235,7 +235,7 @@ def test_bad_options_are_422_naming_the_field_and_leave_nothing(
     answer = _submit(paused, images, **options)
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field and field in answer.json()["detail"]
-    assert paused.get("/api/jobs").json() == {"jobs": []}
+    assert paused.get("/api/jobs").json() == {"jobs": [], "next": None}
     assert _data(tmp_path) == (set(), [])
 
 
@@ -282,7 +282,7 @@ def test_bad_uploads_are_422_naming_the_field_and_leave_nothing(
     answer = paused.post("/api/jobs", files=files, data=data)
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field
-    assert paused.get("/api/jobs").json() == {"jobs": []}
+    assert paused.get("/api/jobs").json() == {"jobs": [], "next": None}
     assert _data(tmp_path) == (set(), [])
 
 
@@ -314,7 +314,7 @@ def test_foreign_hosts_and_origins_are_refused(paused: TestClient, images: dict[
     files = [("content", ("c.png", images["content"], "image/png")), ("style", ("s.png", images["style"], "image/png"))]
     assert paused.post("/api/jobs", files=files, headers=foreign).status_code == 403
     assert paused.post("/api/jobs", files=files, headers={"origin": "null"}).status_code == 403
-    assert paused.get("/api/jobs").json() == {"jobs": []}
+    assert paused.get("/api/jobs").json() == {"jobs": [], "next": None}
     assert paused.get("/api/health", headers=foreign).status_code == 200  # reading is not changing
     assert paused.post("/api/jobs", files=files, headers={"origin": BASE}).status_code == 201
 

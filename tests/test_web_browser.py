@@ -104,3 +104,30 @@ def test_a_bad_option_marks_its_field(page: Any, pictures: tuple[Path, Path]) ->
     page.click("#start")
     page.wait_for_selector("#opt-size[aria-invalid='true']", timeout=30_000)
     assert "size" in page.inner_text("#err-options")
+
+
+def test_masks_are_uploads_and_a_wrong_count_marks_the_mask_field(page: Any, pictures: tuple[Path, Path]) -> None:
+    assert page.locator("#opt-masks, #opt-style_masks, #opt-fine_style, #opt-save_masks").count() == 0
+    assert (
+        page.get_attribute("#mask-file", "type") == "file" and page.get_attribute("#fine_style-file", "type") == "file"
+    )
+    page.set_input_files("#content-file", str(pictures[0]))
+    page.set_input_files("#style-file", str(pictures[1]))
+    page.set_input_files("#mask-file", [str(pictures[0]), str(pictures[1])])  # two masks, one style
+    page.click("#start")
+    page.wait_for_selector("#mask-file[aria-invalid='true']", timeout=30_000)
+    assert "mask" in page.inner_text("#err-options")
+
+
+def test_the_token_leaves_the_address_bar(browser: Any, tmp_path: Path) -> None:
+    token = "a-token-of-24-characters"
+    with serve(tmp_path / "data", token=token) as server:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{server.url}/?token={token}")
+            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            assert "token" not in page.url and page.evaluate("window.location.search") == ""
+            assert page.locator("#conn").inner_text() == ""  # the cookie carries it: the API still answers
+        finally:
+            context.close()

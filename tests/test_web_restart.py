@@ -144,3 +144,22 @@ def test_listening_beyond_this_machine_makes_a_token_and_prints_its_url(tmp_path
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+def test_a_second_server_on_the_same_folder_exits_2_naming_the_first(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .studio_process import free_port
+
+    data = tmp_path / "data"
+    with serve(data) as first:
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        cmd = [sys.executable, "-m", "styletransfer", "serve", "--data-dir", str(data), "--port", str(free_port())]
+        second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 2, second.stderr
+        err = second.stderr.strip()
+        assert len(err.splitlines()) == 1 and f"pid {first.process.pid}" in err and "styletransfer serve" in err
+        assert first.get("/api/health") == {"status": "ok"}
+    assert (data.stat().st_mode & 0o777) == 0o700

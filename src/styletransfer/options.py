@@ -25,6 +25,9 @@ from .presets import DEFAULT_PRESET, PRESETS
 #: the output formats' (PNG, TIFF and JPEG allow 65,500 or more).
 MAX_SIZE: int = 16383
 
+#: The most steps (and the largest step interval) any option takes: a bound on one run's work.
+MAX_STEPS: int = 100_000
+
 #: The seeds ``torch.Generator.manual_seed`` takes without overflowing.
 MAX_SEED: int = 2**64 - 1
 
@@ -222,6 +225,7 @@ OPTIONS: tuple[Option, ...] = (
         "int",
         "optimisation steps (Adam updates or L-BFGS evaluations) at the first scale",
         minimum=1,
+        maximum=MAX_STEPS,
         metavar="N",
     ),
     Option(
@@ -388,6 +392,7 @@ OPTIONS: tuple[Option, ...] = (
         "write a snapshot OUT.stepNNNNN.EXT every N steps",
         default=None,
         minimum=1,
+        maximum=MAX_STEPS,
         metavar="N",
         group="output",
         nullable=True,
@@ -416,6 +421,7 @@ OPTIONS: tuple[Option, ...] = (
         "progress-sheet thumbnail every N steps (default: a tenth of the steps)",
         default=None,
         minimum=1,
+        maximum=MAX_STEPS,
         metavar="N",
         group="output",
         nullable=True,

@@ -117,11 +117,12 @@ class Queue:
             self.kick(device)
 
     def kick(self, device: str) -> None:
-        """A job was queued for ``device``: wake its runner, starting it if needed."""
+        """A job was queued for ``device``: wake its runner, starting it if needed (again, if it died)."""
         with self._lock:
             if self._shutdown.is_set():
                 return
-            if device not in self._threads:
+            thread = self._threads.get(device)
+            if thread is None or not thread.is_alive():
                 self._wake[device] = threading.Event()
                 thread = threading.Thread(target=self._run, args=(device,), name=f"runner-{device}", daemon=True)
                 self._threads[device] = thread
@@ -152,7 +153,11 @@ class Queue:
     def _run(self, device: str) -> None:
         wake = self._wake[device]
         while not self._shutdown.is_set():
-            row = self.store.next_queued(device)
+            try:
+                row = self.store.next_queued(device)
+            except Exception:  # the database failed (disk full, locked): wait and try again
+                traceback.print_exc()
+                row = None
             if row is None:
                 wake.wait(1.0)
                 wake.clear()
@@ -160,20 +165,22 @@ class Queue:
             self._run_one(row)
 
     def _run_one(self, row: dict[str, Any]) -> None:
+        """Run one claimed job to its end; whatever goes wrong, it ends ``failed`` with the reason, never ``running``."""
         job_id = row["id"]
-        folder = self.store.folder(job_id)
-        job = Job.from_json(row["job"])
-        live = Live(stop_rule=job.preset().stops_early)
-        snapshot = folder / "snapshot.png"
-        if row["snapshot_step"] and snapshot.is_file():
-            job, live.offset = resumed(job, snapshot, row["snapshot_step"])
-        self.live[job_id] = live
+        live = Live()
         try:
+            folder = self.store.folder(job_id)
+            job = Job.from_json(row["job"])
+            live.stop_rule = job.preset().stops_early
+            snapshot = folder / "snapshot.png"
+            if row["snapshot_step"] and snapshot.is_file():
+                job, live.offset = resumed(job, snapshot, row["snapshot_step"])
+            self.live[job_id] = live
             result = run_job(job, [_Watch(self.store, job_id, live, folder)], should_stop=live.stop.is_set)
         except StyleTransferError as exc:
             self._end(job_id, FAILED, str(exc), live)
             return
-        except Exception as exc:  # a bug: the job fails, the server goes on
+        except Exception as exc:  # a bug or a stored job this version cannot read: the job fails, the server goes on
             traceback.print_exc()
             self._end(job_id, FAILED, f"internal error: {type(exc).__name__}: {exc}", live)
             return

@@ -7,53 +7,52 @@ JavaScript: nothing is built or fetched at run time.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import shutil
 import threading
 import time
-import warnings
 import webbrowser
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..errors import OptionError, StyleTransferError
 from ..examples import EXAMPLES, example_path
+from ..folder_lock import FolderLock
 from ..jobs import Job, make_job
-from ..options import BY_NAME, INIT_CHOICES, OPTIONS, check_options, json_schema
+from ..options import BY_NAME, OPTIONS, json_schema
 from ..presets import PRESETS
+from .checks import (
+    EXTENSIONS,
+    FORM_FIELDS,
+    MAX_STYLES,
+    WEB_OPTIONS,
+    WebError,
+    bounded_int,
+    check_image,
+    check_job_pixels,
+    check_request_options,
+    refuse_option,
+)
+from .guard import LOCAL_HOSTS, Guard, TooLarge, error_response
 from .queue import Queue, encode_jpeg
 from .store import FINISHED, QUEUED, RUNNING, Store, new_id, valid_id
 
 STATIC = Path(__file__).resolve().parent / "static"
 
-#: Options a web request may not set: they name server paths or the server's own outputs.
-SERVER_ONLY: dict[str, str] = {
-    "weights": "the server uses its own weights",
-    "log": "the server keeps no logs for jobs",
-    "figures": "figures are not written by the studio",
-    "figures_every": "figures are not written by the studio",
-    "save_every": "the server keeps its own snapshot",
-    "manifest": "the studio always writes the manifest",
-}
-
-#: The addresses that count as this machine: binding elsewhere needs a token.
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
 _MB = 1024 * 1024
-ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
 
 @dataclass
@@ -67,169 +66,29 @@ class Config:
     max_size: int = 2048
     token: str | None = None
     max_pixels: int = 80_000_000  # decoded pixels of one upload: more is a decompression bomb
+    max_job_pixels: int = 100_000_000  # the pixels of all of one job's uploads together
+    max_queued: int = 100  # jobs waiting (not counting the running ones); more is 429
+    min_free_mb: float | None = None  # free disk under data_dir a new job needs; None: 10 x max_upload_mb + 200
+    max_streams: int = 32  # event streams open at once; more is 429
+    stream_seconds: float = 300.0  # an event stream ends after this long (the page's EventSource reconnects)
     run_jobs: bool = True  # False: jobs stay queued (tests of the queue)
 
-
-class WebError(Exception):
-    """A refused request: the status, the message and the field it is about."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+    @property
+    def disk_margin(self) -> int:
+        """The free bytes under :attr:`data_dir` below which a new job is refused (507)."""
+        mb = 10 * self.max_upload_mb + 200 if self.min_free_mb is None else self.min_free_mb
+        return int(mb * _MB)
 
 
-class _TooLarge(Exception):
-    pass
+#: The most jobs ``GET /api/jobs`` answers with at once, and its default.
+MAX_PAGE, DEFAULT_PAGE = 200, 50
+
+#: How many answers of ``GET /api/estimate`` are kept (least recently used dropped first).
+ESTIMATE_CACHE = 128
 
 
 def _now_iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
-
-
-def _host_names(host: str, port: int) -> set[str] | None:
-    """The ``Host`` headers this server answers to; ``None`` for any (bound to every address, the token guards it)."""
-    if host in ("0.0.0.0", "::", ""):
-        return None
-    names = {host, f"[{host}]" if ":" in host else host}
-    if host in LOCAL_HOSTS:
-        names |= {"127.0.0.1", "localhost", "[::1]"}
-    return names | {f"{n}:{port}" for n in names}
-
-
-class Guard:
-    """The safety checks every request passes first (an ASGI middleware).
-
-    ``Host`` must be the server's own (DNS rebinding); a state-changing
-    request with an ``Origin`` must come from the same origin; with a token,
-    a request needs it (``Authorization: Bearer``, ``?token=`` or the cookie
-    the page's first load sets); a request body over the upload limit is cut
-    off with 413 while it streams in.
-    """
-
-    def __init__(self, app: ASGIApp, config: Config) -> None:
-        self.app, self.config = app, config
-        self.hosts = _host_names(config.host, config.port)
-        self.limit = int(config.max_upload_mb * _MB)
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refused = self._refuse(scope, headers)
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.limit:
-            await self._too_large()(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._too_large()(scope, receive, send)
-
-    def _too_large(self) -> Response:
-        return _error(413, f"the upload is over the limit of {self.config.max_upload_mb:g} MB", "content")
-
-    def _refuse(self, scope: MutableMapping[str, Any], headers: dict[str, str]) -> Response | None:
-        host = headers.get("host", "")
-        if self.hosts is not None and host.lower() not in self.hosts:
-            return _error(400, f"unknown Host {host!r}: this server answers only to its own address")
-        origin = headers.get("origin")
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin is not None:
-            if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
-                return _error(403, f"requests from {origin} may not change anything here")
-        token = self.config.token
-        if token is not None and not self._has_token(scope, headers, token):
-            return _error(401, "this server needs its token: open the URL it printed, or send Authorization: Bearer")
-        return None
-
-    @staticmethod
-    def _has_token(scope: MutableMapping[str, Any], headers: dict[str, str], token: str) -> bool:
-        given: list[str] = []
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given.append(auth[7:].strip())
-        given += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
-        for part in headers.get("cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == "studio_token":
-                given.append(value)
-        return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
-
-
-def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"detail": message}
-    if field is not None:
-        body["field"] = field
-    return JSONResponse(body, status_code=status)
-
-
-# --- Checking a new job -------------------------------------------------------------------------
-
-_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
-
-
-def check_image(path: Path, field: str, max_pixels: int) -> str:
-    """Decode an upload fully; its file extension.  422 naming ``field`` for anything that is not a usable image."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise WebError(
-                        422, f"{field}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,}", field
-                    )
-                im.load()
-                fmt = im.format or ""
-    except WebError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise WebError(422, f"{field}: the image is too large to decode (a decompression bomb?)", field) from None
-    except Exception:
-        raise WebError(422, f"{field}: not an image that can be read (PNG, JPEG, WebP...)", field) from None
-    if fmt not in _EXTENSIONS:
-        raise WebError(422, f"{field}: {fmt} images are not accepted; use PNG, JPEG or WebP", field)
-    return _EXTENSIONS[fmt]
-
-
-def check_request_options(options: Any, max_size: int) -> dict[str, Any]:
-    """The ``options`` object of a request, checked: known keys, types and ranges, nothing that names a path."""
-    if not isinstance(options, dict):
-        raise WebError(422, "options: must be a JSON object of option names and values", "options")
-    for name in options:
-        if name not in BY_NAME:
-            raise WebError(422, f"{name}: unknown option; known options: {', '.join(BY_NAME)}", str(name))
-        if name in SERVER_ONLY:
-            raise WebError(422, f"{name}: not available in the studio ({SERVER_ONLY[name]})", name)
-    try:
-        given = check_options(options)
-    except OptionError as exc:
-        raise WebError(422, exc.render(), exc.option) from None
-    init = given.get("init")
-    if init is not None and init not in INIT_CHOICES:
-        raise WebError(422, f"init: choose from {', '.join(INIT_CHOICES)} (the studio takes no paths)", "init")
-    return given
 
 
 def _stops_early(stored: str) -> bool | None:
@@ -244,6 +103,27 @@ def _stops_early(stored: str) -> bool | None:
         return None
 
 
+@dataclass
+class Uploads:
+    """A new job's files as saved under its temporary folder, not yet checked."""
+
+    content: Path
+    styles: list[Path]
+    masks: list[Path] = field(default_factory=list)
+    style_masks: list[Path] = field(default_factory=list)
+    fine_style: Path | None = None
+
+    def files(self) -> list[tuple[str, str, Path]]:
+        """Every file as ``(form field, name in the job's folder without extension, path)``."""
+        found = [("content", "content", self.content)]
+        found += [("style", f"style{i}", p) for i, p in enumerate(self.styles)]
+        found += [("mask", f"mask{i}", p) for i, p in enumerate(self.masks)]
+        found += [("style_mask", f"style_mask{i}", p) for i, p in enumerate(self.style_masks)]
+        if self.fine_style is not None:
+            found.append(("fine_style", "fine_style", self.fine_style))
+        return found
+
+
 class Studio:
     """The server's state: its store, its queue and how it was started."""
 
@@ -251,8 +131,12 @@ class Studio:
         self.config = config
         self.store = Store(config.data_dir)
         self.queue = Queue(self.store)
-        self._estimates: dict[str, dict[str, Any]] = {}
+        self._estimates: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._estimate_lock = threading.Lock()
+        self._admit_lock = threading.Lock()
+        self._streams: dict[int, float] = {}  # open event streams: number -> when it ends at the latest
+        self._stream_count = 0
+        self._streams_lock = threading.Lock()
 
     def start(self) -> None:
         self.store.requeue_running()
@@ -291,17 +175,48 @@ class Studio:
             raise WebError(404, f"no job {job_id!r}")
         return row
 
-    def create(self, content: Path, styles: list[Path], options: dict[str, Any], folder: Path, job_id: str) -> str:
-        """Check the saved uploads and options, then move the folder into place and queue the job."""
-        given = check_request_options(options, self.config.max_size)
-        names = ["content" + check_image(content, "content", self.config.max_pixels)]
-        for i, s in enumerate(styles):
-            names.append(f"style{i}" + check_image(s, "style", self.config.max_pixels))
-        for path, name in zip([content, *styles], names):
-            path.rename(folder / name)
+    def check_room(self) -> None:
+        """429 when the queue is full, 507 when the disk under the data folder is nearly full."""
+        queued = self.store.count(QUEUED)
+        if queued >= self.config.max_queued:
+            raise WebError(
+                429, f"{queued} jobs are waiting, this server's limit (--max-queued); try again when some have run"
+            )
+        free = shutil.disk_usage(self.config.data_dir).free
+        if free < self.config.disk_margin:
+            raise WebError(
+                507,
+                f"only {free // _MB:,} MB free under the data folder; a new job needs {self.config.disk_margin // _MB:,}"
+                " MB (--min-free-mb)",
+            )
+
+    def create(self, uploads: Uploads, options: dict[str, Any], folder: Path, job_id: str) -> str:
+        """Check the saved uploads and options, then move the folder into place and queue the job.
+
+        The pixels of all the uploads are counted from their headers before
+        any is decoded; the mask and fine-style paths of the job are the ones
+        the server saved, never a request's text.
+        """
+        given = check_request_options(options)
+        files = uploads.files()
+        check_job_pixels(
+            [(f, p) for f, _, p in files], self.config.max_pixels, self.config.max_job_pixels, free_memory()
+        )
+        names: dict[str, str] = {}
+        for name, stem, path in files:
+            names[stem] = stem + check_image(path, name, self.config.max_pixels)
+            path.rename(folder / names[stem])
         final = self.store.folder(job_id)
+        saved: dict[str, Any] = {}
+        if uploads.masks:
+            saved["masks"] = [str(final / names[f"mask{i}"]) for i in range(len(uploads.masks))]
+        if uploads.style_masks:
+            saved["style_masks"] = [str(final / names[f"style_mask{i}"]) for i in range(len(uploads.style_masks))]
+        if uploads.fine_style is not None:
+            saved["fine_style"] = str(final / names["fine_style"])
+        styles = [final / names[f"style{i}"] for i in range(len(uploads.styles))]
         try:
-            job = make_job(final / names[0], [final / n for n in names[1:]], final / "result.png", **given)
+            job = make_job(final / names["content"], styles, final / "result.png", **given, **saved)
             job.options["manifest"] = True
             if job.options["size"] > self.config.max_size:
                 raise WebError(
@@ -312,48 +227,46 @@ class Studio:
             blend_weights(job.options["style_blend"], len(styles))
         except OptionError as exc:
             raise WebError(422, exc.render(), exc.option) from None
-        self.store.add(job_id, folder, str(job.options["device"]), given_json(given), job.to_json(), len(styles))
+        with self._admit_lock:
+            self.check_room()
+            self.store.add(job_id, folder, str(job.options["device"]), given_json(given), job.to_json(), len(styles))
         if self.config.run_jobs:
             self.queue.kick(str(job.options["device"]))
         return job_id
 
     def estimate(self, query: list[tuple[str, str]]) -> dict[str, Any]:
-        """The engine's plan for the options in ``query`` and a content of ``width`` x ``height``."""
+        """The engine's plan for the options in ``query`` and a content of ``width`` x ``height``.
+
+        Every parameter is bounded (the sides by ``--max-size``, the styles by
+        the upload's limit) and the answers are cached, the least recently
+        used dropped first.  One estimate is made at a time (it times an
+        evaluation of the network); a request that comes meanwhile is 429 at
+        once rather than a thread waiting for the lock.
+        """
         values: dict[str, Any] = {}
-        width, height, styles = 512, 384, 1
+        width, height, styles = min(512, self.config.max_size), min(384, self.config.max_size), 1
         for key, text in query:
-            if key in ("width", "height", "styles"):
-                if not text.isdigit() or not 1 <= int(text) <= 20000:
-                    raise WebError(422, f"{key}: must be a whole number from 1 to 20000, not {text!r}", key)
-                width, height, styles = (
-                    int(text) if key == "width" else width,
-                    int(text) if key == "height" else height,
-                    int(text) if key == "styles" else styles,
-                )
-                continue
-            if key == "token":
-                continue
-            opt = BY_NAME.get(key)
-            if opt is None:
-                raise WebError(422, f"{key}: unknown option", key)
-            if key in SERVER_ONLY:
-                raise WebError(422, f"{key}: not available in the studio ({SERVER_ONLY[key]})", key)
-            try:
-                if opt.many:
-                    items = [opt.parse_one(t) for t in text.split(",") if t.strip()]
-                    values[key] = opt.check(items)
-                elif opt.type == "bool":
-                    values[key] = text.lower() in ("1", "true", "yes")
-                else:
-                    values[key] = opt.parse_one(text)
-            except OptionError as exc:
-                raise WebError(422, exc.render(), exc.option) from None
-        given = check_request_options(values, self.config.max_size)
+            if key == "width":
+                width = bounded_int(text, key, 1, self.config.max_size)
+            elif key == "height":
+                height = bounded_int(text, key, 1, self.config.max_size)
+            elif key == "styles":
+                styles = bounded_int(text, key, 1, MAX_STYLES)
+            elif key != "token":
+                refuse_option(key)
+                values[key] = _query_value(key, text)
+        given = check_request_options(values)
         if given.get("size", 0) > self.config.max_size:
             raise WebError(422, f"size: over this server's limit of {self.config.max_size}", "size")
         key = json.dumps([sorted((k, repr(v)) for k, v in given.items()), width, height, styles])
-        with self._estimate_lock:
+        if not self._estimate_lock.acquire(blocking=False):  # no queue of waiting threads behind a slow plan
+            cached = self._estimates.get(key)
+            if cached is not None:
+                return cached
+            raise WebError(429, "another estimate is being made (it times the network); ask again in a moment")
+        try:
             if key in self._estimates:
+                self._estimates.move_to_end(key)
                 return self._estimates[key]
             from ..api import plan
 
@@ -364,7 +277,48 @@ class Studio:
             except OptionError as exc:
                 raise WebError(422, exc.render(), exc.option) from None
             self._estimates[key] = found
+            while len(self._estimates) > ESTIMATE_CACHE:
+                self._estimates.popitem(last=False)
             return found
+        finally:
+            self._estimate_lock.release()
+
+    def open_stream(self) -> int:
+        """Count a new event stream in; 429 when ``max_streams`` are open (one that outlived its end is dropped)."""
+        now = time.monotonic()
+        with self._streams_lock:
+            self._streams = {n: end for n, end in self._streams.items() if end > now}
+            if len(self._streams) >= self.config.max_streams:
+                raise WebError(429, f"{len(self._streams)} event streams are open, this server's limit; try later")
+            self._stream_count += 1
+            self._streams[self._stream_count] = now + self.config.stream_seconds + 5.0
+            return self._stream_count
+
+    def close_stream(self, number: int) -> None:
+        with self._streams_lock:
+            self._streams.pop(number, None)
+
+
+def _query_value(key: str, text: str) -> Any:
+    """An option's value as a query parameter gives it (a list comma-separated)."""
+    opt = BY_NAME[key]
+    try:
+        if opt.many:
+            return opt.check([opt.parse_one(t) for t in text.split(",") if t.strip()])
+        if opt.type == "bool":
+            return text.lower() in ("1", "true", "yes")
+        return opt.parse_one(text)
+    except OptionError as exc:
+        raise WebError(422, exc.render(), exc.option) from None
+
+
+def free_memory() -> int | None:
+    """The memory free now for decoding a job's images (the OS's ``MemAvailable``); ``None`` if unknown."""
+    import torch
+
+    from ..memory import available_bytes
+
+    return available_bytes(torch.device("cpu"))
 
 
 def given_json(given: dict[str, Any]) -> dict[str, Any]:
@@ -387,8 +341,8 @@ def create_app(config: Config) -> FastAPI:
     app.state.studio = studio
 
     @app.exception_handler(WebError)
-    async def web_error(request: Request, exc: WebError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.field)
+    async def weberror_response(request: Request, exc: WebError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.field)
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:
@@ -407,11 +361,14 @@ def create_app(config: Config) -> FastAPI:
     @app.get("/api/options")
     async def options() -> dict[str, Any]:
         return {
-            "options": [o.describe() | {"web": o.name not in SERVER_ONLY} for o in OPTIONS],
+            "options": [o.describe() | {"web": o.name in WEB_OPTIONS} for o in OPTIONS],
             "presets": {name: given_json(asdict(p)) for name, p in PRESETS.items()},
             "schema": json_schema(),
             "max_size": config.max_size,
             "max_upload_mb": config.max_upload_mb,
+            "max_styles": MAX_STYLES,
+            "max_pixels": config.max_pixels,
+            "max_job_pixels": config.max_job_pixels,
             "examples": list(EXAMPLES),
         }
 
@@ -427,43 +384,35 @@ def create_app(config: Config) -> FastAPI:
 
     @app.post("/api/jobs", status_code=201)
     async def create(request: Request) -> JSONResponse:
+        await run_in_threadpool(studio.check_room)  # before a byte of the upload is stored
         job_id = new_id()
         folder = config.data_dir / "tmp" / job_id
         folder.mkdir(parents=True)
         try:
             try:
-                form = await request.form(max_files=32, max_fields=16)
-            except _TooLarge:
+                form = await request.form(max_files=3 * MAX_STYLES + 2, max_fields=16)
+            except TooLarge:
                 raise WebError(413, f"the upload is over the limit of {config.max_upload_mb:g} MB", "content") from None
             except Exception as exc:
                 raise WebError(422, f"the request is not a multipart form: {exc}", "content") from None
             try:
-                content = form.getlist("content")
-                styles = form.getlist("style")
-                if len(content) != 1 or not isinstance(content[0], UploadFile):
-                    raise WebError(422, "content: give exactly one content image file", "content")
-                if not styles or not all(isinstance(s, UploadFile) for s in styles):
-                    raise WebError(422, "style: give one or more style image files", "style")
-                if len(styles) > 16:
-                    raise WebError(422, "style: at most 16 style images", "style")
-                unknown = set(form.keys()) - {"content", "style", "options"}
-                if unknown:
-                    name = sorted(unknown)[0]
-                    raise WebError(422, f"{name}: unknown form field; send content, style and options", name)
-                raw = form.get("options") or "{}"
-                if not isinstance(raw, str):
-                    raise WebError(422, "options: must be a JSON object, not a file", "options")
-                try:
-                    options = json.loads(raw)
-                except ValueError as exc:
-                    raise WebError(422, f"options: not valid JSON ({exc})", "options") from None
-                paths = []
-                for i, upload in enumerate([content[0], *styles]):
-                    assert isinstance(upload, UploadFile)
-                    path = folder / f"upload{i}"
-                    await run_in_threadpool(_copy, upload, path)
-                    paths.append(path)
-                await run_in_threadpool(studio.create, paths[0], paths[1:], options, folder, job_id)
+                options = _form_options(form)
+                files = {name: _form_files(form, name) for name in FORM_FIELDS if name != "options"}
+                saved: dict[str, list[Path]] = {}
+                for name, uploads in files.items():
+                    saved[name] = []
+                    for i, upload in enumerate(uploads):
+                        path = folder / f"upload-{name}-{i}"
+                        await run_in_threadpool(_copy, upload, path)
+                        saved[name].append(path)
+                given = Uploads(
+                    saved["content"][0],
+                    saved["style"],
+                    saved["mask"],
+                    saved["style_mask"],
+                    saved["fine_style"][0] if saved["fine_style"] else None,
+                )
+                await run_in_threadpool(studio.create, given, options, folder, job_id)
             finally:
                 await form.close()
         except BaseException:
@@ -472,8 +421,19 @@ def create_app(config: Config) -> FastAPI:
         return JSONResponse({"id": job_id, "status": QUEUED}, status_code=201)
 
     @app.get("/api/jobs")
-    async def jobs() -> dict[str, Any]:
-        return {"jobs": [studio.job_json(r) for r in studio.store.all()]}
+    async def jobs(request: Request) -> dict[str, Any]:
+        limit, before = DEFAULT_PAGE, None
+        for key, text in request.query_params.multi_items():
+            if key == "limit":
+                limit = bounded_int(text, key, 1, MAX_PAGE)
+            elif key == "before":
+                before = bounded_int(text, key, 0, 2**62)
+            elif key != "token":
+                raise WebError(422, f"{key}: unknown parameter; use limit and before", key)
+        rows = studio.store.page(limit + 1, before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"jobs": [studio.job_json(r) for r in rows], "next": rows[-1]["seq"] if more else None}
 
     @app.get("/api/jobs/{job_id}")
     async def job(job_id: str) -> dict[str, Any]:
@@ -482,31 +442,20 @@ def create_app(config: Config) -> FastAPI:
     @app.get("/api/jobs/{job_id}/events")
     async def events(job_id: str, request: Request) -> StreamingResponse:
         studio.row(job_id)
+        number = studio.open_stream()
 
         async def stream() -> AsyncIterator[str]:
-            last = -1
-            watched = False  # whether this stream saw the job before it ended
-            while True:
-                row = studio.store.get(job_id)
-                if row is None:
-                    return
-                if row["status"] in FINISHED:
-                    final = studio.queue.last_progress.get(job_id)
-                    if watched and final is not None and final["step"] != last:  # a short job's last step, unsent
-                        yield f"event: progress\ndata: {json.dumps(final)}\n\n"
-                    yield f"event: {row['status']}\ndata: {json.dumps(studio.job_json(row))}\n\n"
-                    return
-                watched = True
-                live = studio.queue.live.get(job_id)
-                if live is not None and live.progress is not None and live.step != last:
-                    last = live.step
-                    yield f"event: progress\ndata: {json.dumps(live.progress)}\n\n"
-                if await request.is_disconnected():
-                    return
-                await asyncio.sleep(0.25)  # at most 4 events a second
+            try:
+                async for event in _job_events(studio, job_id, request):
+                    yield event
+            finally:
+                studio.close_stream(number)
 
         return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(studio.close_stream, number),
         )
 
     @app.get("/api/jobs/{job_id}/preview.jpg")
@@ -581,8 +530,78 @@ def create_app(config: Config) -> FastAPI:
             raise WebError(409, f"job {job_id} is {row['status']}; cancel it first")
         return Response(status_code=204)
 
-    app.add_middleware(Guard, config=config)
+    app.add_middleware(
+        Guard, host=config.host, port=config.port, max_upload_mb=config.max_upload_mb, token=config.token
+    )
     return app
+
+
+async def _job_events(studio: Studio, job_id: str, request: Request) -> AsyncIterator[str]:
+    """A job's Server-Sent Events: progress at most 4 times a second, then its end.
+
+    The stream ends after ``stream_seconds`` without an end event; the page's
+    ``EventSource`` then connects again (after ``retry`` ms), so no stream
+    holds the server forever.
+    """
+    yield "retry: 1000\n\n"
+    deadline = time.monotonic() + studio.config.stream_seconds
+    last = -1
+    watched = False  # whether this stream saw the job before it ended
+    while time.monotonic() < deadline:
+        row = studio.store.get(job_id)
+        if row is None:
+            return
+        if row["status"] in FINISHED:
+            final = studio.queue.last_progress.get(job_id)
+            if watched and final is not None and final["step"] != last:  # a short job's last step, unsent
+                yield f"event: progress\ndata: {json.dumps(final)}\n\n"
+            yield f"event: {row['status']}\ndata: {json.dumps(studio.job_json(row))}\n\n"
+            return
+        watched = True
+        live = studio.queue.live.get(job_id)
+        if live is not None and live.progress is not None and live.step != last:
+            last = live.step
+            yield f"event: progress\ndata: {json.dumps(live.progress)}\n\n"
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(0.25)
+
+
+def _form_options(form: Any) -> dict[str, Any]:
+    """The form's ``options`` field as a JSON object (not yet checked); 422 naming a field that is not known."""
+    unknown = set(form.keys()) - set(FORM_FIELDS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise WebError(422, f"{name}: unknown form field; send {', '.join(FORM_FIELDS)}", name)
+    raw = form.get("options") or "{}"
+    if not isinstance(raw, str):
+        raise WebError(422, "options: must be a JSON object, not a file", "options")
+    try:
+        options = json.loads(raw)
+    except ValueError as exc:
+        raise WebError(422, f"options: not valid JSON ({exc})", "options") from None
+    if not isinstance(options, dict):
+        raise WebError(422, "options: must be a JSON object of option names and values", "options")
+    return options
+
+
+def _form_files(form: Any, name: str) -> list[UploadFile]:
+    """The files of one form field, their number checked; 422 naming the field."""
+    found = form.getlist(name)
+    if not all(isinstance(f, UploadFile) for f in found):
+        raise WebError(422, f"{name}: must be an image file, not text", name)
+    styles = len(form.getlist("style"))
+    if name == "content" and len(found) != 1:
+        raise WebError(422, "content: give exactly one content image file", "content")
+    if name == "style" and not found:
+        raise WebError(422, "style: give one or more style image files", "style")
+    if name == "style" and len(found) > MAX_STYLES:
+        raise WebError(422, f"style: at most {MAX_STYLES} style images", "style")
+    if name in ("mask", "style_mask") and found and len(found) != styles:
+        raise WebError(422, f"{name}: give one {name} per style image ({styles}), not {len(found)}", name)
+    if name == "fine_style" and len(found) > 1:
+        raise WebError(422, "fine_style: give at most one fine-style image", "fine_style")
+    return list(found)
 
 
 def _copy(upload: UploadFile, path: Path) -> None:
@@ -592,7 +611,7 @@ def _copy(upload: UploadFile, path: Path) -> None:
 
 
 def _input(folder: Path, stem: str) -> Response:
-    for ext in _EXTENSIONS.values():
+    for ext in EXTENSIONS:
         path = folder / (stem + ext)
         if path.is_file():
             return FileResponse(path)
@@ -606,6 +625,24 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("styletransfer", appauthor=False))
 
 
+#: The shortest token ``serve`` takes (``secrets.token_urlsafe(24)`` makes 32 characters).
+MIN_TOKEN = 16
+
+
+def open_data_dir(directory: Path) -> FolderLock:
+    """Make the data folder (mode 0700: only its owner reads the jobs) and lock it for this process.
+
+    Taken before anything else touches the folder: a second server on it would
+    remove the first's uploads in progress and could run a job twice.
+
+    Raises:
+        FolderBusy: another process holds the folder (the message names it).
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return FolderLock(directory, "styletransfer serve").acquire()
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -614,26 +651,50 @@ def serve(
     max_size: int = 2048,
     token: str | None = None,
     open_browser: bool = False,
+    *,
+    max_queued: int = 100,
+    max_job_pixels: int = 100_000_000,
+    min_free_mb: float | None = None,
 ) -> int:
-    """Run the studio until Ctrl-C (``styletransfer serve``); prints its URL first."""
+    """Run the studio until Ctrl-C (``styletransfer serve``); prints its URL first.
+
+    Raises:
+        OptionError: a ``token`` shorter than :data:`MIN_TOKEN` characters.
+        FolderBusy: another process serves the same data folder.
+    """
     import secrets
 
     import uvicorn
 
+    if token is not None and len(token) < MIN_TOKEN:
+        raise OptionError("token", f"{{option}} must be at least {MIN_TOKEN} characters long, not {len(token)}")
     if host not in LOCAL_HOSTS and token is None:
         token = secrets.token_urlsafe(24)
     directory = Path(data_dir) if data_dir is not None else default_data_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    config = Config(directory, host, port, max_upload_mb, max_size, token)
-    app = create_app(config)
-    shown = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
-    shown = f"[{shown}]" if ":" in shown else shown
-    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    print(f"styletransfer studio: {url}  (data in {directory}; Ctrl-C stops it)", flush=True)
-    if open_browser:
-        threading.Timer(1.0, webbrowser.open, [url]).start()
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    lock = open_data_dir(directory)  # held until the server stops (acquired already: not a context manager here)
+    try:
+        config = Config(
+            directory,
+            host,
+            port,
+            max_upload_mb,
+            max_size,
+            token,
+            max_job_pixels=max_job_pixels,
+            max_queued=max_queued,
+            min_free_mb=min_free_mb,
+        )
+        app = create_app(config)
+        shown = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
+        shown = f"[{shown}]" if ":" in shown else shown
+        url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        print(f"styletransfer studio: {url}  (data in {directory}; Ctrl-C stops it)", flush=True)
+        if open_browser:
+            threading.Timer(1.0, webbrowser.open, [url]).start()
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        lock.release()
     return 0
 
 
-__all__ = ["Config", "StyleTransferError", "create_app", "serve"]
+__all__ = ["Config", "StyleTransferError", "WebError", "create_app", "open_data_dir", "serve"]

@@ -122,19 +122,39 @@ class Store:
         with self._lock:
             return [dict(r) for r in self._db.execute("SELECT * FROM jobs ORDER BY seq DESC")]
 
-    def next_queued(self, device: str) -> dict[str, Any] | None:
-        """The oldest queued job for ``device``, claimed (now ``running``), or ``None``."""
+    def page(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """At most ``limit`` jobs, newest first, older than the one numbered ``before`` (its ``seq``) when given."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM jobs WHERE status = ? AND device = ? ORDER BY seq LIMIT 1", (QUEUED, device)
-            ).fetchone()
-            if row is None:
-                return None
-            self._db.execute(
-                "UPDATE jobs SET status = ?, started = ? WHERE id = ? AND status = ?",
-                (RUNNING, time.time(), row["id"], QUEUED),
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (2**63 - 1 if before is None else before, limit),
             )
-        return dict(row) | {"status": RUNNING}
+            return [dict(r) for r in rows]
+
+    def count(self, status: str) -> int:
+        """How many jobs have ``status``."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0])
+
+    def next_queued(self, device: str) -> dict[str, Any] | None:
+        """The oldest queued job for ``device``, claimed (now ``running``), or ``None``.
+
+        The claim counts only if it changed the row: a job another process
+        claimed between the look and the claim is skipped, never run twice.
+        """
+        while True:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT * FROM jobs WHERE status = ? AND device = ? ORDER BY seq LIMIT 1", (QUEUED, device)
+                ).fetchone()
+                if row is None:
+                    return None
+                claimed = self._db.execute(
+                    "UPDATE jobs SET status = ?, started = ? WHERE id = ? AND status = ?",
+                    (RUNNING, time.time(), row["id"], QUEUED),
+                ).rowcount
+            if claimed == 1:
+                return dict(row) | {"status": RUNNING}
 
     def devices(self) -> list[str]:
         with self._lock:

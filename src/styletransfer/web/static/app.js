@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { options: null, presets: {}, content: null, styles: [], contentSize: null, job: null, source: null, lastPreview: 0 };
+const state = { options: null, presets: {}, content: null, styles: [], masks: [], styleMasks: [], fineStyle: null, contentSize: null, job: null, source: null, lastPreview: 0, historyPages: 1 };
 
 async function api(path, init) {
   const response = await fetch(path, Object.assign({ credentials: "same-origin" }, init || {}));
@@ -103,6 +103,8 @@ function markError(error) {
   const field = error.field;
   const input = field && ($("opt-" + field) || $(field + "-file"));
   if (input) {
+    const details = input.closest("details");
+    if (details) details.open = true;  // a field under "More options" is shown
     input.setAttribute("aria-invalid", "true");
     input.focus();
   }
@@ -173,9 +175,12 @@ async function estimate() {
   const seq = ++estimateSeq;
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(formOptions())) params.set(k, Array.isArray(v) ? v.join(",") : String(v));
-  params.set("width", state.contentSize[0]);
-  params.set("height", state.contentSize[1]);
-  params.set("styles", Math.max(1, state.styles.length));
+  // the server takes sides up to its --max-size: the same shape, scaled down, plans the same run
+  const [w, h] = state.contentSize;
+  const scale = Math.min(1, state.maxSize / Math.max(w, h));
+  params.set("width", Math.max(1, Math.round(w * scale)));
+  params.set("height", Math.max(1, Math.round(h * scale)));
+  params.set("styles", Math.min(state.maxStyles, Math.max(1, state.styles.length)));
   $("estimate").textContent = "Estimating…";
   try {
     const plan = await api("/api/estimate?" + params);
@@ -188,6 +193,10 @@ async function estimate() {
       (plan.stop_rule ? " It stops sooner once the loss stops falling." : "");
   } catch (error) {
     if (seq !== estimateSeq) return;
+    if (error.status === 429) {  // the server is making another estimate: ask again soon
+      estimateTimer = setTimeout(estimate, 1500);
+      return;
+    }
     $("estimate").textContent = "Estimate: –";
     markError(error);
   }
@@ -202,6 +211,9 @@ async function start(event) {
   const form = new FormData();
   form.append("content", state.content, state.content.name);
   for (const s of state.styles) form.append("style", s, s.name);
+  for (const m of state.masks) form.append("mask", m, m.name);
+  for (const m of state.styleMasks) form.append("style_mask", m, m.name);
+  if (state.fineStyle) form.append("fine_style", state.fineStyle, state.fineStyle.name);
   form.append("options", JSON.stringify(formOptions()));
   $("start").disabled = true;
   const clicked = performance.now();
@@ -307,14 +319,22 @@ async function runAgain(job) {
 }
 
 async function refreshHistory() {
-  let jobs;
+  // the newest jobs, as many pages as "Load more" has asked for (GET /api/jobs answers a page at a time)
+  const jobs = [];
+  let next = null;
   try {
-    jobs = (await api("/api/jobs")).jobs;
+    for (let page = 0; page < state.historyPages; page++) {
+      const answer = await api("/api/jobs" + (next === null ? "" : "?before=" + next));
+      jobs.push(...answer.jobs);
+      next = answer.next;
+      if (next === null) break;
+    }
     $("conn").textContent = "";
   } catch (error) {
     $("conn").textContent = "server unreachable: " + error.message;
     return;
   }
+  $("more-history").hidden = next === null;
   const list = $("history");
   list.replaceChildren(...jobs.map((job) => {
     const img = el("img", { alt: `job ${job.id} (${job.status})`, loading: "lazy" });
@@ -341,10 +361,17 @@ async function refreshHistory() {
 
 // --- start ------------------------------------------------------------------------------------------
 async function init() {
+  // the printed URL's token is in the cookie now: keep it out of the address bar and the history
+  const url = new URL(window.location.href);
+  if (url.searchParams.has("token")) {
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
   const table = await api("/api/options");
   state.options = table.options;
   state.presets = table.presets;
   state.maxSize = table.max_size;
+  state.maxStyles = table.max_styles;
   const preset = $("opt-preset");
   preset.append(el("option", { value: "" }, "fast (default)"));
   for (const name of Object.keys(table.presets)) preset.append(el("option", { value: name }, name));
@@ -352,6 +379,10 @@ async function init() {
   for (const o of table.options) {
     if (!o.web || o.name === "preset") continue;
     (MAIN.includes(o.name) ? $("main-options") : $("more-options")).append(fieldFor(o));
+  }
+  for (const o of table.options) {  // the uploads that stand in for the path options
+    const help = $("help-" + o.name);
+    if (help && !o.web) help.textContent = o.help.replace("PATH's", "this image's");
   }
   showPresetValues();
   for (const name of table.examples) {
@@ -364,6 +395,10 @@ async function init() {
   $("style-example").addEventListener("change", async (e) => e.target.value && setStyles([await exampleFile(e.target.value)]));
   dropZone($("content-drop"), (files) => setContent(files[0]));
   dropZone($("style-drop"), setStyles);
+  $("mask-file").addEventListener("change", (e) => { state.masks = Array.from(e.target.files); clearErrors(); });
+  $("style_mask-file").addEventListener("change", (e) => { state.styleMasks = Array.from(e.target.files); clearErrors(); });
+  $("fine_style-file").addEventListener("change", (e) => { state.fineStyle = e.target.files[0] || null; clearErrors(); });
+  $("more-history").addEventListener("click", () => { state.historyPages++; refreshHistory(); });
   $("options-form").addEventListener("submit", start);
   $("cancel").addEventListener("click", cancel);
   $("again").addEventListener("click", async () => state.job && runAgain(await api(`/api/jobs/${state.job}`)));
