@@ -120,15 +120,27 @@ def test_bad_files(tmp_path: Path) -> None:
         save_image(torch.rand(1, 3, 4, 4), tmp_path / "nodir" / "x.png")
 
 
-def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
+def test_saved_files_get_the_usual_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from styletransfer import fileio
+
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        monkeypatch.setattr(fileio, "UMASK", umask)
+        out = save_image(torch.rand(1, 3, 4, 4), tmp_path / f"x{umask:o}.png")
+        assert out.stat().st_mode & 0o777 == mode
+
+
+def test_the_umask_is_read_once_and_never_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.umask(0)`` applies to every thread: a file another thread creates meanwhile would be world-writable."""
     import os
 
-    umask = os.umask(0o022)
-    try:
-        out = save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.png")
-    finally:
-        os.umask(umask)
-    assert out.stat().st_mode & 0o777 == 0o644
+    from styletransfer import fileio
+
+    assert fileio.UMASK == fileio._read_umask()  # /proc's value, read without setting it
+    calls: list[int] = []
+    real = os.umask
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real(mask))
+    save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.png")
+    assert calls == []
 
 
 def _png_claiming(width: int, height: int) -> bytes:

@@ -21,11 +21,37 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def new_file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the umask (mkstemp uses 0o600)."""
-    umask = os.umask(0)
+def _read_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux's ``/proc``).
+
+    Elsewhere it is read by setting and restoring it, which is only safe while
+    no other thread creates files: this runs once, at import.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o077)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+#: The umask at import.  Read once: ``os.umask`` can only be read by setting
+#: it, which would apply briefly to every thread of the process (a request
+#: thread of the studio could create a world-writable file meanwhile).
+UMASK: int = _read_umask()
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the umask (mkstemp uses 0o600).
+
+    The umask is the one read at import (:data:`UMASK`); the process's umask
+    is never changed here.
+    """
+    return 0o666 & ~UMASK
 
 
 def save_file_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
