@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from ..errors import OptionError
 from ..fileio import file_sha256
+from ..folder_lock import LOCK_NAME, FolderLock
 from ..jobs import Job, make_job
 from ..options import OPTIONS
 from .worker import input_paths
@@ -160,10 +161,27 @@ def plan_items(
                     f"{{option}} {name!r} gives {content} and {seen[filename]} the same output {filename}; "
                     "add {index} to the name",
                 )
+            _check_inside(out, filename, name)
             seen[filename] = content
             job = make_job(content, group, out / filename, **options)
             items.append(Item(filename, job, settings_hash(job, filename)))
     return items
+
+
+def _check_inside(out: Path, filename: str, name: str) -> None:
+    """Refuse an output name that leaves ``out`` (``../``, an absolute path, a link out) or takes the batch's own files.
+
+    Raises:
+        OptionError: on ``name``.
+    """
+    root = out.resolve()
+    target = (out / filename).resolve()
+    if target == root or root not in target.parents:
+        raise OptionError(
+            "name", f"{{option}} {name!r} gives {filename}, outside the output directory {out}; name a file inside it"
+        )
+    if target.parent == root and target.name in (LEDGER, LOCK_NAME):
+        raise OptionError("name", f"{{option}} {name!r} gives {filename}, the batch's own file; choose another name")
 
 
 def read_ledger(out_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
@@ -172,7 +190,7 @@ def read_ledger(out_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     last: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return last
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 record = json.loads(line)
@@ -192,9 +210,20 @@ def is_done(item: Item, record: dict[str, Any] | None) -> bool:
 
 
 def _append(out_dir: Path, record: dict[str, Any]) -> None:
-    """One record as one line, flushed to the disk before the next item is reported."""
-    with open(out_dir / LEDGER, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    """One record as one line, flushed to the disk before the next item is reported.
+
+    The line starts on a line of its own: after a torn last line (a batch
+    killed mid-write) a newline comes first, so the torn line stays alone
+    (and :func:`read_ledger` skips it) instead of swallowing this record.
+    """
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    with open(out_dir / LEDGER, "ab+") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
+        f.write(line)  # append mode: at the end, whatever the position
         f.flush()
         os.fsync(f.fileno())
 
@@ -234,10 +263,26 @@ def run_batch(
 
     ``on_record(record)`` hears each record as it is written (skipped items
     too, with ``status`` ``skipped``; they are not written).  ``overwrite``
-    runs every item again.
+    runs every item again.  The batch holds ``OUT_DIR``'s lock
+    (:class:`~styletransfer.folder_lock.FolderLock`) while it runs.
+
+    Raises:
+        FolderBusy: another process (a batch, the studio) holds ``OUT_DIR``: it would run every item again.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, "a batch"):
+        return _run_locked(items, out, executor, overwrite, on_record)
+
+
+def _run_locked(
+    items: Sequence[Item],
+    out: Path,
+    executor: Executor,
+    overwrite: bool,
+    on_record: Callable[[dict[str, Any]], None] | None,
+) -> Summary:
+    """:func:`run_batch` once the lock is held."""
     ledger = {} if overwrite else read_ledger(out)
     summary = Summary()
     todo: list[Item] = []
