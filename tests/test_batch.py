@@ -268,3 +268,26 @@ def test_a_second_batch_on_the_same_folder_exits_2_naming_the_holder(folder, tmp
         holder.wait()
     (photos / "broken.png").unlink()
     assert main(["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]) == 0  # free again
+
+
+@pytest.mark.parametrize("role", ["input", "style", "in-a-folder"])
+def test_a_fifo_in_a_batch_is_refused_or_skipped_without_opening_it(folder, tmp_path, capsys, role):
+    """A FIFO named as an input or a style: exit 2, one line; one inside an input folder is not an image file."""
+    from tests.fifos import WatchedFifo
+
+    photos, style = folder
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    place = photos / "fifo.png" if role == "in-a-folder" else tmp_path / "fifo.png"
+    with WatchedFifo(place) as fifo:
+        inputs = [str(photos)] + ([str(fifo.path)] if role == "input" else [])
+        styles = [str(fifo.path)] if role == "style" else [str(style)]
+        code = main(["batch", *inputs, "-o", str(out), "--style", *styles, *TINY])
+        assert fifo.readers == 0
+    captured = capsys.readouterr()
+    if role == "in-a-folder":
+        assert code == 0 and captured.out.strip().splitlines()[-1] == "3 done, 0 skipped, 0 failed"
+    else:
+        assert code == 2 and captured.err.count("\n") == 1
+        assert f"{fifo.path}: is a FIFO (named pipe), not a regular file" in captured.err
+        assert not (out / LEDGER).exists()

@@ -4,16 +4,59 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from .errors import OutputError
+from .errors import InputError, OutputError
+
+#: What a path is when it is not a regular file, by its ``st_mode`` type.
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def regular_file(path: str | os.PathLike[str], what: str = "a file", error: type[InputError] = InputError) -> Path:
+    """``path`` if it is a regular file (a link to one counts), else ``error`` with one line.
+
+    Every input the engine opens goes through this first: opening a FIFO
+    would wait forever for a writer, and a device (``/dev/zero``) would be
+    read without end.  Only ``stat`` looks at the path; nothing is opened.
+
+    Raises:
+        error: ``PATH: no such file``, ``PATH: is a directory, not WHAT``,
+            ``PATH: is a FIFO (named pipe), not a regular file; give WHAT``
+            (or a device, a socket), ``PATH: cannot read it (REASON)``.
+    """
+    p = Path(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise error(f"{p}: no such file") from None
+    except OSError as exc:
+        raise error(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise error(f"{p}: is a directory, not {what}")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+        raise error(f"{p}: is {kind}, not a regular file; give {what}")
+    return p
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file's bytes, hex (read in 1 MiB chunks)."""
+    """The sha256 of a file's bytes, hex (read in 1 MiB chunks).
+
+    Raises:
+        InputError: ``path`` is a FIFO, a device or a directory (:func:`regular_file`).
+        OSError: it cannot be read (a missing file).
+    """
+    if os.path.exists(path):
+        regular_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import InputError, Notice
+from .fileio import regular_file
 from .fileio import save_file_atomically as save_file_atomically
 from .options import MAX_SIZE as MAX_SIZE
 
@@ -138,11 +139,8 @@ def _what_it_is(head: bytes) -> str:
 
 
 def _check_path(p: Path) -> None:
-    """Refuse a missing file, a directory, an unreadable and an empty file, each with its own message."""
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a directory, not an image")
+    """Refuse a missing file, a directory, a FIFO or device, an unreadable and an empty file, each with its own message."""
+    regular_file(p, "an image", ImageError)
     try:
         with open(p, "rb") as f:
             empty = not f.read(1)

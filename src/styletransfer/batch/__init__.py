@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import OptionError
-from ..fileio import file_sha256
+from ..errors import InputError, OptionError
+from ..fileio import file_sha256, regular_file
 from ..folder_lock import LOCK_NAME, FolderLock
 from ..jobs import Job, make_job
 from ..options import OPTIONS
@@ -86,6 +86,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
 
     Raises:
         OptionError: on ``inputs``, for a path that does not exist, or when nothing is found.
+        InputError: a path given that is not a regular file (a FIFO, a device); in directories those are skipped.
     """
     found: list[Path] = []
     for given in inputs:
@@ -94,7 +95,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
             pattern = "**/*" if recursive else "*"
             found += sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.exists():
-            found.append(path)
+            found.append(regular_file(path, "an image file or a directory"))
         else:
             raise OptionError("inputs", f"{path}: no such file or directory")
     if not found:
@@ -105,7 +106,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
 def _safe_hash(path: str) -> str:
     try:
         return file_sha256(path)
-    except OSError:
+    except (OSError, InputError):
         return "unreadable"
 
 
@@ -136,10 +137,13 @@ def plan_items(
     or the styles' joined by ``+`` for a blend) and ``{index}``.
 
     Raises:
-        OptionError: a bad option, a missing input, a name that gives two items one output.
+        OptionError: a bad option, a missing input, a name that gives two items one output or leaves ``out_dir``.
+        InputError: a style or an input given that is not a regular file (a FIFO, a device).
     """
     if not styles:
         raise OptionError("style", "at least one style image is needed")
+    for s in styles:
+        regular_file(s, "an image file")  # every item would wait on a FIFO, or fail the same way
     contents = collect_inputs(inputs, recursive)
     out = Path(out_dir)
     groups: list[list[str]] = (
@@ -244,7 +248,9 @@ def payload_for(item: Item, ships_files: bool) -> dict[str, Any]:
         files = {}
         for p in input_paths(item.job):
             try:
-                files[p] = Path(p).read_bytes()
+                files[p] = regular_file(p, "an image file").read_bytes()
+            except InputError as exc:
+                payload["error"] = str(exc)
             except OSError as exc:
                 payload["error"] = f"{p}: cannot read it ({exc.strerror or exc})"
         payload["files"] = files

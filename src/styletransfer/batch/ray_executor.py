@@ -139,14 +139,14 @@ class RayExecutor:
     ) -> None:
         ray, self.started = connect_ray(address)
         self.ray = ray
-        from ..vgg import default_weights_path
+        from ..vgg import weights_bytes
 
         self.workers = max(1, int(workers))
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.threads = threads if threads is not None else max(1, cpus // self.workers)
         self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         self.group = default_group(bool(self.gpus)) if group is None else max(1, int(group))
-        self.weights_ref = ray.put(Path(weights or default_weights_path()).read_bytes())
+        self.weights_ref = ray.put(weights_bytes(weights or None))
         self.actor_class = ray.remote(StyleWorker)
         self.actors: list[Any] = [self._new_actor() for _ in range(self.workers)]
         self._busy: dict[Any, tuple[int, Any]] = {}
