@@ -291,3 +291,47 @@ def test_a_fifo_in_a_batch_is_refused_or_skipped_without_opening_it(folder, tmp_
         assert code == 2 and captured.err.count("\n") == 1
         assert f"{fifo.path}: is a FIFO (named pipe), not a regular file" in captured.err
         assert not (out / LEDGER).exists()
+
+
+class _ShippingExecutor:
+    """A remote executor whose worker sends back the item's files and ``extra`` ones (as a compromised node could)."""
+
+    name = "fake-remote"
+    ships_files = True
+
+    def __init__(self, extra: dict[str, bytes]) -> None:
+        self.extra = extra
+
+    def run(self, payloads):
+        for i, payload in enumerate(payloads):
+            output = payload["job"]["output"]
+            yield i, {"status": "complete", "steps": 1, "seconds": 0.0, "outputs": {output: b"png", **self.extra}}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("where", ["outside", "beside-the-output", "figures-escape"])
+def test_the_driver_writes_only_the_files_an_item_writes(folder, tmp_path, where):
+    photos, style = folder
+    out = tmp_path / "out"
+    victim = {
+        "outside": tmp_path / "photos" / "p0.png",  # the user's own picture
+        "beside-the-output": out / "p1_style.png",
+        "figures-escape": out / "figs" / ".." / "batch.jsonl",
+    }[where]
+    original = victim.read_bytes() if victim.exists() else None
+    items = plan_items([photos / "p2.png"], [style], out, figures=str(out / "figs"))
+    summary = run_batch(items, out, _ShippingExecutor({str(victim): b"overwritten"}))
+    assert summary.line() == "0 done, 0 skipped, 1 failed"
+    record = read_ledger(out)["p2_style.png"]
+    assert record["status"] == "failed" and str(victim) in record["error"]
+    assert not (out / "p2_style.png").exists()  # nothing of that item is written
+    if original is not None:
+        assert victim.read_bytes() == original
+    elif where != "figures-escape":
+        assert not victim.exists()
+    assert b"overwritten" not in (out / LEDGER).read_bytes()
+    # An honest worker's files (the output and a figure) are written.
+    honest = run_batch(items, out, _ShippingExecutor({str(out / "figs" / "losses.png"): b"fig"}))
+    assert honest.line() == "1 done, 0 skipped, 0 failed" and (out / "p2_style.png").read_bytes() == b"png"

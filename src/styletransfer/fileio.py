@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, StyleTransferError
 
 #: What a path is when it is not a regular file, by its ``st_mode`` type.
 _KINDS = (
@@ -46,6 +47,41 @@ def regular_file(path: str | os.PathLike[str], what: str = "a file", error: type
         kind = next((name for test, name in _KINDS if test(mode)), "not a file")
         raise error(f"{p}: is {kind}, not a regular file; give {what}")
     return p
+
+
+class UnsafeFolder(StyleTransferError, PermissionError):
+    """A private folder's name is taken by something this user does not own alone (the message says what)."""
+
+
+def private_folder(parent: str | os.PathLike[str], name: str) -> Path:
+    """``parent/name``: a folder only this user can enter, made with mode 0700 if missing.
+
+    For caches in a shared directory such as ``/tmp``, where the name is
+    predictable: a folder there of this user's that others could write in
+    (group or world writable) is removed and made again, since anyone may
+    have put files in it; a link, a file, or another user's folder under
+    that name is refused.
+
+    Raises:
+        UnsafeFolder: the name is a link, a file or another user's folder.
+    """
+    path = Path(parent) / name
+    for _ in range(2):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+            raise UnsafeFolder(f"{path}: is a link or a file, not this user's private folder; remove it")
+        if info.st_uid != os.getuid():
+            raise UnsafeFolder(f"{path}: belongs to another user (uid {info.st_uid}); remove it")
+        if not stat.S_IMODE(info.st_mode) & 0o022:
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                os.chmod(path, 0o700)
+            return path
+        shutil.rmtree(path)  # writable by others: what is in it cannot be trusted
+    raise UnsafeFolder(f"{path}: cannot be made private (mode {stat.S_IMODE(info.st_mode):o})")
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

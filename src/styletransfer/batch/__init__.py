@@ -33,7 +33,7 @@ from ..fileio import file_sha256, regular_file
 from ..folder_lock import LOCK_NAME, FolderLock
 from ..jobs import Job, make_job
 from ..options import OPTIONS
-from .worker import input_paths
+from .worker import input_paths, unexpected_outputs
 
 #: The ledger's file name inside the output directory.
 LEDGER = "batch.jsonl"
@@ -233,7 +233,10 @@ def _append(out_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _write_back(outputs: dict[str, bytes]) -> None:
-    """Write what a remote worker sent back, each file atomically (the driver alone writes the user's files)."""
+    """Write what a remote worker sent back, each file atomically (the driver alone writes the user's files).
+
+    Only paths the item writes come here (:func:`~styletransfer.batch.worker.unexpected_outputs`).
+    """
     from ..fileio import save_file_atomically
 
     for path, data in outputs.items():
@@ -307,10 +310,15 @@ def _run_locked(
         item = todo[i]
         finished.add(i)
         if outcome["status"] != "failed" and outcome.get("outputs"):
-            try:
-                _write_back(outcome["outputs"])
-            except OSError as exc:
-                outcome = {**outcome, "status": "failed", "error": str(exc)}
+            stray = unexpected_outputs(item.job, list(outcome["outputs"]))
+            if stray:  # a worker is not trusted with the user's files: nothing of this item is written
+                error = f"the worker sent back {stray[0]}, which this item does not write; nothing written"
+                outcome = {**outcome, "status": "failed", "error": error}
+            else:
+                try:
+                    _write_back(outcome["outputs"])
+                except OSError as exc:
+                    outcome = {**outcome, "status": "failed", "error": str(exc)}
         output = item.job.output
         status = outcome["status"]
         record = {
