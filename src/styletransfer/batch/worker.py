@@ -237,7 +237,7 @@ def unexpected_outputs(job: Job, paths: Sequence[str]) -> list[str]:
 
     def in_figures(path: str) -> bool:
         p = Path(path)
-        return figures is not None and p.parent == Path(str(figures)) and p.name not in ("", ".", "..")
+        return bool(figures) and p.parent == Path(str(figures)) and p.name not in ("", ".", "..")
 
     return [p for p in paths if p not in allowed and not in_figures(p)]
 
