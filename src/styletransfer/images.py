@@ -150,22 +150,18 @@ def _check_path(p: Path) -> None:
         raise ImageError(f"{p}: not a readable image: the file is empty; give a PNG, JPEG, WebP or TIFF image")
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file with PIL and decode it, raising :class:`ImageError` on failure.
+def _open_header(p: Path) -> Image.Image:
+    """Open ``p`` with PIL, reading its header only, and check it: a file, an image, at most :data:`MAX_PIXELS`.
 
-    The pixel count is checked from the header, before anything is decoded
-    (:data:`MAX_PIXELS`).  The caller closes the image (it may hold the file
-    open, for animations).
+    The caller loads (decodes) or closes the image.
     """
-    p = Path(path)
     _check_path(p)
-    too_big = f"{p}: refused, the image has more than the {MAX_PIXELS} pixels this tool decodes; shrink it first"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(p)  # reads the header only
     except Image.DecompressionBombError as exc:
-        raise ImageError(too_big) from exc
+        raise ImageError(_too_big(p)) from exc
     except UnidentifiedImageError as exc:
         with open(p, "rb") as f:
             raise ImageError(f"{p}: not a readable image: {_what_it_is(f.read(512))}") from exc
@@ -174,17 +170,44 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageError(
             f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it"
         ) from exc
-    try:
-        if im.size[0] * im.size[1] > MAX_PIXELS:
-            raise ImageError(too_big)
-        if im.size[0] < 1 or im.size[1] < 1:
-            raise ImageError(
-                f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it"
-            )
-        im.load()
-    except ImageError:
+    if im.size[0] * im.size[1] > MAX_PIXELS or im.size[0] < 1 or im.size[1] < 1:
         im.close()
-        raise
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            raise ImageError(_too_big(p))
+        raise ImageError(f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it")
+    return im
+
+
+def _too_big(p: Path) -> str:
+    return f"{p}: refused, the image has more than the {MAX_PIXELS} pixels this tool decodes; shrink it first"
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` of an image file, upright (EXIF orientation applied), from its header alone.
+
+    Raises:
+        ImageError: as :func:`open_image`, for what the header shows (nothing is decoded).
+    """
+    with _open_header(Path(path)) as im:
+        width, height = im.size
+        try:
+            orientation = im.getexif().get(0x0112, 1)
+        except Exception:  # corrupt EXIF: read_image says so when it decodes
+            orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open an image file with PIL and decode it, raising :class:`ImageError` on failure.
+
+    The pixel count is checked from the header, before anything is decoded
+    (:data:`MAX_PIXELS`).  The caller closes the image (it may hold the file
+    open, for animations).
+    """
+    p = Path(path)
+    im = _open_header(p)
+    try:
+        im.load()
     except Exception as exc:  # the decoders too: OSError, SyntaxError, struct.error, zlib.error, ...
         im.close()
         reason = _one_line(str(exc)) or type(exc).__name__
