@@ -409,3 +409,12 @@ def test_a_clip_s_frames_are_decoded_one_at_a_time(style, tmp_path, monkeypatch,
     assert len(plan.contents) == len(decoded) == 12 and tuple(plan.contents[0].shape) == (1, 3, 12, 16)
     assert most <= 2, f"{most} full-size frames held at once"
     assert all(ref() is None for ref in decoded)
+
+
+def test_a_fifo_as_the_video_is_refused_without_opening_it(style, tmp_path, capsys):
+    from tests.fifos import WatchedFifo
+
+    with WatchedFifo(tmp_path / "clip.mp4") as fifo:
+        code, err = _video([str(fifo.path), "-o", str(tmp_path / "o.mp4"), "--style", str(style)], capsys)
+        assert fifo.readers == 0
+    assert code == 2 and f"{fifo.path}: is a FIFO (named pipe), not a regular file" in err

@@ -13,8 +13,11 @@ outcome as one line of ``OUT_DIR/batch.jsonl``:
 weights, the input files' contents, the output's name).  An item whose last
 record is ``complete`` with the same settings, and whose output is still the
 file recorded, is skipped; any other item runs (again).  Images are written
-atomically and a record is one appended line, so a batch killed at any moment
-loses at most the items that were running.
+atomically and a record is one appended line (started on a line of its own,
+after a torn one), so a batch killed at any moment loses at most the items
+that were running.  A batch holds ``OUT_DIR``'s lock
+(:class:`~styletransfer.folder_lock.FolderLock`) while it runs: a second one
+on the same folder is refused, naming the first.
 """
 
 from __future__ import annotations
