@@ -734,3 +734,40 @@ def test_a_failing_snapshot_write_does_not_cost_the_run(
     assert len(attempts) == 1  # after the first failure the run goes on without snapshots
     notes = [line for line in err.splitlines() if "note:" in line]
     assert len(notes) == 1 and "cannot write the snapshot" in notes[0] and "No space left on device" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("role", "extra"),
+    [
+        ("content", []),
+        ("style", []),
+        ("init", ["--init", "{fifo}"]),
+        ("masks", ["--masks", "{fifo}"]),
+        ("style_masks", ["--style-masks", "{fifo}"]),
+        ("fine_style", ["--fine-style", "{fifo}"]),
+        ("weights", ["--weights", "{fifo}"]),
+    ],
+)
+def test_a_fifo_as_any_input_is_refused_without_opening_it(
+    role: str, extra: list[str], tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO would block the reader until a writer comes: refused from ``stat``, one line, exit 2."""
+    from tests.fifos import WatchedFifo
+
+    content, style = tiny_pair
+    with WatchedFifo(tmp_path / f"fifo-{role}.png") as fifo:
+        inputs = [fifo.path if role == "content" else content, fifo.path if role == "style" else style]
+        argv = [*inputs, "-o", tmp_path / "o.png", *FAST, *(a.format(fifo=fifo.path) for a in extra)]
+        code, err = _cli(argv, capsys)
+        assert fifo.readers == 0
+    line = _one_error_line(err)
+    assert code == 2 and f"{fifo.path}: is a FIFO (named pipe), not a regular file" in line, line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_device_as_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``/dev/zero`` would be read without end; a character device is refused like a FIFO."""
+    code, err = _cli(["/dev/zero", "/dev/zero", "-o", tmp_path / "o.png", *FAST], capsys)
+    assert code == 2 and "/dev/zero: is a character device, not a regular file" in _one_error_line(err)
+    code, err = _cli([tmp_path / "none.png", "/dev/null", "-o", tmp_path / "o.png", *FAST], capsys)
+    assert code == 2 and "no such file" in _one_error_line(err)

@@ -203,3 +203,135 @@ def test_chunks_group_items_by_options_and_styles():
     assert chunks(payloads, 1) == [[0], [1], [2], [3], [4], [5]]
     assert chunks(payloads, 2) == [[0, 2], [1], [3], [4], [5]]
     assert chunks(payloads, 8) == [[0, 2, 4], [1], [3], [5]]
+
+
+@pytest.mark.parametrize(
+    "name", ["../{stem}.png", "sub/../../{stem}.png", "ABSOLUTE/{stem}.png", "batch.jsonl", "link/{stem}.png"]
+)
+def test_a_name_that_leaves_the_output_directory_is_refused(folder, tmp_path, capsys, name):
+    photos, style = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to(tmp_path)  # a link inside OUT_DIR that points out of it
+    before = sorted(p.name for p in tmp_path.iterdir())
+    name = name.replace("ABSOLUTE", str(tmp_path))
+    assert main(["batch", str(photos), "-o", str(out), "--style", str(style), "--name", name, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--name" in err and ("outside the output directory" in err or "own file" in err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (out / LEDGER).exists()
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_record(folder, tmp_path, capsys):
+    """A batch killed mid-write leaves half a line; the next record starts on its own line and is read."""
+    photos, style = folder
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    args = ["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]
+    assert main(args) == 0
+    (out / "p1_style.png").unlink()
+    with open(out / LEDGER, "a", encoding="utf-8") as f:
+        f.write('{"item": "p1_style.png", "status": "compl')  # torn: no end, no newline
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "1 done, 2 skipped, 0 failed"
+    lines = (out / LEDGER).read_text().splitlines()
+    assert lines[-2] == '{"item": "p1_style.png", "status": "compl'
+    assert json.loads(lines[-1])["item"] == "p1_style.png"
+    assert read_ledger(out)["p1_style.png"]["status"] == "complete"
+    assert main(args) == 0  # and nothing is done twice
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "0 done, 3 skipped, 0 failed"
+
+
+def test_a_second_batch_on_the_same_folder_exits_2_naming_the_holder(folder, tmp_path, capsys):
+    """Another process holds OUT_DIR's lock: the second batch runs nothing and says who holds it."""
+    photos, style = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from styletransfer.folder_lock import FolderLock; "
+            f"lock = FolderLock({str(out)!r}, 'a batch').acquire(); print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        assert main(["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"a batch (pid {holder.pid}" in err and "already in use" in err
+        assert not (out / LEDGER).exists() and not list(out.glob("*.png"))
+    finally:
+        holder.kill()
+        holder.wait()
+    (photos / "broken.png").unlink()
+    assert main(["batch", str(photos), "-o", str(out), "--style", str(style), *TINY]) == 0  # free again
+
+
+@pytest.mark.parametrize("role", ["input", "style", "in-a-folder"])
+def test_a_fifo_in_a_batch_is_refused_or_skipped_without_opening_it(folder, tmp_path, capsys, role):
+    """A FIFO named as an input or a style: exit 2, one line; one inside an input folder is not an image file."""
+    from tests.fifos import WatchedFifo
+
+    photos, style = folder
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    place = photos / "fifo.png" if role == "in-a-folder" else tmp_path / "fifo.png"
+    with WatchedFifo(place) as fifo:
+        inputs = [str(photos)] + ([str(fifo.path)] if role == "input" else [])
+        styles = [str(fifo.path)] if role == "style" else [str(style)]
+        code = main(["batch", *inputs, "-o", str(out), "--style", *styles, *TINY])
+        assert fifo.readers == 0
+    captured = capsys.readouterr()
+    if role == "in-a-folder":
+        assert code == 0 and captured.out.strip().splitlines()[-1] == "3 done, 0 skipped, 0 failed"
+    else:
+        assert code == 2 and captured.err.count("\n") == 1
+        assert f"{fifo.path}: is a FIFO (named pipe), not a regular file" in captured.err
+        assert not (out / LEDGER).exists()
+
+
+class _ShippingExecutor:
+    """A remote executor whose worker sends back the item's files and ``extra`` ones (as a compromised node could)."""
+
+    name = "fake-remote"
+    ships_files = True
+
+    def __init__(self, extra: dict[str, bytes]) -> None:
+        self.extra = extra
+
+    def run(self, payloads):
+        for i, payload in enumerate(payloads):
+            output = payload["job"]["output"]
+            yield i, {"status": "complete", "steps": 1, "seconds": 0.0, "outputs": {output: b"png", **self.extra}}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("where", ["outside", "beside-the-output", "figures-escape"])
+def test_the_driver_writes_only_the_files_an_item_writes(folder, tmp_path, where):
+    photos, style = folder
+    out = tmp_path / "out"
+    victim = {
+        "outside": tmp_path / "photos" / "p0.png",  # the user's own picture
+        "beside-the-output": out / "p1_style.png",
+        "figures-escape": out / "figs" / ".." / "batch.jsonl",
+    }[where]
+    original = victim.read_bytes() if victim.exists() else None
+    items = plan_items([photos / "p2.png"], [style], out, figures=str(out / "figs"))
+    summary = run_batch(items, out, _ShippingExecutor({str(victim): b"overwritten"}))
+    assert summary.line() == "0 done, 0 skipped, 1 failed"
+    record = read_ledger(out)["p2_style.png"]
+    assert record["status"] == "failed" and str(victim) in record["error"]
+    assert not (out / "p2_style.png").exists()  # nothing of that item is written
+    if original is not None:
+        assert victim.read_bytes() == original
+    elif where != "figures-escape":
+        assert not victim.exists()
+    assert b"overwritten" not in (out / LEDGER).read_bytes()
+    # An honest worker's files (the output and a figure) are written.
+    honest = run_batch(items, out, _ShippingExecutor({str(out / "figs" / "losses.png"): b"fig"}))
+    assert honest.line() == "1 done, 0 skipped, 0 failed" and (out / "p2_style.png").read_bytes() == b"png"

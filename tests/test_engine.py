@@ -266,9 +266,9 @@ def test_each_input_is_decoded_once_and_targets_once_per_scale(
     built: list[tuple[int, ...]] = []
     real_read, real_build = images.read_image, pipeline.build_objective
 
-    def counting_read(path: object) -> object:
+    def counting_read(path: object, needed: int | None = None) -> object:
         decoded.append(str(path))
-        return real_read(path)  # type: ignore[arg-type]
+        return real_read(path, needed)  # type: ignore[arg-type]
 
     def counting_build(settings: object, c: object, s: object) -> object:
         built.append(tuple(c.shape))  # type: ignore[attr-defined]

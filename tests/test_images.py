@@ -120,15 +120,27 @@ def test_bad_files(tmp_path: Path) -> None:
         save_image(torch.rand(1, 3, 4, 4), tmp_path / "nodir" / "x.png")
 
 
-def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
+def test_saved_files_get_the_usual_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from styletransfer import fileio
+
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        monkeypatch.setattr(fileio, "UMASK", umask)
+        out = save_image(torch.rand(1, 3, 4, 4), tmp_path / f"x{umask:o}.png")
+        assert out.stat().st_mode & 0o777 == mode
+
+
+def test_the_umask_is_read_once_and_never_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.umask(0)`` applies to every thread: a file another thread creates meanwhile would be world-writable."""
     import os
 
-    umask = os.umask(0o022)
-    try:
-        out = save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.png")
-    finally:
-        os.umask(umask)
-    assert out.stat().st_mode & 0o777 == 0o644
+    from styletransfer import fileio
+
+    assert fileio.UMASK == fileio._read_umask()  # /proc's value, read without setting it
+    calls: list[int] = []
+    real = os.umask
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real(mask))
+    save_image(torch.rand(1, 3, 4, 4), tmp_path / "x.png")
+    assert calls == []
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -164,3 +176,92 @@ def test_truncated_png_is_a_clean_error(tmp_path: Path) -> None:
     cut.write_bytes(good.read_bytes()[:300])
     with pytest.raises(ImageError, match="not a readable image"):
         read_image(cut)
+
+
+def _old_load_img(path: Path, size: int) -> torch.Tensor:
+    """The loader as it was: the whole file decoded, then the seed's resize."""
+    t = read_image(path)
+    return resize(t, scaled_shape(t.shape[2], t.shape[3], size))
+
+
+@pytest.mark.parametrize("name", ["tubingen.jpg", "starry_night.jpg"])
+def test_the_tutorial_path_is_bit_identical_at_its_sizes(name: str) -> None:
+    """The seed-faithful loader at the tutorial's size (and any size up to half the image): the same bits as before."""
+    from styletransfer.examples import example_path
+    from styletransfer.pipeline import decode_inputs
+    from styletransfer.presets import TUTORIAL
+
+    path = example_path(name)
+    for size in (TUTORIAL.size, 384, 257):
+        assert torch.equal(load_img(path, size), _old_load_img(path, size)), size
+    inputs = decode_inputs(path, [path], preset=TUTORIAL)
+    assert torch.equal(inputs.content_pixels, read_image(path)) and torch.equal(
+        inputs.style_pixels[0], read_image(path)
+    )
+
+
+@pytest.mark.parametrize(("size", "factor"), [(256, 2), (128, 4), (64, 8), (32, 8)])
+def test_a_large_image_is_decoded_at_the_size_it_is_used(size: int, factor: int) -> None:
+    """Four times the size needed or more: JPEG's scaled IDCT decodes it smaller; the shape is the same.
+
+    The pixels are closer to an antialiased resize of the whole image than the old path's (a bilinear
+    resize without antialiasing from the full size samples 4 of every factor**2 pixels).
+    """
+    import torch.nn.functional as F
+
+    from styletransfer.examples import example_path
+    from styletransfer.images import reduce_factor
+
+    path = example_path("tubingen.jpg")  # 1024x768
+    assert reduce_factor(1024, 768, size) == factor
+    assert tuple(read_image(path, size).shape) == (1, 3, 768 // factor, 1024 // factor)
+    new, old = load_img(path, size), _old_load_img(path, size)
+    assert new.shape == old.shape
+    smooth = F.interpolate(read_image(path), size=tuple(old.shape[2:]), mode="bilinear", antialias=True)
+    assert float((new - smooth).abs().mean()) < float((old - smooth).abs().mean())
+    assert float((new - old).abs().mean()) < 0.05
+
+
+@pytest.mark.parametrize("kind", ["png", "exif-rotated-jpeg", "webp"])
+def test_other_formats_are_reduced_after_decoding_the_right_way_up(tmp_path: Path, kind: str) -> None:
+    from styletransfer.images import image_size
+
+    rng = np.random.default_rng(1)
+    pixels = np.repeat(np.repeat(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), 8, axis=0), 8, axis=1)
+    path = tmp_path / f"big.{'jpg' if 'jpeg' in kind else kind}"
+    if kind == "exif-rotated-jpeg":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    else:
+        Image.fromarray(pixels).save(path)
+    expected = (80 * 8, 60 * 8) if kind != "exif-rotated-jpeg" else (60 * 8, 80 * 8)
+    assert image_size(path) == expected
+    full, small = read_image(path), read_image(path, 80)  # 640 px, needed 80: a factor of 4
+    assert tuple(small.shape[2:]) == (full.shape[2] // 4, full.shape[3] // 4)
+    assert load_img(path, 80).shape == _old_load_img(path, 80).shape
+
+
+def test_the_inputs_memory_is_checked_from_the_headers(
+    tmp_path: Path, tiny_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seventeen 80-megapixel styles: refused from their headers (nothing decoded), one line, exit 2."""
+    from PIL import ImageFile
+
+    import styletransfer.memory
+    from styletransfer.cli import main
+
+    content, _ = tiny_pair
+    styles = []
+    for i in range(17):
+        styles.append(tmp_path / f"style{i}.png")
+        styles[-1].write_bytes(_png_claiming(10_001, 8_000))  # an odd side: no factor divides it, decoded whole
+    decoded: list[object] = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self) or real_load(self))
+    monkeypatch.setattr(styletransfer.memory, "available_bytes", lambda device: 2**30)
+    code = main([str(content), *map(str, styles), "-o", str(tmp_path / "o.png"), "--size", "32", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "style0.png: the input images need about 15.5 GiB of memory to decode, but 1.0 GiB are available" in err
+    assert decoded == [] and not (tmp_path / "o.png").exists()

@@ -100,3 +100,62 @@ def test_rerun_refuses_changed_inputs_and_bad_manifests(
     assert "incomplete" in capsys.readouterr().err
     assert main(["rerun", str(tmp_path / "none.json"), "-o", str(tmp_path / "x.png")]) == 2
     assert "no such manifest" in capsys.readouterr().err
+
+
+def test_rerun_reads_only_the_files_it_hashed(
+    tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The init image and the masks come from the manifest's hashed ``inputs``, not from ``job`` or ``settings``."""
+    content, style = tiny_pair
+    init, mask, other_init, other_mask = (tmp_path / n for n in ("init.png", "mask.png", "oi.png", "om.png"))
+    Image.open(content).rotate(180).save(init)
+    Image.open(content).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other_init)
+    half = np.zeros((48, 64), np.uint8)
+    half[:, :32] = 255
+    Image.fromarray(half).save(mask)
+    Image.fromarray(255 - half).save(other_mask)
+    out = tmp_path / "run.png"
+    args = [str(content), str(style), "-o", str(out), "--size", "32", "--steps", "4", "--init", str(init)]
+    assert main([*args, "--masks", str(mask), "--device", "cpu", "--manifest", "-q"]) == 0
+    m = json.loads(manifest_path(out).read_text())
+    assert m["inputs"]["init"]["path"] == str(init.resolve()) and "masks" in m["inputs"]["regions"]
+    # Someone edits the unhashed entries to point at other files: the rerun must not read them.
+    m["settings"]["init"] = m["job"]["options"]["init"] = str(other_init)
+    m["job"]["options"]["masks"] = [str(other_mask)]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(m))
+    again = tmp_path / "again.png"
+    assert main(["rerun", str(edited), "-o", str(again), "-q"]) == 0
+    assert np.array_equal(_pixels(again), _pixels(out))
+    # A changed hashed file is still refused.
+    Image.open(content).save(init)
+    assert main(["rerun", str(edited), "-o", str(tmp_path / "x.png"), "-q"]) == 2
+    assert "the init image" in capsys.readouterr().err
+
+
+def test_rerun_clamps_the_recorded_threads_to_the_cores(recorded: tuple[Path, dict], tmp_path: Path) -> None:
+    from styletransfer.batch.worker import cpu_count
+    from styletransfer.cli import rerun_threads
+
+    out, m = recorded
+    m["device"]["threads"] = cpu_count() + 61
+    edited = tmp_path / "threads.json"
+    edited.write_text(json.dumps(m))
+    before = torch.get_num_threads()
+    try:
+        assert main(["rerun", str(edited), "-o", str(tmp_path / "again.png"), "-q"]) == 0
+        assert torch.get_num_threads() == cpu_count()
+    finally:
+        torch.set_num_threads(before)
+    assert rerun_threads(-3) == 1 and rerun_threads("x") is None and rerun_threads(float("inf")) is None
+    assert rerun_threads(None) is None and rerun_threads(1) == 1
+
+
+def test_rerun_refuses_a_fifo_as_its_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fifos import WatchedFifo
+
+    with WatchedFifo(tmp_path / "run.png.json") as fifo:
+        assert main(["rerun", str(fifo.path), "-o", str(tmp_path / "x.png")]) == 2
+        assert fifo.readers == 0  # refused from stat: nothing opened it
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a FIFO (named pipe), not a regular file" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def test_local_and_ray_give_the_same_pixels(ray_cluster, photos, tmp_path):
         tmp_path / "local",
         LocalExecutor(2, threads=1),
     )
-    before = set(Path(tempfile.gettempdir()).glob("styletransfer-weights-*"))
+    cache = Path(tempfile.gettempdir()) / f"styletransfer-{os.getuid()}"
+    before = set(cache.glob("weights-*"))
     executor = RayExecutor(2, threads=1)
     try:
         remote = run_batch(plan_items(contents[:2], [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
@@ -56,7 +58,7 @@ def test_local_and_ray_give_the_same_pixels(ray_cluster, photos, tmp_path):
         executor.close()
     assert local.line() == remote.line() == "2 done, 0 skipped, 0 failed"
     shared = local_weights(default_weights_path().read_bytes())  # already there: the actors' one copy
-    assert set(Path(tempfile.gettempdir()).glob("styletransfer-weights-*")) - before <= {shared}
+    assert set(cache.glob("weights-*")) - before <= {shared} and shared.parent == cache
     for name in ("p0_style.png", "p1_style.png"):
         assert np.array_equal(_pixels(str(tmp_path / "local" / name)), _pixels(str(tmp_path / "ray" / name)))
         assert (tmp_path / "ray" / f"{name}.json").is_file()  # the manifest came back from the node
@@ -201,8 +203,43 @@ def test_the_actors_of_a_node_share_one_weights_file_named_by_its_sha256(tmp_pat
     assert local_weights(weights, tmp_path).read_bytes() == weights
     other = local_weights(b"weights v2", tmp_path)
     assert other != first
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no partial file left
-    assert first.name.startswith(f"styletransfer-weights-{os.getuid()}-")
+    assert sorted(p.name for p in first.parent.iterdir()) == sorted([first.name, other.name])  # no partial file left
+    assert first.parent == tmp_path / f"styletransfer-{os.getuid()}" and first.name.startswith("weights-")
+
+
+def test_the_weights_cache_is_a_private_folder(tmp_path):
+    """``/tmp`` is shared: the copies live in a 0700 folder of the user's, never under a name others can take."""
+    import stat
+
+    from styletransfer.fileio import UnsafeFolder
+
+    folder = tmp_path / f"styletransfer-{os.getuid()}"
+    copy = local_weights(b"w" * 100, tmp_path)
+    assert copy.parent == folder and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert folder.stat().st_uid == os.getuid()
+
+    # Writable by others: anyone may have planted a copy; the folder is made again, private.
+    os.chmod(folder, 0o777)
+    planted = folder / "weights-planted.bin"
+    planted.write_bytes(b"not ours")
+    assert local_weights(b"w" * 100, tmp_path).read_bytes() == b"w" * 100
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and not planted.exists()
+
+    # A link (to a folder others control) or another user's folder under that name: refused.
+    shutil.rmtree(folder)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    folder.symlink_to(elsewhere)
+    with pytest.raises(UnsafeFolder, match="is a link or a file"):
+        local_weights(b"w" * 100, tmp_path)
+    assert list(elsewhere.iterdir()) == []
+    folder.unlink()
+    folder.mkdir(mode=0o700)
+    if os.getuid() == 0:  # root can give it away, as another user's would be
+        os.chown(folder, 4242, 4242)
+        with pytest.raises(UnsafeFolder, match="belongs to another user"):
+            local_weights(b"w" * 100, tmp_path)
+        assert list(folder.iterdir()) == []
 
 
 def test_item_folders_of_processes_that_are_gone_are_swept(tmp_path):

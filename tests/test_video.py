@@ -299,3 +299,122 @@ def test_two_inputs_with_one_name_are_a_usage_error(style, tmp_path, capsys):
     b = write_frames(static_frames(2, 48, 32), tmp_path / "y" / "clip")
     assert main(["video", str(a), str(b), "-o", str(tmp_path / "o"), "--style", str(style)]) == 2
     assert "two inputs are called clip" in capsys.readouterr().err
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
+
+
+def _video(args: list[str], capsys) -> tuple[int, str]:
+    code = main(["video", *args, "--size", "32", "--steps", "1", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0 or (err.count("\n") == 1 and "Traceback" not in err), err
+    return code, err
+
+
+@pytest.mark.parametrize("bad", ["bomb", "fifo", "text", "other-size"])
+def test_a_frame_folder_gets_every_image_check(style, tmp_path, capsys, bad):
+    """A frame folder's images are read like any input: a bomb, a damaged file, a FIFO, a stray size."""
+    from tests.fifos import WatchedFifo
+
+    source = write_frames(static_frames(3, 48, 32), tmp_path / "in")
+    odd = source / "frame_00002.png"
+    if bad != "fifo":
+        odd.unlink()
+    if bad == "bomb":
+        odd.write_bytes(_png_claiming(100_000, 100_000))
+    elif bad == "text":
+        odd.write_text("not a frame")
+    elif bad == "other-size":
+        Image.new("RGB", (40, 32)).save(odd)
+    with WatchedFifo(source / "frame_00009.png") if bad == "fifo" else open(__file__) as fifo:
+        code, err = _video([str(source), "-o", str(tmp_path / "o"), "--style", str(style)], capsys)
+    expected = {
+        "bomb": f"{odd}: refused, the image has more than the 89478485 pixels",
+        "text": f"{odd}: not a readable image: a text file",
+        "other-size": "the frames differ in size (frame_00001.png is 48x32, frame_00002.png 40x32)",
+    }
+    if bad == "fifo":  # not a frame file: the other frames make the clip, and nobody opened the FIFO
+        assert code == 0 and fifo.readers == 0 and len(_frames(tmp_path / "o")) == 3
+    else:
+        assert code == 2 and expected[bad] in err, err
+        assert not (tmp_path / "o").exists()
+
+
+def test_a_video_s_header_is_checked_before_decoding(style, tmp_path, capsys, monkeypatch):
+    """Frame size (the images' pixel limit), frame count and rate: one line each, exit 2, nothing decoded."""
+    import styletransfer.video.io as video_io
+
+    source = write_mp4(pan_frames(4, 32, 24), tmp_path / "pan.mp4")
+    args = [str(source), "-o", str(tmp_path / "o.mp4"), "--style", str(style)]
+    decoded: list[object] = []
+    real = video_io.to_tensor
+    monkeypatch.setattr(video_io, "to_tensor", lambda a: decoded.append(a) or real(a))
+
+    monkeypatch.setattr(video_io, "MAX_PIXELS", 32 * 24 - 1)
+    code, err = _video(args, capsys)
+    assert code == 2 and f"{source}: refused, its 32x24 frames have more than the 767 pixels" in err
+    monkeypatch.undo()
+    monkeypatch.setattr(video_io, "to_tensor", lambda a: decoded.append(a) or real(a))
+
+    monkeypatch.setattr(video_io, "MAX_FRAMES", 3)
+    code, err = _video(args, capsys)
+    assert code == 2 and f"{source}: refused, 4 frames is more than the 3 a clip may have" in err
+    monkeypatch.setattr(video_io, "MAX_FRAMES", 100)
+
+    fast = write_mp4(pan_frames(2, 32, 24), tmp_path / "fast.mp4", fps=5000)
+    code, err = _video([str(fast), "-o", str(tmp_path / "f.mp4"), "--style", str(style)], capsys)
+    assert code == 2 and "its frame rate, 5000 frames a second, is not above 0 and at most 1000" in err
+    code, err = _video([*args, "--fps", "0"], capsys)
+    assert code == 2 and "--fps must be above 0 and at most 1000, not 0" in err
+    assert decoded == []
+
+
+@pytest.mark.parametrize("kind", ["video-file", "frame-folder"])
+def test_a_clip_s_frames_are_decoded_one_at_a_time(style, tmp_path, monkeypatch, kind):
+    """Only the working-size frames are kept: each full-size frame is gone before the one after next is decoded."""
+    import weakref
+
+    import styletransfer.video.io as video_io
+    from styletransfer.video import prepare_video
+
+    frames = pan_frames(12, 96, 72)
+    source = write_mp4(frames, tmp_path / "pan.mp4") if kind == "video-file" else write_frames(frames, tmp_path / "in")
+    decoded: list[weakref.ref] = []
+    most = 0
+
+    def spy(real):
+        def decode(*args):
+            nonlocal most
+            frame = real(*args)
+            decoded.append(weakref.ref(frame))
+            most = max(most, sum(ref() is not None for ref in decoded))
+            return frame
+
+        return decode
+
+    monkeypatch.setattr(video_io, "to_tensor", spy(video_io.to_tensor))
+    monkeypatch.setattr(video_io, "read_image", spy(video_io.read_image))
+    plan = prepare_video(source, style, tmp_path / "o.mp4", size=16, steps=1, device="cpu")
+    assert len(plan.contents) == len(decoded) == 12 and tuple(plan.contents[0].shape) == (1, 3, 12, 16)
+    assert most <= 2, f"{most} full-size frames held at once"
+    assert all(ref() is None for ref in decoded)
+
+
+def test_a_fifo_as_the_video_is_refused_without_opening_it(style, tmp_path, capsys):
+    from tests.fifos import WatchedFifo
+
+    with WatchedFifo(tmp_path / "clip.mp4") as fifo:
+        code, err = _video([str(fifo.path), "-o", str(tmp_path / "o.mp4"), "--style", str(style)], capsys)
+        assert fifo.readers == 0
+    assert code == 2 and f"{fifo.path}: is a FIFO (named pipe), not a regular file" in err

@@ -19,12 +19,14 @@ from .optimize import Callback, Interrupted, StopCheck
 from .pipeline import (
     Settings,
     build_objective,
+    check_before_decoding,
     decode_inputs,
     evaluate,
     finish_image,
     load_checked,
     optimise,
     resolve_settings,
+    styles_list,
 )
 from .pipeline import plan as _plan
 from .presets import TUTORIAL, Preset
@@ -176,6 +178,15 @@ def stylize(
     )
     started = _time.perf_counter()
     settings = _settings(preset, seed, device, weights, options, precision, mask_mode, time)
+    check_before_decoding(
+        content,
+        styles_list(style),
+        settings.preset.init if init is None else init,
+        settings,
+        masks=masks,
+        style_masks=style_masks,
+        fine_style=fine_style,
+    )
     inputs = decode_inputs(
         content,
         style,
@@ -185,6 +196,7 @@ def stylize(
         auto_masks=auto_masks,
         protect_faces=protect_faces,
         fine_style=fine_style,
+        preset=settings.preset,
     )
     try:
         image = optimise(inputs, settings, callback=callback, should_stop=should_stop, started=started).image
@@ -218,7 +230,7 @@ def plan(
     mask_mode = options.pop("mask_mode", "simple")
     budget = options.pop("time", None)
     settings = _settings(preset, seed, device, weights, options, precision, mask_mode, budget)
-    return _plan(decode_inputs(content, style, settings.preset.init, **regions), settings)
+    return _plan(decode_inputs(content, style, settings.preset.init, preset=settings.preset, **regions), settings)
 
 
 def loss_terms(

@@ -643,10 +643,27 @@ def _cmd_rerun(argv: Sequence[str]) -> int:
     from .jobs import check_outputs
 
     check_outputs(job, [loaded.content, *loaded.styles, args.manifest])
-    threads = loaded.data["device"].get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
+    threads = rerun_threads(loaded.data["device"].get("threads"))
+    if threads is not None:
+        torch.set_num_threads(threads)
     return _execute(args, job)
+
+
+def rerun_threads(recorded: object) -> int | None:
+    """The torch threads for a rerun: the manifest's count, clamped to this machine's cores; ``None`` if absent.
+
+    A manifest is a file from elsewhere: ``"threads": 100000`` must not start
+    a hundred thousand threads, nor ``-1`` or ``"x"`` stop the run.
+    """
+    import math
+
+    if isinstance(recorded, bool) or not isinstance(recorded, (int, float)) or not math.isfinite(recorded):
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(int(recorded), cores))
 
 
 def _snapshot_step(path: str, index: int) -> int:

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import InputError, Notice
+from .fileio import regular_file
 from .fileio import save_file_atomically as save_file_atomically
 from .options import MAX_SIZE as MAX_SIZE
 
@@ -138,11 +139,8 @@ def _what_it_is(head: bytes) -> str:
 
 
 def _check_path(p: Path) -> None:
-    """Refuse a missing file, a directory, an unreadable and an empty file, each with its own message."""
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a directory, not an image")
+    """Refuse a missing file, a directory, a FIFO or device, an unreadable and an empty file, each with its own message."""
+    regular_file(p, "an image", ImageError)
     try:
         with open(p, "rb") as f:
             empty = not f.read(1)
@@ -150,6 +148,59 @@ def _check_path(p: Path) -> None:
         raise ImageError(f"{p}: cannot open it ({exc.strerror}); check its permissions") from exc
     if empty:
         raise ImageError(f"{p}: not a readable image: the file is empty; give a PNG, JPEG, WebP or TIFF image")
+
+
+def _open_header(p: Path) -> Image.Image:
+    """Open ``p`` with PIL, reading its header only, and check it: a file, an image, at most :data:`MAX_PIXELS`.
+
+    The caller loads (decodes) or closes the image.
+    """
+    _check_path(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)  # reads the header only
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_too_big(p)) from exc
+    except UnidentifiedImageError as exc:
+        with open(p, "rb") as f:
+            raise ImageError(f"{p}: not a readable image: {_what_it_is(f.read(512))}") from exc
+    except Exception as exc:  # Pillow's header parsers raise many types for corrupt data
+        reason = _one_line(str(exc)) or type(exc).__name__
+        raise ImageError(
+            f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it"
+        ) from exc
+    if im.size[0] * im.size[1] > MAX_PIXELS or im.size[0] < 1 or im.size[1] < 1:
+        im.close()
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            raise ImageError(_too_big(p))
+        raise ImageError(f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it")
+    return im
+
+
+def _too_big(p: Path) -> str:
+    return f"{p}: refused, the image has more than the {MAX_PIXELS} pixels this tool decodes; shrink it first"
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` of an image file, upright (EXIF orientation applied), from its header alone.
+
+    Raises:
+        ImageError: as :func:`open_image`, for what the header shows (nothing is decoded).
+    """
+    with _open_header(Path(path)) as im:
+        width, height = im.size
+        try:
+            if im.format == "PNG":  # Pillow's PNG getexif() decodes the image to find a late eXIf chunk
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
+            orientation = exif.get(0x0112, 1)
+        except Exception:  # corrupt EXIF: read_image says so when it decodes
+            orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -160,33 +211,13 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     open, for animations).
     """
     p = Path(path)
-    _check_path(p)
-    too_big = f"{p}: refused, the image has more than the {MAX_PIXELS} pixels this tool decodes; shrink it first"
+    return _load(_open_header(p), p)
+
+
+def _load(im: Image.Image, p: Path) -> Image.Image:
+    """Decode ``im`` (opened from ``p``), closing it and raising :class:`ImageError` on failure."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(p)  # reads the header only
-    except Image.DecompressionBombError as exc:
-        raise ImageError(too_big) from exc
-    except UnidentifiedImageError as exc:
-        with open(p, "rb") as f:
-            raise ImageError(f"{p}: not a readable image: {_what_it_is(f.read(512))}") from exc
-    except Exception as exc:  # Pillow's header parsers raise many types for corrupt data
-        reason = _one_line(str(exc)) or type(exc).__name__
-        raise ImageError(
-            f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it"
-        ) from exc
-    try:
-        if im.size[0] * im.size[1] > MAX_PIXELS:
-            raise ImageError(too_big)
-        if im.size[0] < 1 or im.size[1] < 1:
-            raise ImageError(
-                f"{p}: not a readable image: its header says {im.size[0]}x{im.size[1]} pixels; re-export it"
-            )
         im.load()
-    except ImageError:
-        im.close()
-        raise
     except Exception as exc:  # the decoders too: OSError, SyntaxError, struct.error, zlib.error, ...
         im.close()
         reason = _one_line(str(exc)) or type(exc).__name__
@@ -208,15 +239,29 @@ _EXIF_TRANSPOSE = {
 }
 
 
-def _decode_jpeg_like_tensorflow(path: Path, pil: Image.Image) -> Image.Image | None:
-    """Decode a JPEG with the fast integer IDCT, as TensorFlow does; ``None`` if not possible."""
+def _decode_jpeg_like_tensorflow(path: Path, pil: Image.Image, factor: int = 1) -> Image.Image | None:
+    """Decode a JPEG with the fast integer IDCT, as TensorFlow does; ``None`` if not possible.
+
+    ``factor`` (1, 2, 4 or 8, dividing both sides) has libjpeg-turbo decode at
+    that fraction of the size (a scaled IDCT: the full-size pixels are never made).
+    """
     if pil.format != "JPEG" or pil.mode not in ("RGB", "L"):
         return None
     import simplejpeg
 
+    width, height = _file_size(pil, factor)
     try:
-        arr = simplejpeg.decode_jpeg(path.read_bytes(), colorspace="RGB", fastdct=True, fastupsample=False)
+        arr = simplejpeg.decode_jpeg(
+            path.read_bytes(),
+            colorspace="RGB",
+            fastdct=True,
+            fastupsample=False,
+            min_height=height // factor if factor > 1 else 0,
+            min_width=width // factor if factor > 1 else 0,
+        )
     except (ValueError, OSError):
+        return None
+    if arr.shape[:2] != (height // factor, width // factor):
         return None
     upright = Image.fromarray(arr, "RGB")
     orientation = pil.getexif().get(0x0112, 1)
@@ -225,8 +270,64 @@ def _decode_jpeg_like_tensorflow(path: Path, pil: Image.Image) -> Image.Image | 
     return upright
 
 
-def read_image(path: str | os.PathLike[str]) -> Tensor:
+def _file_size(pil: Image.Image, factor: int) -> tuple[int, int]:
+    """The size in the file (before a JPEG draft by ``factor`` shrank ``pil.size``)."""
+    return pil.size[0] * factor, pil.size[1] * factor
+
+
+#: The factors an image may be shrunk by while it is decoded: JPEG's scaled IDCT takes 1/2, 1/4 and 1/8.
+REDUCE_FACTORS = (8, 4, 2)
+
+#: Modes that :meth:`PIL.Image.Image.reduce` takes (others are decoded at full size).
+_REDUCIBLE = ("RGB", "RGBA", "L", "LA", "I", "F", "CMYK")
+
+
+def reduce_factor(width: int, height: int, needed: int | None) -> int:
+    """How much an image of ``width`` x ``height`` is shrunk while decoding, for use at long side ``needed``.
+
+    A factor of :data:`REDUCE_FACTORS` (else 1) that divides both sides and
+    leaves at least ``2 * needed`` pixels on the long side: the exact resize
+    to ``needed`` (:func:`resize`, unchanged) then still reads an image twice
+    its size or more.  Because the factor is a power of two dividing both
+    sides, :func:`scaled_shape` gives the same shape from the shrunk image as
+    from the full one (the float32 scale is multiplied by the factor exactly).
+    An image less than twice ``needed`` (four times, for a factor) is decoded
+    as it always was, so the seed's path is unchanged at its sizes.
+    """
+    if needed is None:
+        return 1
+    for factor in REDUCE_FACTORS:
+        if width % factor == 0 and height % factor == 0 and max(width, height) // factor >= 2 * needed:
+            return factor
+    return 1
+
+
+def decoded_bytes(path: str | os.PathLike[str], needed: int | None = None) -> int:
+    """About the most memory :func:`read_image` takes for ``path`` at ``needed``, from the header alone.
+
+    The 8-bit image Pillow decodes (4 bytes a pixel, before any ``reduce``;
+    a JPEG is decoded at its reduced size) plus the float32 tensor (12 bytes a
+    pixel of the reduced size).
+
+    Raises:
+        ImageError: as :func:`image_size`.
+    """
+    with _open_header(Path(path)) as im:
+        width, height = im.size
+        is_jpeg = im.format == "JPEG"
+    factor = reduce_factor(width, height, needed)
+    pixels = width * height
+    return int(4 * (pixels // factor**2 if is_jpeg else pixels) + 12 * pixels // factor**2)
+
+
+def read_image(path: str | os.PathLike[str], needed: int | None = None) -> Tensor:
     """Read an image file as a ``(1, 3, H, W)`` tensor, upright, JPEG decoded as TensorFlow does.
+
+    ``needed``: the long side the image will be resized to (the largest, over
+    the scales), if known.  An image at least four times larger is decoded
+    smaller, by the factor of :func:`reduce_factor` (a JPEG by its scaled
+    IDCT, so the full-size pixels never exist; other formats are reduced by
+    averaging after decoding, before they become floats).
 
     An animation (GIF, APNG, WebP) or a multi-page TIFF gives its first frame,
     with an :class:`ImageNotice` warning.
@@ -239,10 +340,24 @@ def read_image(path: str | os.PathLike[str]) -> Tensor:
     p = Path(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with open_image(p) as pil:
+        header = _open_header(p)
+        width, height = header.size
+        factor = reduce_factor(width, height, needed)
+        if factor > 1 and header.format == "JPEG":
+            try:
+                header.draft(header.mode, (width // factor, height // factor))
+            except Exception:  # noqa: BLE001 - a draft is an optimisation: without it the image decodes whole
+                pass
+            if header.size != (width // factor, height // factor):
+                header.close()
+                header, factor = _open_header(p), 1  # a draft that did not give the size asked: decode it all
+        with _load(header, p) as pil:
             try:
                 animated = bool(getattr(pil, "is_animated", False))
-                tensor = _pil_to_tensor(_decode_jpeg_like_tensorflow(p, pil) or pil)
+                decoded = _decode_jpeg_like_tensorflow(p, pil, factor if pil.format == "JPEG" else 1) or pil
+                if factor > 1 and pil.format != "JPEG" and decoded.mode in _REDUCIBLE:
+                    decoded = ImageOps.exif_transpose(decoded).reduce(factor)
+                tensor = _pil_to_tensor(decoded)
             except Exception as exc:  # corrupt EXIF or an odd mode can fail after decoding
                 reason = _one_line(str(exc)) or type(exc).__name__
                 raise ImageError(
@@ -273,8 +388,12 @@ def _pass_on(caught: list[warnings.WarningMessage], path: Path) -> None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def to_tensor(image: ImageLike) -> Tensor:
-    """Any accepted image as a ``(1, 3, H, W)`` float32 tensor in [0, 1] (no resizing)."""
+def to_tensor(image: ImageLike, needed: int | None = None) -> Tensor:
+    """Any accepted image as a ``(1, 3, H, W)`` float32 tensor in [0, 1] (no resizing).
+
+    ``needed``: for a file, the long side it will be resized to; a much larger
+    one is decoded smaller (:func:`read_image`).
+    """
     if isinstance(image, Tensor):
         t = _tensor_to_tensor(image)
     elif isinstance(image, np.ndarray):
@@ -285,7 +404,7 @@ def to_tensor(image: ImageLike) -> Tensor:
         except (ValueError, OSError) as exc:
             raise ImageError(f"cannot read a PIL image of mode {image.mode} ({_one_line(str(exc))})") from exc
     elif isinstance(image, (str, os.PathLike)):
-        t = read_image(image)
+        t = read_image(image, needed)
     else:
         raise TypeError(f"cannot read an image from {type(image).__name__}")
     return t.contiguous()
@@ -312,12 +431,14 @@ def resize(image: Tensor, shape: tuple[int, int]) -> Tensor:
 def load_img(image: ImageLike, size: int = 512) -> Tensor:
     """The seed's ``load_img``: read, then scale the longer side to ``size``.
 
-    Up-scaling happens too when the image is smaller than ``size``.
+    Up-scaling happens too when the image is smaller than ``size``.  A file
+    four or more times larger is decoded smaller first (:func:`reduce_factor`):
+    the shape is the same, the pixels a little smoother.
 
     Returns:
         ``(1, 3, H, W)`` float32 RGB in [0, 1].
     """
-    t = to_tensor(image)
+    t = to_tensor(image, size)
     return resize(t, scaled_shape(t.shape[2], t.shape[3], size))
 
 

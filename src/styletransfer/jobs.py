@@ -322,7 +322,7 @@ def prepare(job: Job) -> tuple[Any, Any]:
         InputError: an unreadable input image or weights file.
     """
     from .images import output_format
-    from .pipeline import check_inputs, decode_inputs, resolve_settings
+    from .pipeline import check_before_decoding, check_inputs, decode_inputs, resolve_settings
 
     o = job.options
     settings = resolve_settings(
@@ -336,6 +336,15 @@ def prepare(job: Job) -> tuple[Any, Any]:
         **job.run_options(),
     )
     check_outputs(job)
+    check_before_decoding(
+        job.content,
+        job.styles,
+        settings.preset.init,
+        settings,
+        masks=o.get("masks"),
+        style_masks=o.get("style_masks"),
+        fine_style=o.get("fine_style"),
+    )
     inputs = decode_inputs(
         job.content,
         job.styles,
@@ -345,6 +354,7 @@ def prepare(job: Job) -> tuple[Any, Any]:
         auto_masks=o.get("auto_masks"),
         protect_faces=bool(o.get("protect_faces")),
         fine_style=o.get("fine_style"),
+        preset=settings.preset,
     )
     check_inputs(inputs, settings)
     if job.output is not None and inputs.alpha is not None and output_format(job.output) == "JPEG":

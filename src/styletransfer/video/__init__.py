@@ -52,6 +52,7 @@ from ..fileio import file_sha256, save_file_atomically
 from ..images import resize, save_image, scaled_shape, to_tensor
 from ..jobs import make_job
 from ..losses import Objective
+from ..memory import available_bytes
 from ..optimize import Interrupted
 from ..options import OPTIONS
 from ..pipeline import Inputs, Settings, evaluate, finish_image, optimise, resolve_device, resolve_settings
@@ -403,9 +404,9 @@ def prepare_video(
     out = Path(output)
     _check_output(out, Path(source))
     clip = read_clip(source, fps)
-    h, w = clip.frames[0].shape[:2]
-    shape = scaled_shape(h, w, first.preset.size)
-    contents = [resize(to_tensor(f), shape) for f in clip.frames]
+    shape = scaled_shape(clip.height, clip.width, first.preset.size)
+    _check_frames_fit(clip, shape)
+    contents = [resize(f, shape) for f in clip.frames()]  # one full-size frame at a time
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     state = {
         "source": clip.fingerprint(),
@@ -603,6 +604,26 @@ def _temporal_wrapper(
         return TemporalObjective(objective, fitted, weight)
 
     return wrap
+
+
+def _check_frames_fit(clip: Clip, shape: tuple[int, int]) -> None:
+    """Refuse a clip whose frames at the working size would not fit in the memory available.
+
+    The working-size frames (float32 RGB) are kept for the flows and the frame
+    loop, so they count ``count * 12 * h * w`` bytes; they may take half of
+    what is available, the other half being the optimisation's.
+
+    Raises:
+        OptionError: on ``size``.
+    """
+    need = clip.count * 12 * shape[0] * shape[1]
+    available = available_bytes(torch.device("cpu"))
+    if available is not None and need > available // 2:
+        raise OptionError(
+            "size",
+            f"{clip.source}: its {clip.count} frames at {shape[1]}x{shape[0]} need {need / 2**30:.1f} GiB of memory, "
+            f"more than half of the {available / 2**30:.1f} GiB available; use a smaller {{option}} or cut the clip",
+        )
 
 
 def _save_text(path: Path, text: str) -> None:

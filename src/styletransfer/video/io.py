@@ -1,5 +1,11 @@
 """Frames in and out: a directory of images or a video file (PyAV), a directory of PNGs or an H.264 MP4.
 
+A clip is read from its headers first (:func:`read_clip`: frame size, count
+and rate checked against :data:`MAX_FRAMES`, :data:`MAX_FPS` and the images'
+:data:`~styletransfer.images.MAX_PIXELS`), then its frames are decoded one at
+a time (:meth:`Clip.frames`); a frame directory's images go through
+:func:`~styletransfer.images.read_image` like every other input.
+
 An MP4 is written into a temporary file beside its path and renamed at the
 end (never left half-written); the input's audio stream is copied into it.
 """
@@ -8,16 +14,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import Tensor
 
-from ..errors import InputError, MissingExtra, OutputError
-from ..fileio import file_sha256
+from ..errors import InputError, MissingExtra, OptionError, OutputError
+from ..fileio import file_sha256, regular_file
+from ..images import MAX_PIXELS, image_size, read_image, to_tensor
 
 #: What a frame directory contributes (by extension, sorted by name).
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -34,14 +42,65 @@ def _av() -> Any:
     return av
 
 
+#: The most frames a clip may have (69 minutes at 24 frames a second); the stream's header is checked first.
+MAX_FRAMES = 100_000
+
+#: The highest frame rate taken, from a stream or ``fps``.
+MAX_FPS = 1000
+
+
 @dataclass
 class Clip:
-    """A clip's frames (``(H, W, 3)`` uint8 RGB), its frame rate, and where it came from."""
+    """A clip as its headers describe it; :meth:`frames` decodes the frames one at a time.
 
-    frames: list[np.ndarray]
+    Attributes:
+        width, height: every frame's size (checked against :data:`~styletransfer.images.MAX_PIXELS`).
+        count: the frames (a video whose container does not say is counted once, by demuxing).
+        fps: the frame rate.
+        source: the video file or the directory of frames.
+        is_video: a video file (else a directory of images).
+        files: the directory's frame images, in order (empty for a video file).
+    """
+
+    width: int
+    height: int
+    count: int
     fps: Fraction
     source: Path
     is_video: bool
+    files: list[Path] = field(default_factory=list)
+
+    def frames(self) -> Iterator[Tensor]:
+        """Each frame as a ``(1, 3, H, W)`` tensor in [0, 1], decoded when asked for (never all at once).
+
+        Raises:
+            InputError: a frame that cannot be read, or whose size is not the clip's.
+        """
+        if not self.is_video:
+            for f in self.files:
+                frame = read_image(f)  # the checks every input image gets
+                self._check_frame(frame, f)
+                yield frame
+            return
+        av = _av()
+        n = 0
+        try:
+            with av.open(str(self.source)) as container:
+                for decoded in container.decode(container.streams.video[0]):
+                    n += 1
+                    if n > self.count:
+                        raise InputError(f"{self.source}: more frames than its header says ({self.count})")
+                    frame = to_tensor(decoded.to_ndarray(format="rgb24"))
+                    self._check_frame(frame, self.source, n)
+                    yield frame
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{self.source}: not a readable video ({_one_line(exc)})") from None
+
+    def _check_frame(self, frame: Tensor, path: Path, n: int | None = None) -> None:
+        h, w = frame.shape[2], frame.shape[3]
+        if (w, h) != (self.width, self.height):
+            which = f"{path}" if n is None else f"{path}: frame {n}"
+            raise InputError(f"{which} is {w}x{h}, but the clip's frames are {self.width}x{self.height}")
 
     def fingerprint(self) -> str:
         """The source's identity for resuming: its files' sha256."""
@@ -50,54 +109,93 @@ class Clip:
         import hashlib
 
         digest = hashlib.sha256()
-        for f in frame_files(self.source):
+        for f in self.files:
             digest.update(file_sha256(f).encode())
         return digest.hexdigest()
 
 
 def frame_files(directory: Path) -> list[Path]:
-    """The frame images of a directory, sorted by name."""
+    """The frame images of a directory, sorted by name (regular files only: a FIFO there is not a frame)."""
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _check_fps(fps: float | Fraction, where: str | None) -> Fraction:
+    """``fps`` as a fraction, if above 0 and at most :data:`MAX_FPS`; ``where`` names the stream (``None``: the option)."""
+    if not 0 < float(fps) <= MAX_FPS:  # (NaN fails too)
+        if where is None:
+            raise OptionError("fps", f"{{option}} must be above 0 and at most {MAX_FPS}, not {float(fps):g}")
+        raise InputError(
+            f"{where}: its frame rate, {float(fps):g} frames a second, is not above 0 and at most {MAX_FPS}; "
+            "give the rate with fps"
+        )
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _check_shape(width: int, height: int, count: int, where: str) -> None:
+    """Refuse absurd frame sizes and counts (from the headers, before any frame is decoded)."""
+    if width < 1 or height < 1:
+        raise InputError(f"{where}: not a readable video: its header says {width}x{height} pixels a frame")
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{where}: refused, its {width}x{height} frames have more than the {MAX_PIXELS} pixels this tool decodes"
+        )
+    if count > MAX_FRAMES:
+        raise InputError(f"{where}: refused, {count} frames is more than the {MAX_FRAMES} a clip may have; cut it")
+
+
 def read_clip(path: str | os.PathLike[str], fps: float | None = None) -> Clip:
-    """Every frame of a video file or a directory of frames.
+    """A video file or a directory of frames, from its headers: frame size, count and rate, all checked.
+
+    No frame is decoded here (:meth:`Clip.frames` decodes them one at a time).
 
     Raises:
-        InputError: a missing path, an empty directory, an unreadable file.
+        InputError: a missing path, an empty directory, an unreadable file, frames of
+            different sizes, more than :data:`MAX_FRAMES` frames, frames over
+            :data:`~styletransfer.images.MAX_PIXELS`, a rate above :data:`MAX_FPS`.
     """
-    from PIL import Image
-
     p = Path(path)
+    rate = None if fps is None else _check_fps(fps, None)
     if p.is_dir():
         files = frame_files(p)
         if not files:
             raise InputError(f"{p}: no frames (PNG, JPEG...) in this directory")
-        frames = []
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    frames.append(np.array(im.convert("RGB")))
-            except OSError as exc:
-                raise InputError(f"{f}: not a readable image ({exc})") from None
-        if len({fr.shape for fr in frames}) > 1:
-            raise InputError(f"{p}: the frames differ in size")
-        return Clip(frames, Fraction(fps or 24).limit_denominator(1001), p, False)
+        sizes = {f: image_size(f) for f in files}  # headers only, with the checks of every image
+        width, height = sizes[files[0]]
+        odd = next((f for f in files if sizes[f] != (width, height)), None)
+        if odd is not None:
+            w, h = sizes[odd]
+            raise InputError(
+                f"{p}: the frames differ in size ({files[0].name} is {width}x{height}, {odd.name} {w}x{h})"
+            )
+        _check_shape(width, height, len(files), str(p))
+        return Clip(width, height, len(files), rate or Fraction(24), p, False, files)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
+    regular_file(p, "a video file or a directory of frames")
     av = _av()
     try:
         with av.open(str(p)) as container:
             if not container.streams.video:
                 raise InputError(f"{p}: has no video stream")
             stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or 24
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+            count = int(stream.frames or 0)
+            _check_shape(width, height, count, str(p))
+            found = stream.average_rate or stream.guessed_rate
+            if rate is None:
+                rate = _check_fps(found, str(p)) if found else Fraction(24)
+            if count == 0:  # the container does not say: count the packets (no decoding)
+                count = sum(1 for packet in container.demux(stream) if packet.size)
+                _check_shape(width, height, count, str(p))
     except av.error.FFmpegError as exc:
-        raise InputError(f"{p}: not a readable video ({exc})") from None
-    if not frames:
+        raise InputError(f"{p}: not a readable video ({_one_line(exc)})") from None
+    if count == 0:
         raise InputError(f"{p}: no frames")
-    return Clip(frames, Fraction(fps).limit_denominator(1001) if fps else Fraction(rate), p, True)
+    return Clip(width, height, count, rate, p, True)
 
 
 def is_video_path(path: str | os.PathLike[str]) -> bool:

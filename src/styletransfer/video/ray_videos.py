@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..batch.ray_executor import ATTEMPTS, StyleWorker, connect_ray, release_ray
@@ -56,12 +55,12 @@ class RayVideos:
     ) -> None:
         ray, self.started = connect_ray(address)
         self.ray = ray
-        from ..vgg import default_weights_path
+        from ..vgg import weights_bytes
 
         self.workers = max(1, int(workers))
         self.threads = threads
         self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        self.weights_ref = ray.put(Path(weights or default_weights_path()).read_bytes())
+        self.weights_ref = ray.put(weights_bytes(weights or None))
         self.flow_task: Any = ray.remote(num_cpus=1)(local_flows)
         self.actor_class = ray.remote(VideoWorker)
         self.actors: list[Any] = []
