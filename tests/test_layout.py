@@ -31,7 +31,6 @@ LAYERS: dict[str, int] = {
             "classifier",
             "display",
             "examples",
-            "driver",
         ],
         1,
     ),
@@ -39,7 +38,6 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["pipeline", "driver"], 2),
     **dict.fromkeys(["jobs", "observers", "manifest"], 3),
     **dict.fromkeys(["api", "cli", "__main__"], 4),
-    "folder_lock": 4,  # which process owns a folder: a front end's concern (it names the command, from argv)
 }
 RUNNER = 3
 FRONT_ENDS = 4
