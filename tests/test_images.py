@@ -189,15 +189,18 @@ def test_the_tutorial_path_is_bit_identical_at_its_sizes(name: str) -> None:
     """The seed-faithful loader at the tutorial's size (and any size up to half the image): the same bits as before."""
     from styletransfer.examples import example_path
     from styletransfer.pipeline import decode_inputs
-    from styletransfer.presets import TUTORIAL
+    from styletransfer.presets import TUTORIAL, get_preset
 
     path = example_path(name)
     for size in (TUTORIAL.size, 384, 257):
         assert torch.equal(load_img(path, size), _old_load_img(path, size)), size
-    inputs = decode_inputs(path, [path], preset=TUTORIAL)
-    assert torch.equal(inputs.content_pixels, read_image(path)) and torch.equal(
-        inputs.style_pixels[0], read_image(path)
-    )
+    for preset in (TUTORIAL, TUTORIAL.with_overrides(size=128)):  # the seed's preset decodes whole at any size
+        inputs = decode_inputs(path, [path], preset=preset)
+        assert torch.equal(inputs.content_pixels, read_image(path)) and torch.equal(
+            inputs.style_pixels[0], read_image(path)
+        )
+    fast = decode_inputs(path, [path], preset=get_preset("fast").with_overrides(size=128))
+    assert fast.content_pixels.shape[-1] == read_image(path).shape[-1] // 4  # others decode at the size used
 
 
 @pytest.mark.parametrize(("size", "factor"), [(256, 2), (128, 4), (64, 8), (32, 8)])

@@ -53,7 +53,7 @@ from .optimize import (
     run_lbfgs,
 )
 from .options import BY_NAME, INIT_CHOICES, MAX_SIZE, check_options
-from .presets import DEFAULT_PRESET, Preset, get_preset
+from .presets import DEFAULT_PRESET, TUTORIAL, Preset, get_preset
 from .vgg import get_vgg
 
 #: The longest style image side that ``style_scale`` may ask for, pixels.
@@ -402,8 +402,14 @@ def decode_inputs(
 
 
 def needed_sides(preset: Preset | None) -> tuple[int | None, int | None]:
-    """The long sides a run resizes its images to: the content's (``size``) and the styles' (``style_scale * size``)."""
-    if preset is None:
+    """The long sides a run decodes its images for: the content's (``size``) and the styles' (``style_scale * size``).
+
+    An image four or more times larger than its side is decoded smaller
+    (:func:`~styletransfer.images.reduce_factor`).  ``None`` for the seed's
+    own preset (``tutorial``, at any size): it decodes every image whole, as
+    the seed does, so that its pixels stay the seed's.
+    """
+    if preset is None or preset.name == TUTORIAL.name:
         return None, None
     return preset.size, max(1, round(preset.style_scale * preset.size))
 
