@@ -775,7 +775,8 @@ def _cmd_batch(argv: Sequence[str]) -> int:
         description=(
             "Stylise every content image (files, or directories' images) with every style, or with one blend of "
             "all styles when --style-blend is given. Resumable: OUT_DIR/batch.jsonl records each item; the same "
-            "command again skips what is done. A broken input is a failed item; the exit code is 1 if any failed."
+            "command again skips what is done. A broken input is a failed item; the exit code is 1 if any failed. "
+            "--time is each item's budget, from that item's start."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="content images or directories")

@@ -434,6 +434,13 @@ def run_jobs(
     :func:`run_job` runs it.  ``group=1`` runs them one by one; a group is
     also cut to what fits in memory (:func:`~styletransfer.pipeline.batch_limit`).
 
+    A job's time budget (its ``time`` option) counts from its own start: the
+    moment its run (alone, or its group's) begins, after every job was
+    decoded, not from this call.  So each job of a batch gets the whole
+    budget, and jobs that share a group share its start and so end by the
+    same deadline: a group of ``k`` takes the budget, not ``k`` times it
+    (each of its images gets fewer evaluations, each a ``k``-image one).
+
     Returns:
         Per job, in order: its :class:`JobResult`, or the exception that ended it
         (raised while checking and decoding it, or saving its image).
@@ -472,6 +479,7 @@ def run_jobs(
                 chunk.remove(i)
         if not runs:
             continue
+        begun = time.perf_counter()  # these jobs' own start: their time budget counts from here
         try:
             for run in runs:
                 run.start()
@@ -485,6 +493,7 @@ def run_jobs(
                             callback=runs[0].progress,
                             should_stop=should_stop,
                             on_scale=runs[0].on_scale,
+                            started=begun,
                         )
                     ]
                 except (Interrupted, Diverged) as stop:
@@ -496,6 +505,7 @@ def run_jobs(
                     callbacks=[r.progress for r in runs],
                     should_stop=should_stop,
                     on_scale=[r.on_scale for r in runs],
+                    started=begun,
                 )
             for i, run, outcome in zip(chunk, runs, outcomes):
                 try:

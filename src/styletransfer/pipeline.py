@@ -847,7 +847,9 @@ def optimise_batch(
     Image ``b``'s result is what :func:`optimise` gives it alone, up to the
     rounding of batched convolutions.  ``callbacks[b]`` and ``on_scale[b]``
     hear run ``b`` only.  A time budget (``settings.time_budget`` from
-    ``started``) is shared by the batch, as in :func:`optimise`.
+    ``started``) is every run's own, as in :func:`optimise`: the runs start
+    together, so they share each scale's deadline and all end by
+    ``started + time_budget``.
 
     Returns:
         Per run: its :class:`Optimised`, or the :class:`Interrupted` (a stop was

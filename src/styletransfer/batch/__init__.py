@@ -18,6 +18,12 @@ after a torn one), so a batch killed at any moment loses at most the items
 that were running.  A batch holds ``OUT_DIR``'s lock
 (:class:`~styletransfer.folder_lock.FolderLock`) while it runs: a second one
 on the same folder is refused, naming the first.
+
+A time budget (the ``time`` option, ``--time``) is each item's own: it counts
+from the moment that item's optimisation starts, not from the batch's start,
+so every output is done within the budget of its own start (plus the time
+to save it).  Items optimised together in one group (``--group``) start
+together and end by the same deadline: the group takes the budget once.
 """
 
 from __future__ import annotations

@@ -203,6 +203,16 @@ def starting_image(targets: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
     return first + sum((mask * (target - first) for target, mask in targets[1:]), torch.zeros_like(first))
 
 
+class _Evaluations:
+    """A progress callback that keeps the number of evaluations done (a frame's record says it)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def __call__(self, p: Any) -> None:
+        self.done = p.step
+
+
 def stylise_frames(
     work: FrameWork, should_stop: Callable[[], bool] | None = None
 ) -> Iterator[tuple[int, Image.Image, FrameRecord]]:
@@ -227,8 +237,11 @@ def stylise_frames(
             wrap = _temporal_wrapper(targets, work.temporal_weight, settings)
         content = work.contents[t]
         inputs = Inputs(content, list(work.styles), content, None, work.style_pixels, init)
-        try:
-            result = optimise(inputs, settings, should_stop=should_stop, wrap_objective=wrap)
+        count = _Evaluations()
+        try:  # a time budget is this frame's: it counts from the frame's start
+            result = optimise(
+                inputs, settings, callback=count, should_stop=should_stop, wrap_objective=wrap, started=started
+            )
         except Interrupted:
             return
         final = finish_image(result.image, inputs, settings)
@@ -241,7 +254,7 @@ def stylise_frames(
         record = FrameRecord(
             t + 1,
             error,
-            settings.preset.steps,
+            count.done,
             round(time.perf_counter() - started, 3),
             terms["style"],
             terms["content"],
@@ -394,11 +407,12 @@ def prepare_video(
     job = make_job(source, [str(s) for s in styles], None, **options)
     o = job.options
     first = resolve_settings(
-        job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], **job.run_options()
-    )
+        job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], time_budget=o["time"],
+        **job.run_options(),
+    )  # fmt: skip
     later_steps = frame_steps if frame_steps is not None else max(1, round(first.preset.steps / 3))
     later = first if not temporal else resolve_settings(
-        job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"],
+        job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], time_budget=o["time"],
         **{**job.run_options(), "steps": later_steps},
     )  # fmt: skip
     out = Path(output)
@@ -486,6 +500,8 @@ def stylize_video(
     option table (``size``, ``steps``, ``preset``...); ``steps`` is the first
     frame's budget, ``frame_steps`` (default ``steps / 3``) the later frames'.
     ``long_term = J >= 2`` adds the long-term term over frames ``t - 2 .. t - J``.
+    A time budget (``time``) is per frame: each frame's optimisation ends
+    ``time`` seconds after that frame's start, with its best image so far.
     ``flows`` computes flows and masks for many frame pairs (default: here,
     in turn).  ``on_frame(record, total)`` hears each finished frame.
 
