@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,30 @@ def test_estimate_has_the_dry_run_keys(client: TestClient) -> None:
     assert client.get("/api/estimate?size=99999").json()["field"] == "size"
 
 
+def test_the_estimate_says_what_a_time_budget_buys(client: TestClient) -> None:
+    plan = client.get("/api/estimate?size=40&steps=50&preset=fast&width=48&height=36&time=30").json()
+    assert plan["budget"]["seconds"] == 30
+    (bought,) = plan["budget"]["evaluations"]
+    assert 1 <= bought <= 50 and plan["seconds"] <= 30
+    assert client.get("/api/estimate?size=40&steps=50&width=48&height=36").json()["budget"] is None
+    for bad in ("0", "-1", "abc", "1e9", "nan", "inf"):
+        answer = client.get(f"/api/estimate?time={bad}")
+        assert answer.status_code == 422 and answer.json()["field"] == "time" and "time" in answer.json()["detail"]
+
+
+def test_a_budgeted_job_ends_done_at_its_budget_with_an_eta_within_it(
+    client: TestClient, images: dict[str, bytes]
+) -> None:
+    job_id = _submit(client, images, size=40, steps=100000, time=4).json()["id"]
+    running = _wait(client, job_id, lambda j: j["status"] == "running" and j["step"] >= 1 and j["eta_seconds"])
+    assert running["eta_seconds"] <= 4  # what is left of the budget, not 100000 steps' worth
+    begun = time.monotonic()
+    job = _wait(client, job_id, lambda j: j["status"] not in ("queued", "running"), timeout=30)
+    assert time.monotonic() - begun <= 4 + 3  # the save and the polling on a loaded machine
+    assert job["status"] == "done" and job["has_result"] and 1 <= job["step"] < 100000
+    assert job["options"]["time"] == 4
+
+
 def test_a_job_runs_to_the_end(client: TestClient, images: dict[str, bytes], tmp_path: Path) -> None:
     created = _submit(client, images, styles=2, size=40, steps=4, seed=3)
     assert created.status_code == 201
@@ -225,6 +250,11 @@ BAD_OPTIONS = [
     ({"weights": "/tmp/w.bin"}, "weights"),
     ({"log": "/tmp/log.csv"}, "log"),
     ({"preset": "best"}, "preset"),
+    ({"time": 0}, "time"),
+    ({"time": -1}, "time"),
+    ({"time": "abc"}, "time"),
+    ({"time": 1e9}, "time"),  # over a week
+    ({"time": math.nan}, "time"),  # json.dumps writes NaN, which the server's json.loads reads
 ]
 
 

@@ -131,3 +131,27 @@ def test_the_token_leaves_the_address_bar(browser: Any, tmp_path: Path) -> None:
             assert page.locator("#conn").inner_text() == ""  # the cookie carries it: the API still answers
         finally:
             context.close()
+
+
+def test_the_time_control_sends_its_budget_and_run_again_refills_it(
+    page: Any, pictures: tuple[Path, Path], server: Server
+) -> None:
+    assert page.locator("#opt-time option").all_inner_texts() == ["until done", "30 s", "1 min", "5 min"]
+    assert page.input_value("#opt-time") == ""  # until done by default...
+    assert "time" not in page.evaluate("formOptions()")  # ...sent as no budget at all
+    page.select_option("#opt-time", label="30 s")
+    page.set_input_files("#content-file", str(pictures[0]))
+    page.set_input_files("#style-file", str(pictures[1]))
+    page.fill("#opt-size", "48")
+    page.fill("#opt-steps", "20")
+    page.wait_for_function("document.getElementById('estimate').dataset.budget === '30'", timeout=60_000)
+    assert "the time buys" in page.inner_text("#estimate")
+    page.click("#start")
+    page.wait_for_selector("#history li.current", timeout=30_000)
+    job_id = page.get_attribute("#history li.current", "data-id")
+    assert server.get(f"/api/jobs/{job_id}")["options"]["time"] == 30
+    page.wait_for_selector("#run[data-status='done']", timeout=120_000)
+    page.select_option("#opt-time", "")
+    page.click("#history li.current button:has-text('Run again')")
+    page.wait_for_function("document.getElementById('opt-time').value === '30'", timeout=30_000)
+    assert page.evaluate("formOptions()")["time"] == 30

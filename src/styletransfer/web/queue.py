@@ -43,6 +43,7 @@ class Live:
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""  # "cancel" or "shutdown"
     stop_rule: bool = False  # the preset may end the run before ``total`` (its stopping rule)
+    budget: float | None = None  # the job's time budget (its ``time`` option): the ETA is at most what is left of it
     preview: tuple[int, bytes] | None = None
 
 
@@ -68,6 +69,8 @@ class _Watch(Observer):
         live.tensor = p.tensor()
         elapsed = time.perf_counter() - live.started
         eta = elapsed / p.step * (p.total - p.step) if p.step else None
+        if eta is not None and live.budget is not None:
+            eta = min(eta, max(0.0, live.budget - elapsed))
         live.progress = {
             "step": step,
             "total": total,
@@ -172,6 +175,7 @@ class Queue:
             folder = self.store.folder(job_id)
             job = Job.from_json(row["job"])
             live.stop_rule = job.preset().stops_early
+            live.budget = job.options.get("time")
             snapshot = folder / "snapshot.png"
             if row["snapshot_step"] and snapshot.is_file():
                 job, live.offset = resumed(job, snapshot, row["snapshot_step"])

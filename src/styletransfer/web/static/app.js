@@ -82,13 +82,22 @@ function formOptions() {
   return out;
 }
 
+// the Time control's choices are seconds; a job given another budget (through the API) gets its own choice
+function timeLabel(seconds) {
+  return seconds % 60 === 0 ? seconds / 60 + " min" : seconds + " s";
+}
+
 function setFormOptions(options) {
   $("opt-preset").value = options.preset || "";
   for (const o of state.options) {
     const input = $("opt-" + o.name);
     if (!input || o.name === "preset") continue;
     const v = options[o.name];
-    input.value = v === undefined || v === null ? "" : (Array.isArray(v) ? v.join(",") : String(v));
+    const text = v === undefined || v === null ? "" : (Array.isArray(v) ? v.join(",") : String(v));
+    if (input.tagName === "SELECT" && text !== "" && !Array.from(input.options).some((c) => c.value === text)) {
+      input.append(el("option", { value: text }, o.name === "time" ? timeLabel(Number(text)) : text));
+    }
+    input.value = text;
   }
   showPresetValues();
   scheduleEstimate();
@@ -188,9 +197,15 @@ async function estimate() {
     const last = plan.scales[plan.scales.length - 1];
     const evals = plan.evaluations.reduce((a, b) => a + b, 0);
     const most = plan.stop_rule ? "at most " : "about ";
-    $("estimate").textContent = `Estimate: ${most}${duration(plan.seconds)} on ${plan.device}, ${most}${evals} evaluations, ` +
-      `${last[1]}×${last[0]} px, peak memory ${bytes(plan.peak_bytes)}.` +
-      (plan.stop_rule ? " It stops sooner once the loss stops falling." : "");
+    const budget = plan.budget;
+    const bought = budget ? budget.evaluations.reduce((a, b) => a + b, 0) : null;
+    $("estimate").textContent = budget
+      ? `Estimate: at most ${duration(plan.seconds)} on ${plan.device}: the time buys about ${bought} of ${most}${evals} evaluations` +
+        `${budget.evaluations.length > 1 ? " (" + budget.evaluations.join(" + ") + " by scale)" : ""}, ${last[1]}×${last[0]} px, peak memory ${bytes(plan.peak_bytes)}.`
+      : `Estimate: ${most}${duration(plan.seconds)} on ${plan.device}, ${most}${evals} evaluations, ` +
+        `${last[1]}×${last[0]} px, peak memory ${bytes(plan.peak_bytes)}.` +
+        (plan.stop_rule ? " It stops sooner once the loss stops falling." : "");
+    $("estimate").dataset.budget = budget ? String(budget.seconds) : "";
   } catch (error) {
     if (seq !== estimateSeq) return;
     if (error.status === 429) {  // the server is making another estimate: ask again soon
@@ -340,7 +355,8 @@ async function refreshHistory() {
     const img = el("img", { alt: `job ${job.id} (${job.status})`, loading: "lazy" });
     if (job.has_result) img.src = `/api/jobs/${job.id}/preview.jpg`;
     else img.src = `/api/jobs/${job.id}/content`;
-    const size = job.options.size ? `${job.options.size} px` : (job.options.preset || "fast");
+    const size = (job.options.size ? `${job.options.size} px` : (job.options.preset || "fast")) +
+      (job.options.time ? ` · ${timeLabel(job.options.time)}` : "");
     const actions = el("div", { class: "actions" },
       el("button", { type: "button", onclick: () => { show(job.id); if (job.status !== "queued" && job.status !== "running") finished(job); } }, "Open"),
       el("button", { type: "button", onclick: () => runAgain(job) }, "Run again"));
@@ -376,8 +392,9 @@ async function init() {
   preset.append(el("option", { value: "" }, "fast (default)"));
   for (const name of Object.keys(table.presets)) preset.append(el("option", { value: name }, name));
   preset.addEventListener("change", () => { showPresetValues(); scheduleEstimate(); });
+  $("opt-time").addEventListener("change", () => { clearErrors(); scheduleEstimate(); });
   for (const o of table.options) {
-    if (!o.web || o.name === "preset") continue;
+    if (!o.web || o.name === "preset" || o.name === "time") continue;  // preset and time have their own controls
     (MAIN.includes(o.name) ? $("main-options") : $("more-options")).append(fieldFor(o));
   }
   for (const o of table.options) {  // the uploads that stand in for the path options
