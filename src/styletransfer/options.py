@@ -231,8 +231,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "time",
         "float",
-        "a time budget: stop after SECONDS (the whole run, from its start) with the best image so far; "
-        "a coarse-to-fine run splits it over its scales",
+        "a time budget: stop after SECONDS (the whole run, from its start; in a batch each item's, "
+        "in a video each frame's) with the best image so far; a coarse-to-fine run splits it over its scales",
         default=None,
         minimum=0.0,
         exclusive_minimum=True,
