@@ -113,3 +113,20 @@ def test_the_dry_run_says_what_the_budget_buys(
     assert found["seconds"] <= 30
     settings = resolve_settings("fast", size=64, device="cpu")
     assert plan(decode_inputs(str(c), str(s)), settings)["budget"] is None
+
+
+def test_the_budget_left_after_loading_the_network_is_split_over_the_scales() -> None:
+    import time
+
+    from styletransfer.pipeline import budget_deadlines
+
+    settings = resolve_settings("fast", size=96, coarse_size=48, refine_steps=100, steps=100, time_budget=10.0)
+    begin = time.perf_counter() - 4.0  # four seconds already spent (start-up, decoding)
+    before = time.perf_counter()
+    first, last = budget_deadlines(settings, begin, [(36, 48), (72, 96)])
+    after = time.perf_counter()
+    assert first is not None and last is not None
+    assert last == pytest.approx(begin + 10.0)  # the whole run still ends with the budget
+    # the 6 s left are split by cost (pixels x evaluations: 1 to 4), from when the network is ready
+    assert before + 0.2 * (begin + 10.0 - after) - 1e-6 <= first <= after + 0.2 * (begin + 10.0 - before) + 1e-6
+    assert budget_deadlines(resolve_settings("fast", size=96), begin, [(72, 96)]) == [None]

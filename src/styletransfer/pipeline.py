@@ -732,7 +732,7 @@ def optimise(
         mix_scales(inputs, settings, should_stop=should_stop)
     report = Reporter(total_steps(p), callback, should_stop=should_stop)
     shapes = [_shape_at(inputs.content_pixels, size) for size in stage_sizes(p)]
-    deadlines = scale_deadlines(begin, settings.time_budget, shapes, stage_steps(p))
+    deadlines = budget_deadlines(settings, begin, shapes)
     x: Tensor | None = None
     stage: Stage | None = None
     for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
@@ -764,6 +764,22 @@ def optimise(
         objective, c, _ = objective_at(inputs, settings, p.size)
         stage = Stage(objective, objective, c)
     return Optimised(x.cpu(), stage.objective, stage.content)
+
+
+def budget_deadlines(settings: Settings, begin: float, shapes: Sequence[tuple[int, int]]) -> list[float | None]:
+    """Each scale's deadline under ``settings.time_budget`` seconds counted from ``begin``; ``None`` each without one.
+
+    The network is loaded first (once per process), and what is left of the
+    budget then is split over the scales by their cost
+    (:func:`~styletransfer.driver.scale_deadlines`): loading the weights, a
+    second or two, does not eat the first scale's share.
+    """
+    if settings.time_budget is None:
+        return [None] * len(shapes)
+    get_vgg(settings.weights, settings.device)
+    now = time.perf_counter()
+    left = max(0.0, begin + settings.time_budget - now)
+    return scale_deadlines(now, left, shapes, stage_steps(settings.preset))
 
 
 def _start_image(inputs: Inputs, settings: Settings, x: Tensor | None, shape: tuple[int, int], size: int) -> Tensor:
@@ -878,7 +894,7 @@ def optimise_batch(
     results: list[Optimised | Interrupted | Diverged | None] = [None] * n
     xs: list[Tensor | None] = [None] * n
     shapes = [_shape_at(inputs[0].content_pixels, size) for size in stage_sizes(p)]
-    deadlines = scale_deadlines(begin, settings.time_budget, shapes, stage_steps(p))
+    deadlines = budget_deadlines(settings, begin, shapes)
     for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
         going = [b for b in range(n) if not isinstance(results[b], (Interrupted, Diverged))]
         if not going:
