@@ -177,7 +177,7 @@ def cli_run(
     size: int,
     threads: int,
     steps: int | None = None,
-    every: int = 5,
+    every: int | None = 5,
 ) -> dict:
     """``preset``'s whole run as the CLI makes it, in a fresh process; its wall time, curve and snapshots' losses.
 
@@ -192,7 +192,9 @@ def cli_run(
     for old in [out, log, *out.parent.glob(f"{out.stem}.step*{out.suffix}")]:
         old.unlink(missing_ok=True)
     command = [sys.executable, "-m", "styletransfer", str(content), str(style), "-o", str(out), "--preset", preset]
-    command += ["--size", str(size), "-q", "--log", str(log), "--save-every", str(every)]
+    command += ["--size", str(size), "-q", "--log", str(log)]
+    if every is not None:
+        command += ["--save-every", str(every)]
     if steps is not None:
         command += ["--steps", str(steps)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -209,7 +211,7 @@ def cli_run(
     for r in rows:
         step = int(r["step"])
         snapshot = out.with_name(f"{out.stem}.step{step:05d}{out.suffix}")
-        if step % every or not snapshot.exists() or float(r["loss"]) > 1.03 * SEED_FINAL_LOSS:
+        if every is None or step % every or not snapshot.exists() or float(r["loss"]) > 1.03 * SEED_FINAL_LOSS:
             continue  # the logged loss (bf16's network under bf16: about 1% off) is only a filter
         if loss_terms(snapshot, content, style, size=size)["total"] <= SEED_FINAL_LOSS:
             reached = (step, startup + float(r["elapsed"]))
@@ -395,7 +397,7 @@ def print_table(seed: dict | str, peer: dict | str, tutorial: dict, ours: dict[s
 
 def tutorial_probe(content: Path, style: Path, out: Path, size: int, threads: int, steps: int) -> dict:
     """The ``tutorial`` preset's 1000 steps estimated from ``steps`` of them in a fresh process (its CLI)."""
-    probe = cli_run("tutorial", content, style, out, size, threads, steps=steps, every=10**6)
+    probe = cli_run("tutorial", content, style, out, size, threads, steps=steps, every=None)
     step_ms = probe["step_ms"][size]
     return {
         "probe_steps": steps,

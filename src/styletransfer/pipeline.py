@@ -1120,8 +1120,8 @@ def _evaluation_seconds(settings: Settings, inputs: Inputs, side: int, repeats: 
 def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     """What the run will do and cost, without optimising: ``--dry-run``.
 
-    The time of one evaluation is measured at a small size (:data:`PROBE_SIDE`)
-    on this machine and scaled to each scale's pixels (:func:`scaled_seconds`);
+    The time of one evaluation is measured at a small size (:data:`PROBE_SIDE`,
+    or the run's own size when smaller) on this machine and scaled to each scale's pixels (:func:`scaled_seconds`);
     each scale adds one evaluation for its targets.  The peak memory is the memory guard's estimate
     (:func:`~styletransfer.memory.estimate_bytes`).  The evaluation counts are
     the budget: a run stopped by a convergence test takes fewer.
@@ -1148,10 +1148,11 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     h, w = inputs.content_pixels.shape[2], inputs.content_pixels.shape[3]
     shapes = [scaled_shape(h, w, size) for size in stage_sizes(p)]
     steps = stage_steps(p)
-    probe_pixels = math.prod(scaled_shape(h, w, PROBE_SIDE))
+    side = min(PROBE_SIDE, p.size)  # a small run is probed at its own size
+    probe_pixels = math.prod(scaled_shape(h, w, side))
 
     def per_evaluation(s: Settings) -> list[float]:
-        probe = _evaluation_seconds(s, inputs, PROBE_SIDE)
+        probe = _evaluation_seconds(s, inputs, side)
         return [scaled_seconds(probe, probe_pixels, hh * ww, s.precision, s.device) for hh, ww in shapes]
 
     per_eval = per_evaluation(settings)
