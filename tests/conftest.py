@@ -1,8 +1,10 @@
-"""Shared fixtures: tiny images and the bundled examples."""
+"""Shared fixtures: tiny images, the bundled examples, a local Ray cluster and the studio's test clients."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,3 +49,19 @@ def ray_cluster():
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture()
+def client(tmp_path: Path) -> Iterator[Any]:
+    """A studio's test client (the web extra): jobs run."""
+    from tests.web_client import studio_client
+
+    yield from studio_client(tmp_path)
+
+
+@pytest.fixture()
+def paused(tmp_path: Path) -> Iterator[Any]:
+    """A studio's test client whose jobs stay queued (no runner): the queue's own behaviour."""
+    from tests.web_client import studio_client
+
+    yield from studio_client(tmp_path, run_jobs=False)

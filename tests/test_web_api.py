@@ -19,16 +19,8 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from styletransfer.options import OPTIONS  # noqa: E402
-from styletransfer.web.server import Config, create_app  # noqa: E402
 from styletransfer.web.store import valid_id  # noqa: E402
-
-BASE = "http://127.0.0.1:8000"
-
-
-def _png(source: Path, size: tuple[int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.open(source).convert("RGB").resize(size, Image.BILINEAR).save(buf, "PNG")
-    return buf.getvalue()
+from tests.web_client import BASE, png, studio_client  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,26 +28,9 @@ def images() -> dict[str, bytes]:
     from styletransfer.examples import example_path
 
     return {
-        "content": _png(example_path("tubingen.jpg"), (48, 36)),
-        "style": _png(example_path("starry_night.jpg"), (48, 36)),
+        "content": png(example_path("tubingen.jpg"), (48, 36)),
+        "style": png(example_path("starry_night.jpg"), (48, 36)),
     }
-
-
-def _client(tmp_path: Path, **config: Any) -> Iterator[TestClient]:
-    app = create_app(Config(tmp_path / "data", **config))
-    with TestClient(app, base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture()
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    yield from _client(tmp_path)
-
-
-@pytest.fixture()
-def paused(tmp_path: Path) -> Iterator[TestClient]:
-    """A server whose jobs stay queued (no runner): the queue's own behaviour."""
-    yield from _client(tmp_path, run_jobs=False)
 
 
 def _submit(client: TestClient, images: dict[str, bytes], styles: int = 1, **options: Any) -> Any:
@@ -317,7 +292,7 @@ def test_bad_uploads_are_422_naming_the_field_and_leave_nothing(
 
 
 def test_an_upload_over_the_limit_is_413_as_it_streams(tmp_path: Path, images: dict[str, bytes]) -> None:
-    for client in _client(tmp_path, max_upload_mb=0.05, run_jobs=False):
+    for client in studio_client(tmp_path, max_upload_mb=0.05, run_jobs=False):
         big = b"\x89PNG" + bytes(200_000)
         answer = client.post("/api/jobs", files=[("content", ("c.png", big, "image/png"))])
         assert answer.status_code == 413 and answer.json()["field"] == "content"
@@ -350,7 +325,7 @@ def test_foreign_hosts_and_origins_are_refused(paused: TestClient, images: dict[
 
 
 def test_a_token_guards_every_request(tmp_path: Path) -> None:
-    for client in _client(tmp_path, token="s3cret", run_jobs=False):
+    for client in studio_client(tmp_path, token="s3cret", run_jobs=False):
         assert client.get("/api/health").status_code == 401
         assert client.get("/").status_code == 401
         assert client.get("/static/app.js").status_code == 401

@@ -7,7 +7,6 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,9 @@ from styletransfer.options import OPTIONS  # noqa: E402
 from styletransfer.web import server as server_module  # noqa: E402
 from styletransfer.web.checks import NOT_IN_STUDIO, WEB_OPTIONS  # noqa: E402
 from styletransfer.web.queue import Queue  # noqa: E402
-from styletransfer.web.server import Config, create_app  # noqa: E402
+from styletransfer.web.server import Config  # noqa: E402
 from styletransfer.web.store import QUEUED, RUNNING, Store  # noqa: E402
-
-BASE = "http://127.0.0.1:8000"
-
-
-def _png(source: Path, size: tuple[int, int], mode: str = "RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.open(source).convert(mode).resize(size, Image.BILINEAR).save(buf, "PNG")
-    return buf.getvalue()
+from tests.web_client import png, studio_client  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +36,10 @@ def images() -> dict[str, bytes]:
     buf = io.BytesIO()
     half.save(buf, "PNG")
     return {
-        "content": _png(example_path("tubingen.jpg"), (48, 36)),
-        "style": _png(example_path("starry_night.jpg"), (48, 36)),
+        "content": png(example_path("tubingen.jpg"), (48, 36)),
+        "style": png(example_path("starry_night.jpg"), (48, 36)),
         "mask": buf.getvalue(),
     }
-
-
-def _client(tmp_path: Path, **config: Any) -> Iterator[TestClient]:
-    app = create_app(Config(tmp_path / "data", **config))
-    with TestClient(app, base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture()
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    yield from _client(tmp_path)
-
-
-@pytest.fixture()
-def paused(tmp_path: Path) -> Iterator[TestClient]:
-    yield from _client(tmp_path, run_jobs=False)
 
 
 def _files(images: dict[str, bytes], styles: int = 1, **extra: int) -> list[tuple[str, Any]]:
@@ -212,7 +188,7 @@ def test_cross_site_requests_of_the_api_are_refused(client: TestClient) -> None:
 
 
 def test_the_pixels_of_one_job_are_limited_from_the_headers(tmp_path: Path, images: dict[str, bytes]) -> None:
-    for client in _client(tmp_path, max_job_pixels=3 * 48 * 36, run_jobs=False):
+    for client in studio_client(tmp_path, max_job_pixels=3 * 48 * 36, run_jobs=False):
         assert _submit(client, images, styles=2).status_code == 201
         answer = _submit(client, images, styles=3)
         assert answer.status_code == 422 and answer.json()["field"] == "style"
@@ -227,7 +203,7 @@ def test_a_job_whose_images_would_not_fit_in_memory_is_refused_before_decoding(
     from styletransfer.web.checks import DECODE_BYTES_PER_PIXEL
 
     monkeypatch.setattr(server_module, "free_memory", lambda: 2 * 48 * 36 * DECODE_BYTES_PER_PIXEL)
-    for client in _client(tmp_path, run_jobs=False):
+    for client in studio_client(tmp_path, run_jobs=False):
         assert _submit(client, images, styles=1).status_code == 201
         answer = _submit(client, images, styles=2)
         assert answer.status_code == 422 and answer.json()["field"] == "style"
@@ -244,7 +220,7 @@ def test_every_count_has_a_maximum_and_steps_is_bounded(paused: TestClient, imag
 
 
 def test_the_queue_holds_at_most_max_queued(tmp_path: Path, images: dict[str, bytes]) -> None:
-    for client in _client(tmp_path, max_queued=2, run_jobs=False):
+    for client in studio_client(tmp_path, max_queued=2, run_jobs=False):
         first = _submit(client, images).json()["id"]
         assert _submit(client, images).status_code == 201
         full = _submit(client, images)
@@ -257,7 +233,7 @@ def test_the_queue_holds_at_most_max_queued(tmp_path: Path, images: dict[str, by
 
 def test_a_nearly_full_disk_refuses_new_jobs(tmp_path: Path, images: dict[str, bytes]) -> None:
     assert Config(tmp_path, max_upload_mb=25).disk_margin == (10 * 25 + 200) * 1024 * 1024
-    for client in _client(tmp_path, min_free_mb=1e12, run_jobs=False):
+    for client in studio_client(tmp_path, min_free_mb=1e12, run_jobs=False):
         answer = _submit(client, images)
         assert answer.status_code == 507 and "--min-free-mb" in answer.json()["detail"]
         assert _left(tmp_path) == ([], [])
@@ -267,16 +243,16 @@ def test_a_nearly_full_disk_refuses_new_jobs(tmp_path: Path, images: dict[str, b
 
 
 def test_a_bad_stored_job_fails_with_its_reason_and_the_next_one_runs(tmp_path: Path, images: dict[str, bytes]) -> None:
-    for client in _client(tmp_path, run_jobs=False):
+    for client in studio_client(tmp_path, run_jobs=False):
         bad = _submit(client, images, size=32, steps=2).json()["id"]
         good = _submit(client, images, size=32, steps=2).json()["id"]
     with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:  # the real file, as another version left it
         db.execute("UPDATE jobs SET job = ? WHERE id = ?", ('{"content": "c.png"}', bad))
-    for client in _client(tmp_path):
+    for client in studio_client(tmp_path):
         failed = _wait(client, bad, lambda j: j["status"] not in (QUEUED, RUNNING))
         assert failed["status"] == "failed" and failed["error"]
         assert _wait(client, good, lambda j: j["status"] not in (QUEUED, RUNNING))["status"] == "done"
-    for client in _client(tmp_path, run_jobs=False):  # after a restart it stays failed
+    for client in studio_client(tmp_path, run_jobs=False):  # after a restart it stays failed
         assert client.get(f"/api/jobs/{bad}").json()["status"] == "failed"
 
 
@@ -305,7 +281,7 @@ def test_a_dead_runner_is_started_again(
 
 
 def test_a_job_claimed_by_another_process_is_not_claimed_again(tmp_path: Path, images: dict[str, bytes]) -> None:
-    for client in _client(tmp_path, run_jobs=False):
+    for client in studio_client(tmp_path, run_jobs=False):
         job_id = _submit(client, images).json()["id"]
     ours, theirs = Store(tmp_path / "data"), Store(tmp_path / "data")
     real = ours._db
@@ -341,7 +317,7 @@ def test_a_job_claimed_by_another_process_is_not_claimed_again(tmp_path: Path, i
 
 
 def test_every_answer_forbids_framing(tmp_path: Path) -> None:
-    for client in _client(tmp_path, token="t" * 16, run_jobs=False):
+    for client in studio_client(tmp_path, token="t" * 16, run_jobs=False):
         for answer in (
             client.get("/?token=" + "t" * 16),
             client.get("/static/app.js"),
@@ -366,7 +342,7 @@ def test_jobs_are_listed_a_page_at_a_time(paused: TestClient, images: dict[str, 
 
 
 def test_an_event_stream_ends_after_its_time(tmp_path: Path, images: dict[str, bytes]) -> None:
-    for client in _client(tmp_path, stream_seconds=0.5, run_jobs=False):
+    for client in studio_client(tmp_path, stream_seconds=0.5, run_jobs=False):
         job_id = _submit(client, images).json()["id"]
         started = time.monotonic()
         answer = client.get(f"/api/jobs/{job_id}/events")
@@ -375,7 +351,7 @@ def test_an_event_stream_ends_after_its_time(tmp_path: Path, images: dict[str, b
 
 
 def test_event_streams_are_capped(tmp_path: Path, images: dict[str, bytes]) -> None:
-    clients = _client(tmp_path, max_streams=1, stream_seconds=3.0, run_jobs=False)
+    clients = studio_client(tmp_path, max_streams=1, stream_seconds=3.0, run_jobs=False)
     client = next(clients)
     job_id = _submit(client, images).json()["id"]
     first: list[int] = []
