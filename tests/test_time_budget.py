@@ -130,3 +130,20 @@ def test_the_budget_left_after_loading_the_network_is_split_over_the_scales() ->
     # the 6 s left are split by cost (pixels x evaluations: 1 to 4), from when the network is ready
     assert before + 0.2 * (begin + 10.0 - after) - 1e-6 <= first <= after + 0.2 * (begin + 10.0 - before) + 1e-6
     assert budget_deadlines(resolve_settings("fast", size=96), begin, [(72, 96)]) == [None]
+
+
+def test_a_budgeted_scale_keeps_time_for_the_final_scoring() -> None:
+    import time
+
+    from styletransfer.optimize import SCORING_RESERVE
+
+    report = Reporter(10, None)
+    report.new_scale(None)
+    assert not report.out_of_time()  # no budget: never out of time
+    now = time.perf_counter()
+    report.new_scale(now + 10.0)
+    assert not report.out_of_time()  # nothing timed yet at this scale: the first evaluation always runs
+    report._last, report.evaluation_seconds = now, 4.0
+    assert not report.out_of_time()  # 4 s + the reserve fit in the 10 s left
+    report.evaluation_seconds = 10.0 / (1 + SCORING_RESERVE) + 0.5
+    assert report.out_of_time()  # the evaluation alone would fit, not with the scoring after it

@@ -139,6 +139,10 @@ class _StopAsked(Exception):
     """Raised before an evaluation when the run's ``should_stop()`` says so."""
 
 
+#: The fraction of an evaluation a budgeted run keeps free after its last one: the final scoring's forward pass.
+SCORING_RESERVE = 0.5
+
+
 @dataclass
 class Reporter:
     """Counts steps over scales, turns loss terms into :class:`Progress`, asks whether to stop, and keeps the clock.
@@ -172,10 +176,16 @@ class Reporter:
         self.deadline, self.evaluation_seconds, self._last = deadline, None, None
 
     def out_of_time(self) -> bool:
-        """Whether one more evaluation would end after :attr:`deadline` (never before one is timed at this scale)."""
+        """Whether one more evaluation would end after :attr:`deadline` (never before one is timed at this scale).
+
+        One more evaluation and :data:`SCORING_RESERVE` of one more: the
+        result's loss terms are computed once more after the run (a forward
+        pass, about a third of an evaluation), so that a budgeted process ends
+        within its budget plus the time to save.
+        """
         if self.deadline is None:
             return False
-        ahead = self.evaluation_seconds if self.evaluation_seconds is not None else 0.0
+        ahead = (1 + SCORING_RESERVE) * self.evaluation_seconds if self.evaluation_seconds is not None else 0.0
         return self._last is not None and time.perf_counter() + ahead > self.deadline
 
     def __call__(self, terms: dict[str, Tensor], image: Tensor) -> float:
