@@ -302,12 +302,14 @@ def reduce_factor(width: int, height: int, needed: int | None) -> int:
     return 1
 
 
-def decoded_bytes(path: str | os.PathLike[str], needed: int | None = None) -> int:
-    """About the most memory :func:`read_image` takes for ``path`` at ``needed``, from the header alone.
+def decoded_bytes(path: str | os.PathLike[str], needed: int | None = None) -> tuple[int, int]:
+    """About the memory :func:`read_image` takes for ``path`` at ``needed``, from the header alone.
 
-    The 8-bit image Pillow decodes (4 bytes a pixel, before any ``reduce``;
-    a JPEG is decoded at its reduced size) plus the float32 tensor (12 bytes a
-    pixel of the reduced size).
+    Returns:
+        ``(kept, transient)``: the float32 tensor the run keeps (12 bytes a
+        pixel of the reduced size) and the 8-bit image Pillow decodes first
+        and frees after (4 bytes a pixel, before any ``reduce``; a JPEG is
+        decoded at its reduced size).
 
     Raises:
         ImageError: as :func:`image_size`.
@@ -317,7 +319,7 @@ def decoded_bytes(path: str | os.PathLike[str], needed: int | None = None) -> in
         is_jpeg = im.format == "JPEG"
     factor = reduce_factor(width, height, needed)
     pixels = width * height
-    return int(4 * (pixels // factor**2 if is_jpeg else pixels) + 12 * pixels // factor**2)
+    return 12 * pixels // factor**2, 4 * (pixels // factor**2 if is_jpeg else pixels)
 
 
 def read_image(path: str | os.PathLike[str], needed: int | None = None) -> Tensor:

