@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -77,7 +78,7 @@ def _wants(flag: str, argv: Sequence[str], short: str | None = None) -> bool:
 
 
 def _positive_int(text: str) -> int:
-    """A whole number >= 1 (for the inspection commands' own options)."""
+    """A whole number >= 1 (for the subcommands' own options: the inspection commands', serve's limits)."""
     try:
         value = int(text)
     except ValueError:
@@ -655,8 +656,6 @@ def rerun_threads(recorded: object) -> int | None:
     A manifest is a file from elsewhere: ``"threads": 100000`` must not start
     a hundred thousand threads, nor ``-1`` or ``"x"`` stop the run.
     """
-    import math
-
     if isinstance(recorded, bool) or not isinstance(recorded, (int, float)) or not math.isfinite(recorded):
         return None
     try:
@@ -689,10 +688,12 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--token", default=None, help="require this token, 16 characters or more (made up when --host is not local)"
     )
-    parser.add_argument("--max-queued", type=int, default=100, help="most jobs waiting to run (default 100); more: 429")
+    parser.add_argument(
+        "--max-queued", type=_positive_int, default=100, help="most jobs waiting to run (default 100); more: 429"
+    )
     parser.add_argument(
         "--max-job-pixels",
-        type=int,
+        type=_positive_int,
         default=100_000_000,
         help="most pixels of one job's images together (default 100000000)",
     )
@@ -706,9 +707,6 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.token is not None and len(args.token) < 16:
         parser.error(f"--token must be at least 16 characters long, not {len(args.token)}")
-    for flag, value in (("--max-queued", args.max_queued), ("--max-job-pixels", args.max_job_pixels)):
-        if value < 1:
-            parser.error(f"{flag} must be at least 1, not {value}")
     if args.min_free_mb is not None and not args.min_free_mb >= 0:
         parser.error(f"--min-free-mb must be at least 0, not {args.min_free_mb}")
     try:
