@@ -32,7 +32,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from . import __version__
 from .errors import MissingExtra, Notice, OptionError, StyleTransferError, is_usage_error
@@ -61,7 +61,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(**kwargs)
         self.add_argument("--debug", action="store_true", help="on errors, print the full traceback too")
 
-    def error(self, message: str) -> Any:  # argparse's signature: it never returns
+    def error(self, message: str) -> NoReturn:  # as argparse's: it never returns (exit raises SystemExit)
         """Print ``PROG: error: MESSAGE`` and a pointer to ``--help`` on one line; exit with 2."""
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
@@ -705,8 +705,6 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--open", action="store_true", help="open the page in a browser")
     args = parser.parse_args(argv)
-    if args.token is not None and len(args.token) < 16:
-        parser.error(f"--token must be at least 16 characters long, not {len(args.token)}")
     if args.min_free_mb is not None and not args.min_free_mb >= 0:
         parser.error(f"--min-free-mb must be at least 0, not {args.min_free_mb}")
     try:
@@ -714,18 +712,21 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     except ImportError as exc:
         _err(f"serve needs the web extra ({exc.name} is missing): pip install 'styletransfer[web]'")
         return 1
-    return serve(
-        args.host,
-        args.port,
-        args.data_dir,
-        args.max_upload_mb,
-        args.max_size,
-        args.token,
-        args.open,
-        max_queued=args.max_queued,
-        max_job_pixels=args.max_job_pixels,
-        min_free_mb=args.min_free_mb,
-    )
+    try:
+        return serve(
+            args.host,
+            args.port,
+            args.data_dir,
+            args.max_upload_mb,
+            args.max_size,
+            args.token,
+            args.open,
+            max_queued=args.max_queued,
+            max_job_pixels=args.max_job_pixels,
+            min_free_mb=args.min_free_mb,
+        )
+    except OptionError as exc:  # serve's own checks (a short token): a usage error naming the flag
+        parser.error(exc.render(lambda name: "--" + name.replace("_", "-")))
 
 
 def _job_options(args: argparse.Namespace) -> dict[str, Any]:
