@@ -62,6 +62,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def exception_line(exc: BaseException) -> str:
+    """What ``exc`` says, on one line (:func:`_one_line`), or its class's name when it says nothing."""
+    return _one_line(str(exc)) or type(exc).__name__
+
+
 def _pil_to_tensor(image: Image.Image) -> Tensor:
     """An upright ``(1, 3, H, W)`` float32 tensor in [0, 1] from any PIL mode.
 
@@ -166,7 +171,7 @@ def _open_header(p: Path) -> Image.Image:
         with open(p, "rb") as f:
             raise ImageError(f"{p}: not a readable image: {_what_it_is(f.read(512))}") from exc
     except Exception as exc:  # Pillow's header parsers raise many types for corrupt data
-        reason = _one_line(str(exc)) or type(exc).__name__
+        reason = exception_line(exc)
         raise ImageError(
             f"{p}: not a readable image: the header is damaged ({reason}); re-export or re-download it"
         ) from exc
@@ -220,7 +225,7 @@ def _load(im: Image.Image, p: Path) -> Image.Image:
         im.load()
     except Exception as exc:  # the decoders too: OSError, SyntaxError, struct.error, zlib.error, ...
         im.close()
-        reason = _one_line(str(exc)) or type(exc).__name__
+        reason = exception_line(exc)
         raise ImageError(
             f"{p}: not a readable image: the file is damaged or truncated ({reason}); re-export or re-download it"
         ) from exc
@@ -361,7 +366,7 @@ def read_image(path: str | os.PathLike[str], needed: int | None = None) -> Tenso
                     decoded = ImageOps.exif_transpose(decoded).reduce(factor)
                 tensor = _pil_to_tensor(decoded)
             except Exception as exc:  # corrupt EXIF or an odd mode can fail after decoding
-                reason = _one_line(str(exc)) or type(exc).__name__
+                reason = exception_line(exc)
                 raise ImageError(
                     f"{p}: not a readable image: the file is damaged ({reason}); re-export or re-download it"
                 ) from exc

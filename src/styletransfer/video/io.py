@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..errors import InputError, MissingExtra, OptionError, OutputError
 from ..fileio import file_sha256, regular_file
-from ..images import MAX_PIXELS, image_size, read_image, to_tensor
+from ..images import MAX_PIXELS, exception_line, image_size, read_image, to_tensor
 
 #: What a frame directory contributes (by extension, sorted by name).
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -94,7 +94,7 @@ class Clip:
                     self._check_frame(frame, self.source, n)
                     yield frame
         except av.error.FFmpegError as exc:
-            raise InputError(f"{self.source}: not a readable video ({_one_line(exc)})") from None
+            raise InputError(f"{self.source}: not a readable video ({exception_line(exc)})") from None
 
     def _check_frame(self, frame: Tensor, path: Path, n: int | None = None) -> None:
         h, w = frame.shape[2], frame.shape[3]
@@ -117,10 +117,6 @@ class Clip:
 def frame_files(directory: Path) -> list[Path]:
     """The frame images of a directory, sorted by name (regular files only: a FIFO there is not a frame)."""
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _check_fps(fps: float | Fraction, where: str | None) -> Fraction:
@@ -192,7 +188,7 @@ def read_clip(path: str | os.PathLike[str], fps: float | None = None) -> Clip:
                 count = sum(1 for packet in container.demux(stream) if packet.size)
                 _check_shape(width, height, count, str(p))
     except av.error.FFmpegError as exc:
-        raise InputError(f"{p}: not a readable video ({_one_line(exc)})") from None
+        raise InputError(f"{p}: not a readable video ({exception_line(exc)})") from None
     if count == 0:
         raise InputError(f"{p}: no frames")
     return Clip(width, height, count, rate, p, True)
