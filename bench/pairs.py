@@ -1,8 +1,8 @@
 """Benchmark: the default preset against the `tutorial` preset on a varied set of pairs.
 
     python bench/pairs.py --reference-only   # measure (and cache) the tutorial's 1000-step losses
-    python bench/pairs.py                    # the default on every pair, against the cached losses
-    python bench/pairs.py --set tune --pairs dark_frida
+    python bench/pairs.py                    # the default on every pair at 384 and 512 px
+    python bench/pairs.py --size 384 --set tune --pairs dark_frida
 
 Eight content x style pairs: photos and styles from ``../shared/data/images``
 (``--images DIR``), some photos made dark, bright, low-contrast, grayscale or
@@ -22,7 +22,9 @@ forward and backward each) does not depend on the load.  Losses are the seed obj
 final image rounded to 8 bits (as saved), at the run's size.
 
 It prints a Markdown table per set (``tune``: the pairs the default's numbers
-were tuned on; ``check``: the others).
+were tuned on; ``check``: the others) and size, and for each size the worst
+pair's loss ratio (against the issue's 1.05x) and its largest time fraction
+(the compared preset's wall time over the tutorial's, against 1/4).
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def measure_reference(pair: Pair, images: Path, size: int, out: Path) -> dict:
     return entry
 
 
-def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
+def print_tables(rows: list[dict], args: argparse.Namespace, size: int) -> None:
     """The Markdown tables (tune set, check set), the worst pair and the median ratios.
 
     Each row's tutorial loss and bound fractions are read from the reference cache
@@ -190,13 +192,13 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     ref = load_reference()
     for r in rows:
         r.setdefault("evaluation_ratio", 1000 / r["evaluations"])
-        t = ref.get(f"{r['pair']}@{args.size}")
+        t = ref.get(f"{r['pair']}@{size}")
         if t is not None:
             r.update(
                 tutorial_loss=t["loss"], tutorial_zeros=t["zeros"], tutorial_ones=t["ones"], ratio=r["loss"] / t["loss"]
             )
     print(f"\n# styletransfer on a varied set, {datetime.date.today()}, commit {git_commit()}")
-    print(f"{args.threads} thread(s), torch {torch.__version__}, {args.size} px, preset {args.preset}\n")
+    print(f"{args.threads} thread(s), torch {torch.__version__}, {size} px, preset {args.preset}\n")
     for which in ("tune", "check"):
         part = [r for r in rows if r["set"] == which]
         if not part:
@@ -217,13 +219,19 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
         print(f"\nworst pair: {worst['pair']} (loss ratio {worst['ratio']:.3f})")
         print(f"median time ratio: {statistics.median(r['time_ratio'] for r in rows):.2f}x")
         print(f"median evaluation ratio: {statistics.median(r['evaluation_ratio'] for r in rows):.2f}x")
+        print(f"median loss ratio: {statistics.median(r['ratio'] for r in rows):.3f}")
         print(f"all pairs at or below the tutorial's loss: {'yes' if all(r['ratio'] <= 1 for r in rows) else 'NO'}")
+        slowest = max(rows, key=lambda r: r["wall_s"] / r["tutorial_wall_s"])
+        print(
+            f"{size} px: worst loss ratio {worst['ratio']:.3f} ({worst['pair']}, target 1.05); "
+            f"largest time fraction {slowest['wall_s'] / slowest['tutorial_wall_s']:.3f} ({slowest['pair']}, target 0.25)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images")
-    parser.add_argument("--size", type=int, default=192)
+    parser.add_argument("--size", type=int, nargs="+", default=[384, 512], help="long sides, each run in turn")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", choices=("tune", "check", "all"), default="all")
     parser.add_argument("--pairs", nargs="*", default=None, help="only these pairs (names or name prefixes)")
@@ -249,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.table:
-        print_tables([r for f in args.table for r in json.loads(f.read_text())], args)
+        for size in args.size:
+            print_tables(
+                [r for f in args.table for r in json.loads(f.read_text()) if r.get("size", size) == size], args, size
+            )
         return 0
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -257,42 +268,53 @@ def main(argv: list[str] | None = None) -> int:
     if args.pairs:
         pairs = [p for p in pairs if any(p.name.startswith(q) for q in args.pairs)]
 
+    for size in args.size:
+        rows = run_size(pairs, size, args)
+        if not args.reference_only:
+            print_tables(rows, args, size)
+    return 0
+
+
+def run_size(pairs: list[Pair], size: int, args: argparse.Namespace) -> list[dict]:
+    """Measure the missing references at ``size``, then (unless ``--reference-only``) the compared preset on each pair."""
     ref = load_reference()
     for pair in pairs:
-        if reference_key(pair, args.size) not in ref and not args.no_reference:
-            print(f"measuring the tutorial's 1000 steps on {pair.name} at {args.size} px ...", flush=True)
-            e = measure_reference(pair, args.images, args.size, args.out)
+        if reference_key(pair, size) not in ref and not args.no_reference:
+            print(f"measuring the tutorial's 1000 steps on {pair.name} at {size} px ...", flush=True)
+            e = measure_reference(pair, args.images, size, args.out)
             print(f"  {e['loss']:.4g} in {e['wall_s']:.0f} s", flush=True)
     if args.reference_only:
-        return 0
+        return []
     ref = load_reference()
 
     rows = []
     for pair in pairs:
-        content, style = pair_images(pair, args.images, args.size)
+        content, style = pair_images(pair, args.images, size)
         missing = {"loss": math.nan, "zeros": math.nan, "ones": math.nan}
-        tutorial = load_reference().get(reference_key(pair, args.size), missing)
+        tutorial = load_reference().get(reference_key(pair, size), missing)
         # The tutorial's per-step time: the mean of two probes, before and after the compared run,
         # so that a change in the machine's load during the run counts for both.
-        before = run("tutorial", content, style, args.size, steps=args.probe_steps)
+        before = run("tutorial", content, style, size, steps=args.probe_steps)
         r = run(
             args.preset,
             content,
             style,
-            args.size,
+            size,
             steps=args.steps,
             stop_rtol=args.stop_rtol,
             stop_window=args.stop_window,
             coarse_size=args.coarse_size,
             refine_steps=args.refine_steps,
         )
-        after = run("tutorial", content, style, args.size, steps=args.probe_steps)
+        after = run("tutorial", content, style, size, steps=args.probe_steps)
         tut_wall = (before["step_s"] + after["step_s"]) / 2 * 1000
-        save_image(r["image"], args.out / f"{pair.name}_{args.size}_{args.preset}.png")
-        terms = seed_loss(r["image"], content, style, args.size)
+        save_image(r["image"], args.out / f"{pair.name}_{size}_{args.preset}.png")
+        terms = seed_loss(r["image"], content, style, size)
         zeros, ones = bounds_fractions(r["image"])
         row = {
             "pair": pair.name,
+            "size": size,
+            "preset": args.preset,
             "set": pair.set,
             "tutorial_loss": tutorial["loss"],
             "loss": terms["total"],
@@ -315,10 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
         if args.json:  # after every pair, so that a long run's rows survive it
-            args.json.write_text(json.dumps(rows, indent=1) + "\n")
+            path = (
+                args.json if len(args.size) == 1 else args.json.with_name(f"{args.json.stem}_{size}{args.json.suffix}")
+            )
+            path.write_text(json.dumps(rows, indent=1) + "\n")
 
-    print_tables(rows, args)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

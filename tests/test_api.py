@@ -25,7 +25,22 @@ def test_every_preset_is_frozen_and_valid() -> None:
     for p in PRESETS.values():
         with pytest.raises(AttributeError):
             p.steps = 1  # type: ignore[misc]
-        assert resolve_settings(p, device="cpu").preset == p
+        assert resolve_settings(p, device="cpu").preset == p.sized()
+
+
+def test_the_default_has_a_budget_per_pixel() -> None:
+    fast = get_preset("fast")
+    assert fast.steps_size is not None and fast.coarse_size is not None
+    for size in (64, 128, 200, 256, 383, 384, 512, 700, 1024):
+        cap = resolve_settings("fast", size=size, device="cpu").preset.steps
+        first = min(size, fast.coarse_size)
+        expected = round(fast.steps * first**2 / fast.steps_size**2)
+        assert cap == min(fast.max_steps, max(fast.min_steps, expected))
+    caps = {s: resolve_settings("fast", size=s, device="cpu").preset.steps for s in (128, 256, 384, 512, 2048)}
+    assert caps == {128: 40, 256: 142, 384: 320, 512: 569, 2048: 569}
+    # an explicit cap is kept as given, at every size
+    assert resolve_settings("fast", size=128, steps=500, device="cpu").preset.steps == 500
+    assert resolve_settings("quality", size=128, device="cpu").preset.steps == get_preset("quality").steps
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,9 @@ def test_jobs_round_trip_through_json_with_every_option(tiny_pair: tuple[Path, P
     content, style = tiny_pair
     job = make_job(content, [style, style], tmp_path / "o.png", size=48, style_blend=[2, 1], init="noise", seed=7)
     assert set(job.options) == {o.name for o in OPTIONS}
-    assert job.options["steps"] == PRESETS["fast"].steps and job.options["style_blend"] == (2.0, 1.0)
+    # the default's budget per pixel at 48 px: its least
+    assert job.options["steps"] == PRESETS["fast"].min_steps and job.options["style_blend"] == (2.0, 1.0)
+    assert make_job(content, style, size=512).options["steps"] == 569
     again = Job.from_json(job.to_json())
     assert again == job
     with pytest.raises(OptionError) as info:
@@ -222,7 +224,8 @@ def test_dry_run_json_prints_the_plan_and_writes_nothing(
     plan = json.loads(capsys.readouterr().out)
     assert {"scales", "evaluations", "seconds", "peak_bytes"} <= set(plan)
     assert plan["scales"] == [[384, 512], [768, 1024], [900, 1200]]
-    assert plan["evaluations"] == [PRESETS["fast"].steps, PRESETS["fast"].refine_steps, PRESETS["fast"].refine_steps]
+    fast = PRESETS["fast"]  # its budget per pixel at the 512 px scale, then refine_steps at each finer one
+    assert plan["evaluations"] == [fast.with_overrides(size=512).sized().steps, fast.refine_steps, fast.refine_steps]
     assert plan["seconds"] > 0 and plan["peak_bytes"] > 2**30 and not out.exists()
     same = api.plan(content, style, size=1200, device="cpu")
     assert same["scales"] == plan["scales"] and same["peak_bytes"] == plan["peak_bytes"]

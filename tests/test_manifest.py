@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,10 @@ def test_manifest_records_everything(recorded: tuple[Path, dict], tiny_pair: tup
     content, style = tiny_pair
     assert manifest_path(out) == out.with_name("run.png.json")
     assert m["manifest"] == 1 and m["status"] == "complete" and m["seed"] == 5
-    expected = PRESETS["fast"].with_overrides(size=32, steps=6, init="noise", style_weight=0.02, pooling="avg")
+    expected = replace(
+        PRESETS["fast"].with_overrides(size=32, steps=6, init="noise", style_weight=0.02, pooling="avg"),
+        steps_size=None,  # an explicit --steps is the cap at every size
+    )
     assert m["settings"]["steps"] == 6 and m["settings"]["pooling"] == "avg" and m["settings"]["init"] == "noise"
     assert m["settings"] == json.loads(json.dumps(expected.__dict__))
     assert m["versions"]["styletransfer"] == __version__ and m["versions"]["torch"] == torch.__version__

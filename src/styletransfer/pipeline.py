@@ -178,6 +178,7 @@ def resolve_settings(
         raise OptionError("init", f"{{option}} must be content, noise, style or an image path, not {init!r}")
     seed = checked.pop("seed")
     p = base.with_overrides(**checked, **fields_only, init=init)
+    p = p.sized()
     if p.optimizer not in ("adam", "lbfgs"):
         raise OptionError("preset", f"unknown optimizer {p.optimizer!r}; use 'adam' or 'lbfgs'")
     layers = check_layers(p.style_layers, "style_layers") + check_layers(p.content_layers, "content_layers")

@@ -73,6 +73,13 @@ class Preset:
             ``k`` when ``k > stop_window`` and ``b_{k - stop_window} - b_k <=
             stop_rtol * b_k``; ``steps`` stays a hard cap.  ``stop_window =
             0``: no early stop (always ``steps`` evaluations).  Adam ignores both.
+        steps_size, min_steps, max_steps: a budget per pixel.  With
+            ``steps_size`` set, ``steps`` is the cap at a first scale whose
+            long side is ``steps_size``, and a first scale of long side ``L``
+            (``size``, or ``coarse_size`` if smaller) gets ``steps * (L /
+            steps_size)^2`` evaluations, rounded and kept within
+            ``[min_steps, max_steps]`` (see :meth:`Preset.sized`).  ``None``:
+            ``steps`` at every size.  An explicit ``steps`` turns it off.
         lowpass_gain, lowpass_sigmas: L-BFGS's initial inverse Hessian is
             ``tau (I + lowpass_gain * sum_k G_k)``, ``G_k`` a Gaussian blur
             whose sigma is ``lowpass_sigmas[k]`` times the long side of the
@@ -109,6 +116,9 @@ class Preset:
     history_mib: int = 1024
     stop_rtol: float = 0.0
     stop_window: int = 0
+    steps_size: int | None = None
+    min_steps: int = 1
+    max_steps: int = 1000
     lowpass_gain: float = 0.0
     lowpass_sigmas: tuple[float, ...] = ()
 
@@ -127,13 +137,34 @@ class Preset:
         """Whether a run may end before its ``steps`` by the stopping rule (L-BFGS with ``stop_window > 0``)."""
         return self.optimizer == "lbfgs" and self.stop_window > 0
 
+    def sized(self) -> Preset:
+        """This preset with ``steps`` set to its first scale's budget (see ``steps_size``) and the scaling off.
+
+        With ``L`` the first scale's long side (``min(size, coarse_size)``)::
+
+            steps' = min(max_steps, max(min_steps, round(steps * (L / steps_size)^2)))
+
+        Unchanged when ``steps_size`` is ``None``.
+        """
+        if self.steps_size is None:
+            return self
+        first = self.size if self.coarse_size is None else min(self.size, self.coarse_size)
+        scaled = round(self.steps * (first / self.steps_size) ** 2)
+        return replace(self, steps=min(self.max_steps, max(self.min_steps, scaled)), steps_size=None)
+
     def with_overrides(self, **overrides: Any) -> Preset:
-        """A copy with the given fields replaced; ``None`` values are ignored."""
+        """A copy with the given fields replaced; ``None`` values are ignored.
+
+        A given ``steps`` is the cap at every size: it turns the budget per pixel (``steps_size``) off.
+        """
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
             raise TypeError(f"unknown preset field(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "steps" in given:
+            given.setdefault("steps_size", None)
+        return replace(self, **given)
 
 
 #: The seed's algorithm, exactly: Adam(0.02, 0.99, eps 0.1), 1000 steps, 512 px.
@@ -152,33 +183,42 @@ TUTORIAL = Preset(
     tv_weight=30.0,
 )
 
-#: The default: the seed's objective, minimised by projected L-BFGS inside the [0, 1] box.
-#: It stops once the best loss has fallen by less than 0.3% over the last 50 evaluations
-#: (at most 1000, the tutorial's step count): on eight varied pairs at 384 px this reaches
-#: the tutorial preset's 1000-step loss (bench/pairs.py, bench/pairs_rule.py; docs/benchmarks.md).
+#: The default: the seed's objective, minimised by projected L-BFGS inside the [0, 1] box, for
+#: a budget per pixel: 320 evaluations at 384 px, in proportion to the pixels elsewhere (40 at
+#: 128 px, 142 at 256, 569 at 512; above 512 px, 569 at the 512 px scale and 40 at each finer
+#: one).  Tuned on the tune half of bench/pairs.py's eight pairs (within 1.05x of the tutorial
+#: preset's 1000-step loss at 384 and 512 px), checked on the other half (docs/benchmarks.md,
+#: "Fast as a user feels it").
 FAST = replace(
     TUTORIAL,
     name="fast",
-    description="the seed's objective, projected L-BFGS until the loss stalls (at most 1000 evaluations) at 512 px; coarse-to-fine above 512",
-    steps=1000,
+    description="the seed's objective, projected L-BFGS for a budget per pixel (569 evaluations at 512 px, 320 at 384, 40 at 128); coarse-to-fine above 512",
+    steps=320,
     optimizer="lbfgs",
     lr=1.0,
     coarse_size=512,
     refine_steps=40,
     stop_rtol=0.003,
     stop_window=50,
+    steps_size=384,
+    min_steps=40,
+    max_steps=1000,
     lowpass_gain=20.0,
     lowpass_sigmas=(0.02, 0.08),
 )
 
-#: A stricter stop for a lower seed loss: 0.15% over 50 evaluations, at most 1500.
+#: Down to the tutorial's loss: L-BFGS until the best loss falls by less than 0.15% over 50
+#: evaluations, at most 1500 (the previous default, 0.3% and 1000, reached the tutorial
+#: preset's 1000-step loss on all eight pairs of bench/pairs.py at 384 px).
 QUALITY = replace(
     FAST,
     name="quality",
-    description="the seed's objective, projected L-BFGS with a stricter stop (at most 1500 evaluations) at 512 px; coarse-to-fine above 512",
+    description="the seed's objective, projected L-BFGS until the loss stalls (at most 1500 evaluations) at 512 px; coarse-to-fine above 512",
     steps=1500,
     refine_steps=80,
     stop_rtol=0.0015,
+    steps_size=None,
+    min_steps=1,
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (FAST, QUALITY, TUTORIAL)}
