@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         save_image(content, inputs / "content.png")
         save_image(style, inputs / "style.png")
         cells = [
-            cell(inputs / "content.png", f"{pair.name} ({pair.set})\n{pair.transform} photo"),
+            cell(
+                inputs / "content.png",
+                f"{pair.name} ({pair.set})\n{'the photo' if pair.transform == 'photo' else pair.transform + ' photo'}",
+            ),
             cell(inputs / "style.png", f"style\n{pair.style.rsplit('.', 1)[0]}"),
         ]
         tutorial = ref.get(f"{pair.name}@{args.size}")

@@ -439,13 +439,14 @@ def load_img(image: ImageLike, size: int = 512) -> Tensor:
     """The seed's ``load_img``: read, then scale the longer side to ``size``.
 
     Up-scaling happens too when the image is smaller than ``size``.  A file
-    four or more times larger is decoded smaller first (:func:`reduce_factor`):
-    the shape is the same, the pixels a little smoother.
+    is decoded whole, as the seed decodes it, whatever its size: the pixels
+    are the seed's (the stylisation engine decodes a much larger file
+    smaller first, :func:`reduce_factor`, except under the ``tutorial`` preset).
 
     Returns:
         ``(1, 3, H, W)`` float32 RGB in [0, 1].
     """
-    t = to_tensor(image, size)
+    t = to_tensor(image)
     return resize(t, scaled_shape(t.shape[2], t.shape[3], size))
 
 
