@@ -122,8 +122,10 @@ def make_job(
     """
     given = check_options(options)
     preset = get_preset(given.get("preset", DEFAULT_PRESET))
-    # the preset's steps at the job's size (its budget per pixel), unless steps is given
-    sized = preset.with_overrides(**{o.name: given.get(o.name) for o in OPTIONS if o.from_preset and o.name != "init"})
+    # the preset with the given fields, its steps set for the job's size (its budget per pixel) unless steps is given
+    sized = preset.with_overrides(
+        **{o.name: given.get(o.name) for o in OPTIONS if o.from_preset and o.name != "init"}
+    ).sized()
     effective: dict[str, Any] = {}
     for o in OPTIONS:
         if o.name in given:
@@ -131,7 +133,7 @@ def make_job(
         elif o.name == "init" or not o.from_preset:
             effective[o.name] = getattr(preset, o.name) if o.name == "init" else o.default
         else:
-            effective[o.name] = getattr(sized.sized(), o.name)
+            effective[o.name] = getattr(sized, o.name)
     styles = [str(style)] if isinstance(style, (str, os.PathLike)) else [str(s) for s in style]
     return Job(str(content), styles, None if output is None else str(output), effective)
 
