@@ -16,6 +16,7 @@ from PIL import Image
 from .images import ImageLike
 from .jobs import Job, JobResult, Observer, make_job, run_job
 from .optimize import Callback, Interrupted, StopCheck
+from .options import check_applicable
 from .pipeline import (
     Settings,
     build_objective,
@@ -29,7 +30,7 @@ from .pipeline import (
     styles_list,
 )
 from .pipeline import plan as _plan
-from .presets import TUTORIAL, Preset
+from .presets import DEFAULT_PRESET, TUTORIAL, Preset, get_preset
 
 __all__ = ["Job", "JobResult", "Observer", "loss_terms", "make_job", "plan", "run_job", "stylize"]
 
@@ -73,6 +74,7 @@ def stylize(
     style_layers: Sequence[str] | None = None,
     style_layer_weights: Sequence[float] | None = None,
     style_blend: Sequence[float] | None = None,
+    strength: float | None = None,
     style_scale: float | None = None,
     pooling: str | None = None,
     preserve_colors: str | None = None,
@@ -109,6 +111,8 @@ def stylize(
         content_layers, style_layers: override the preset's values.
         style_layer_weights: one weight per style layer.
         style_blend: one weight per style image; normalised to sum 1.
+        strength: the ``instant`` preset's mix: 1 takes the style's look, 0
+            the content's own (their style vectors are interpolated).
         style_scale: the style's long side relative to the output's.
         pooling: ``"max"`` or ``"avg"``.
         preserve_colors: ``None``, ``"luminance"`` or ``"histogram"``.
@@ -171,12 +175,26 @@ def stylize(
         style_layers=style_layers,
         style_layer_weights=style_layer_weights,
         style_blend=style_blend,
+        strength=strength,
         style_scale=style_scale,
         pooling=pooling,
         preserve_colors=preserve_colors,
         init=init if isinstance(init, str) else None,
     )
     started = _time.perf_counter()
+    given = dict(
+        options,
+        masks=masks,
+        style_masks=style_masks,
+        mask_mode=mask_mode,
+        auto_masks=auto_masks,
+        protect_faces=protect_faces,
+        fine_style=fine_style,
+        weights=weights,
+        time=time,
+        init=init if init is None or isinstance(init, str) else "an image",
+    )
+    check_applicable(preset if isinstance(preset, Preset) else get_preset(preset or DEFAULT_PRESET), given)
     settings = _settings(preset, seed, device, weights, options, precision, mask_mode, time)
     check_before_decoding(
         content,

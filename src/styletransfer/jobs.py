@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Notice, OptionError
-from .options import INIT_CHOICES, OPTIONS, check_options
+from .options import INIT_CHOICES, OPTIONS, check_applicable, check_options
 from .presets import DEFAULT_PRESET, Preset, get_preset
 
 #: The outcome of a job: ``complete``; ``interrupted`` (stopped, the image so far
@@ -122,6 +122,7 @@ def make_job(
     """
     given = check_options(options)
     preset = get_preset(given.get("preset", DEFAULT_PRESET))
+    check_applicable(preset, given)
     # the preset with the given fields, its steps set for the job's size (its budget per pixel) unless steps is given
     sized = preset.with_overrides(
         **{o.name: given.get(o.name) for o in OPTIONS if o.from_preset and o.name != "init"}
@@ -155,7 +156,8 @@ class JobResult:
         output: the path it was saved to, if any.
         steps: evaluations (or Adam steps) done.
         terms: the result's loss terms under the run's objective (``style``,
-            ``content``, ``tv``, ``total``), or ``None`` when cancelled.
+            ``content``, ``tv``, ``total``), or ``None`` when cancelled or for the instant
+            preset (a feed-forward network has no objective).
         seconds: wall time from the start of the job.
         error: the reason, for ``diverged``.
         files: what the observers wrote besides the image, by kind
@@ -571,14 +573,15 @@ class _Run:
             image, objective, content, status = outcome.image, outcome.objective, outcome.content, "complete"
         final = finish_image(image, self.inputs, self.settings)
         saved = save_image(final, self.job.output) if self.job.output is not None else None
-        if objective is None or content is None:  # stopped early: the last scale's targets, as a complete run has
+        instant = self.settings.preset.instant
+        if not instant and (objective is None or content is None):  # stopped early: the last scale's targets
             objective, content = _last_scale_objective(self.inputs, self.settings)
         result = JobResult(
             status,
             final,
             saved,
-            self.steps_done,
-            evaluate(objective, final, content),
+            1 if instant else self.steps_done,
+            None if objective is None or content is None else evaluate(objective, final, content),
             time.perf_counter() - self.started.started,
             error,
         )

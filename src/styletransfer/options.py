@@ -19,7 +19,7 @@ from typing import Any
 
 from .architecture import LAYER_NAMES
 from .errors import OptionError
-from .presets import DEFAULT_PRESET, PRESETS
+from .presets import DEFAULT_PRESET, INSTANT_OPTIONS, PRESETS, Preset
 
 #: The largest long side (``size``) of an output: WebP's limit, the smallest of
 #: the output formats' (PNG, TIFF and JPEG allow 65,500 or more).
@@ -255,6 +255,14 @@ OPTIONS: tuple[Option, ...] = (
         nullable=True,
     ),
     Option(
+        "strength",
+        "float",
+        "instant preset only: 1 takes the style's look, 0 the content's own, in between mixes them",
+        minimum=0.0,
+        maximum=1.0,
+        metavar="S",
+    ),
+    Option(
         "preserve_colors",
         "str",
         "keep the content's colours: 'luminance' keeps the result's Y with the content's CbCr (YCbCr, BT.601); "
@@ -475,6 +483,44 @@ def check_options(values: Mapping[str, Any]) -> dict[str, Any]:
             continue
         checked[name] = opt.check(value)
     return checked
+
+
+def check_applicable(preset: Preset, values: Mapping[str, Any]) -> None:
+    """Refuse options that ``preset`` has no use for, given with a value other than their default.
+
+    The ``instant`` preset (a feed-forward network) uses only
+    :data:`~styletransfer.presets.INSTANT_OPTIONS`, and not ``preserve_colors
+    luminance-only`` (which optimises on luminance); ``strength`` belongs to
+    it alone.  A default is the preset's value for a preset field, else the
+    option's own, so a job's complete options (a manifest's) pass.
+
+    Raises:
+        OptionError: naming the first such option.
+    """
+    for o in OPTIONS:
+        if o.name not in values or values[o.name] is None:
+            continue
+        value = values[o.name]
+        default = getattr(preset, o.name) if o.from_preset and o.name != "init" else o.default
+        if o.name == "init":
+            default = preset.init
+        if isinstance(value, list):
+            value = tuple(value)
+        if value == default:
+            continue
+        if preset.instant and o.name not in INSTANT_OPTIONS:
+            raise OptionError(
+                o.name,
+                "{option} does not apply to the instant preset (a feed-forward network: no steps, losses, "
+                "layers, masks or snapshots); leave it out, or choose the fast, quality or tutorial preset",
+            )
+        if not preset.instant and o.name == "strength":
+            raise OptionError(o.name, "{option} applies only to the instant preset")
+    if preset.instant and values.get("preserve_colors") == "luminance-only":
+        raise OptionError(
+            "preserve_colors",
+            "{option} luminance-only optimises on luminance; the instant preset takes luminance or histogram",
+        )
 
 
 def json_schema() -> dict[str, Any]:

@@ -29,6 +29,7 @@ from .color import luminance_image, match_color, match_luminance, preserve_lumin
 from .driver import ScaleTask, Stage, planned_evaluations, run_scale, scale_deadlines
 from .errors import Notice, OptionError
 from .images import ImageLike, image_size, read_alpha, resize, scaled_shape, to_tensor, with_alpha
+from .instant import mixed_vector, transform
 from .losses import Objective, Weights, blend_weights
 from .masks import (
     alpha_masks,
@@ -179,12 +180,12 @@ def resolve_settings(
     seed = checked.pop("seed")
     p = base.with_overrides(**checked, **fields_only, init=init)
     p = p.sized()
-    if p.optimizer not in ("adam", "lbfgs"):
-        raise OptionError("preset", f"unknown optimizer {p.optimizer!r}; use 'adam' or 'lbfgs'")
+    if p.optimizer not in ("adam", "lbfgs", "instant"):
+        raise OptionError("preset", f"unknown optimizer {p.optimizer!r}; use 'adam', 'lbfgs' or 'instant'")
     layers = check_layers(p.style_layers, "style_layers") + check_layers(p.content_layers, "content_layers")
     if not layers:
         raise OptionError("style_layers", "at least one content or style layer is needed")
-    least = min_input_side(layers)
+    least = 1 if p.instant else min_input_side(layers)  # the feed-forward network takes any size
     if p.size < least:
         deepest = max(layers, key=LAYER_NAMES.index)
         raise OptionError(
@@ -668,7 +669,8 @@ def check_inputs(inputs: Inputs, settings: Settings) -> None:
     p = settings.preset
     blend_weights(p.style_blend, len(inputs.styles))
     first = stage_sizes(p)[0]
-    check_shape(inputs.content, inputs.content_pixels, first, p.style_layers + p.content_layers, "content")
+    if not p.instant:  # VGG19's layers need a least size; the feed-forward network pads what it gets
+        check_shape(inputs.content, inputs.content_pixels, first, p.style_layers + p.content_layers, "content")
     h, w = inputs.content_pixels.shape[2], inputs.content_pixels.shape[3]
     check_memory(p, *scaled_shape(h, w, p.size), settings.device)
 
@@ -679,13 +681,14 @@ class Optimised:
 
     Attributes:
         image: the optimised ``(1, 3, H, W)`` image on the CPU (before :func:`finish_image`).
-        objective: the last scale's objective, to report the result's loss terms without new targets.
-        content: the content at the last scale (its shape is the output's).
+        objective: the last scale's objective, to report the result's loss terms without new targets;
+            ``None`` for the instant preset, which has no objective (and no loss terms to report).
+        content: the content at the last scale (its shape is the output's); ``None`` with ``objective``.
     """
 
     image: Tensor
-    objective: Objective
-    content: Tensor
+    objective: Objective | None
+    content: Tensor | None
 
 
 def optimise(
@@ -728,6 +731,8 @@ def optimise(
     p = settings.preset
     check_inputs(inputs, settings)
     configure_device(settings)
+    if p.instant:
+        return Optimised(instant_image(inputs, settings), None, None)
     begin = time.perf_counter() if started is None else started
     if inputs.fine_style is not None:
         mix_scales(inputs, settings, should_stop=should_stop)
@@ -765,6 +770,24 @@ def optimise(
         objective, c, _ = objective_at(inputs, settings, p.size)
         stage = Stage(objective, objective, c)
     return Optimised(x.cpu(), stage.objective, stage.content)
+
+
+def instant_image(inputs: Inputs, settings: Settings) -> Tensor:
+    """The instant preset's picture: one pass of the feed-forward network at the output's size, on the CPU.
+
+    The content is resized to ``size`` (the seed's resize); ``histogram``
+    colours recolour each style to the content before its style vector is
+    taken; ``style_blend`` and ``strength`` mix the vectors
+    (:func:`~styletransfer.instant.model.mixed_vector`).
+    """
+    p = settings.preset
+    content = resize(inputs.content_pixels, _shape_at(inputs.content_pixels, p.size))
+    styles = inputs.style_pixels
+    if p.preserve_colors == "histogram":
+        styles = [match_color(s, content).clamp(0.0, 1.0) for s in styles]
+    weights = blend_weights(p.style_blend, len(styles))
+    vector = mixed_vector(content, styles, weights, p.strength, settings.device)
+    return transform(content, vector, settings.device, settings.precision).cpu()
 
 
 def budget_deadlines(settings: Settings, begin: float, shapes: Sequence[tuple[int, int]]) -> list[float | None]:
@@ -1095,6 +1118,18 @@ def scaled_seconds(probe: float, probe_pixels: int, pixels: int, precision: str,
     return RUN_OVERHEAD * probe * small * grown
 
 
+def _instant_seconds(settings: Settings, inputs: Inputs, side: int, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` instant passes (:func:`instant_image`) at long side ``side``, after one warm-up."""
+    p = replace(settings.preset, size=side)
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        instant_image(inputs, replace(settings, preset=p))
+        if i >= 1:
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def _evaluation_seconds(settings: Settings, inputs: Inputs, side: int, repeats: int = 3) -> float:
     """The fastest of ``repeats`` evaluations (forward, backward, losses) at long side ``side``, after two warm-ups.
 
@@ -1151,9 +1186,10 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     steps = stage_steps(p)
     side = min(PROBE_SIDE, p.size)  # a small run is probed at its own size
     probe_pixels = math.prod(scaled_shape(h, w, side))
+    timed = _instant_seconds if p.instant else _evaluation_seconds
 
     def per_evaluation(s: Settings) -> list[float]:
-        probe = _evaluation_seconds(s, inputs, side)
+        probe = timed(s, inputs, side)
         return [scaled_seconds(probe, probe_pixels, hh * ww, s.precision, s.device) for hh, ww in shapes]
 
     per_eval = per_evaluation(settings)

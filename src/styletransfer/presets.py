@@ -87,6 +87,10 @@ class Preset:
             broad colour changes further than fine texture.  Gain 0 or no
             sigmas: ``tau I``.  Only at the first scale of a coarse-to-fine
             run.  Adam ignores both.
+        strength: the ``instant`` preset's mix of style vectors: 1 takes the
+            style's, 0 the content's own, in between interpolates them
+            (:mod:`styletransfer.instant.model`).  The optimising presets have
+            no use for it.
     """
 
     name: str
@@ -121,6 +125,7 @@ class Preset:
     max_steps: int = 1000
     lowpass_gain: float = 0.0
     lowpass_sigmas: tuple[float, ...] = ()
+    strength: float = 1.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preset:
@@ -131,6 +136,11 @@ class Preset:
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
         return cls(**values)
+
+    @property
+    def instant(self) -> bool:
+        """Whether this preset runs the feed-forward network (:mod:`styletransfer.instant`) instead of optimising."""
+        return self.optimizer == "instant"
 
     @property
     def stops_early(self) -> bool:
@@ -221,7 +231,34 @@ QUALITY = replace(
     min_steps=1,
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (FAST, QUALITY, TUTORIAL)}
+#: A feed-forward network instead of an optimisation: TF Hub's arbitrary image stylisation
+#: (Ghiasi et al. 2017), one pass at the output's size (:mod:`styletransfer.instant`).  Only
+#: ``size``, ``style_blend``, ``strength`` and ``preserve_colors`` apply; the loss fields are the
+#: seed's, unused.
+INSTANT = replace(
+    FAST,
+    name="instant",
+    description="a feed-forward network (Ghiasi et al. 2017): one pass, under a second at 512 px; no optimisation",
+    steps=1,
+    optimizer="instant",
+    lr=0.0,
+    coarse_size=None,
+    refine_steps=0,
+    stop_rtol=0.0,
+    stop_window=0,
+    steps_size=None,
+    min_steps=1,
+    lowpass_gain=0.0,
+    lowpass_sigmas=(),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (FAST, QUALITY, TUTORIAL, INSTANT)}
+
+#: The options the ``instant`` preset uses (besides where it runs and what is written): any other
+#: run option given with it is an error.
+INSTANT_OPTIONS: frozenset[str] = frozenset(
+    {"preset", "size", "style_blend", "strength", "preserve_colors", "seed", "device", "precision", "manifest"}
+)
 
 #: The preset used when none is named.
 DEFAULT_PRESET = "fast"

@@ -246,6 +246,7 @@ def stylise_frames(
             return
         final = finish_image(result.image, inputs, settings)
         current = _quantised(to_tensor(final))
+        assert result.objective is not None and result.content is not None  # an optimising preset's frame
         terms = evaluate(result.objective, current, result.content)
         error = None
         if t > 0 and work.measure:
