@@ -15,8 +15,9 @@
                  "init": {"path", "sha256"} or null,
                  "regions": {"masks": [...], "style_masks": [...], "fine_style": {...}}  # the ones given},
       "weights": {"path": null or a path, "sha256": ...},
+      "models": {file name: sha256} of the instant preset's model files, or null,
       "output": {"path", "sha256"},
-      "result": {"style", "content", "tv", "total"},    # the output's loss terms
+      "result": {"style", "content", "tv", "total"},    # the output's loss terms (null: the instant preset)
       "timings": {"wall_s", "steps", "s_per_step"}
     }
 
@@ -44,6 +45,7 @@ from .images import ImageLike
 from .jobs import Job, JobResult, JobStart, make_job
 from .options import INIT_CHOICES, OPTIONS
 from .presets import DEFAULT_PRESET, PRESETS, Preset
+from .instant.weights import model_hashes
 from .vgg import default_weights_path, weights_sha256
 
 #: The manifest format's version.
@@ -123,6 +125,7 @@ def write_manifest(run: JobStart, result: JobResult) -> Path:
             "file": str(default_weights_path() if weights_file is None else weights_file),
             "sha256": weights_sha256(weights_file),
         },
+        "models": model_hashes() if p.instant else None,
         "output": _file_entry(result.output) if result.output is not None else None,
         "result": result.terms,
         "timings": {
@@ -233,7 +236,10 @@ def load(path: str | os.PathLike[str]) -> Loaded:
             else:
                 regions[name] = _check_file(entry, what, p)
         weights = data["weights"]["path"]
-        if weights_sha256(weights) != data["weights"]["sha256"]:
+        if preset.instant:
+            if model_hashes() != data["models"]:
+                raise ManifestError(f"{p}: the instant preset's model files differ from the run's (sha256)")
+        elif weights_sha256(weights) != data["weights"]["sha256"]:
             raise ManifestError(f"{p}: the VGG19 weights differ from the run's (sha256)")
         device = str(data["device"]["type"])
         return Loaded(preset, int(data["seed"]), device, weights, content, styles, data, init, regions)

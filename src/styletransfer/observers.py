@@ -119,7 +119,7 @@ class Manifest(Observer):
     def end(self, result: JobResult) -> None:
         from .manifest import write_manifest
 
-        if self.run is None or result.output is None or result.terms is None:
+        if self.run is None or result.output is None:  # cancelled: nothing saved
             return
         result.files["manifest"] = [write_manifest(self.run, result)]
 

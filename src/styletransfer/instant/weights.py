@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError, MissingExtra
+from ..fileio import file_sha256
 from .onnx_reader import Graph, OnnxFormatError, read_graph
 
 #: The package that ships the model files, and their names under its ``models`` folder.
@@ -55,6 +56,11 @@ def model_path(name: str) -> Path:
     if not path.is_file():
         raise ModelError(f"{path}: model file not found (reinstall it: {INSTALL_HINT})")
     return path
+
+
+def model_hashes() -> dict[str, str]:
+    """The sha256 of each model file the instant preset reads, by file name (for manifests)."""
+    return {name: file_sha256(model_path(name)) for name in (PREDICT_FILE, TRANSFORM_FILE)}
 
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, axis: int) -> np.ndarray:
