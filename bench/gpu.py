@@ -21,6 +21,10 @@ For each precision the device can run (``fp32``, ``tf32``, ``bf16`` on CUDA;
    ``--run-steps``) at ``--run-size`` (512) px, its wall time, evaluations
    and seed loss (the tutorial's objective of the 8-bit result, computed in
    fp32 on the CPU), and that loss over the fp32 run's.
+4. **The instant preset** (with the ``instant`` extra): one pass of the
+   feed-forward network (the style vector cached) at ``--instant-sizes``
+   (512 and 2048 px by default), the median of ``--repeats`` after two
+   warm-ups, per precision (``bf16`` runs it under autocast).
 
 It prints a Markdown table per part with the device's name; ``--json`` writes
 every number.  Bundled example images only, so it runs from a bare checkout.
@@ -42,7 +46,7 @@ import torch
 from PIL import Image
 
 from styletransfer import example_path
-from styletransfer.errors import OptionError
+from styletransfer.errors import MissingExtra, OptionError
 from styletransfer.images import load_img
 from styletransfer.pipeline import (
     Settings,
@@ -147,6 +151,17 @@ def default_run(settings: Settings) -> dict[str, Any]:
     return {"wall_s": wall, "evaluations": evaluations[0], "seed_loss": terms["total"]}
 
 
+def instant_seconds(device: torch.device, precision: str, size: int, repeats: int) -> float:
+    """One instant pass's median seconds (the transformer, the style vector cached) at long side ``size``."""
+    from styletransfer.instant import style_vector, transform
+
+    content = load_img(example_path("tubingen.jpg"), size)
+    vector = style_vector(load_img(example_path("starry_night.jpg"), 512), device)
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    return timed(lambda: transform(content, vector, device, precision), device, repeats)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -158,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-evaluations", type=int, default=20)
     parser.add_argument("--run-size", type=int, default=512)
     parser.add_argument("--run-steps", type=int, default=None, help="the default's cap (None: the preset's 1000)")
+    parser.add_argument("--instant-sizes", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -169,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation": [],
         "batch": [],
         "run": [],
+        "instant": [],
     }
     print(f"# bench/gpu.py on {out['device']}, torch {torch.__version__}\n", flush=True)
 
@@ -226,6 +243,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ratio_to_fp32']:.4f} |",
             flush=True,
         )
+    print("\n| precision | instant pass: size | ms |\n|---|---|---|", flush=True)
+    for precision in PRECISIONS:
+        if isinstance(settings_for(precision, args.device), str):  # tf32 off CUDA
+            continue
+        for size in args.instant_sizes:
+            try:
+                ms = 1000 * instant_seconds(device, precision, size, args.repeats)
+            except MissingExtra as e:
+                print(f"| {precision} | {size} | {e} |", flush=True)
+                break
+            out["instant"].append({"precision": precision, "size": size, "ms": ms})
+            print(f"| {precision} | {size} | {ms:.1f} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

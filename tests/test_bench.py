@@ -154,6 +154,7 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
 
     out = tmp_path / "gpu.json"
     small = ["--device", "cpu", "--sizes", "32", "--repeats", "1", "--batch", "2", "--batch-size", "32"]
+    small += ["--instant-sizes", "32"]
     assert (
         gpu.main([*small, "--batch-evaluations", "2", "--run-size", "32", "--run-steps", "3", "--json", str(out)]) == 0
     )
@@ -164,3 +165,5 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
     runs = {r["precision"]: r for r in result["run"]}
     assert runs["fp32"]["ratio_to_fp32"] == 1.0 and runs["fp32"]["evaluations"] == 3
     assert 0.9 < runs["bf16"]["ratio_to_fp32"] < 1.1
+    assert [(r["precision"], r["size"]) for r in result["instant"]] == [("fp32", 32), ("bf16", 32)]
+    assert all(r["ms"] > 0 for r in result["instant"])
