@@ -53,6 +53,8 @@ def _subpackage_modules() -> list[str]:
 
 
 LAYERS.update(dict.fromkeys(_subpackage_modules(), FRONT_ENDS))
+# the instant networks (their weights, the two networks, one pass) are core, beside vgg.py
+LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "instant"), 1))
 
 
 def _modules() -> list[str]:
