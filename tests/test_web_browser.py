@@ -66,6 +66,7 @@ def _start(page: Any, pictures: tuple[Path, Path], size: int, steps: int) -> Non
     page.set_input_files("#content-file", str(pictures[0]))
     page.set_input_files("#style-file", str(pictures[1]))
     page.fill("#opt-size", str(size))
+    page.click("#more summary")  # steps is one of the raw numbers under "More options"
     page.fill("#opt-steps", str(steps))
     page.wait_for_function("document.getElementById('estimate').textContent.includes('evaluations')", timeout=60_000)
     page.click("#start")
@@ -143,6 +144,7 @@ def test_the_time_control_sends_its_budget_and_run_again_refills_it(
     page.set_input_files("#content-file", str(pictures[0]))
     page.set_input_files("#style-file", str(pictures[1]))
     page.fill("#opt-size", "48")
+    page.click("#more summary")
     page.fill("#opt-steps", "20")
     page.wait_for_function("document.getElementById('estimate').dataset.budget === '30'", timeout=60_000)
     assert "the time buys" in page.inner_text("#estimate")

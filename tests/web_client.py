@@ -17,7 +17,12 @@ BASE = "http://127.0.0.1:8000"
 
 
 def studio_client(tmp_path: Path, **config: Any) -> Iterator[TestClient]:
-    """A client of a studio whose data folder is ``tmp_path / "data"`` and whose ``Config`` has ``config``."""
+    """A client of a studio whose data folder is ``tmp_path / "data"`` and whose ``Config`` has ``config``.
+
+    The instant networks are not loaded in the background unless ``warm_instant=True`` is given
+    (most tests never ask for an instant picture).
+    """
+    config.setdefault("warm_instant", False)
     app = create_app(Config(tmp_path / "data", **config))
     with TestClient(app, base_url=BASE) as client:
         yield client

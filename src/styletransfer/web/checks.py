@@ -32,6 +32,7 @@ WEB_OPTIONS: frozenset[str] = frozenset(
         "tv_weight",
         "init",
         "style_blend",
+        "strength",
         "preserve_colors",
         "style_scale",
         "pooling",
@@ -66,6 +67,9 @@ MAX_STYLES = 16
 
 #: The form fields of ``POST /api/jobs``.
 FORM_FIELDS = ("content", "style", "mask", "style_mask", "fine_style", "options")
+
+#: The form fields of ``POST /api/instant``: the uploads, or a bundled example's name instead of one.
+INSTANT_FIELDS = ("content", "style", "content_example", "style_example", "options")
 
 
 class WebError(Exception):
@@ -188,6 +192,7 @@ __all__ = [
     "DECODE_BYTES_PER_PIXEL",
     "EXTENSIONS",
     "FORM_FIELDS",
+    "INSTANT_FIELDS",
     "MAX_STYLES",
     "NOT_IN_STUDIO",
     "WEB_OPTIONS",

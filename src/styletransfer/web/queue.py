@@ -196,6 +196,8 @@ class Queue:
 
     def _finish(self, job_id: str, result: JobResult, live: Live) -> None:
         has_result = result.output is not None
+        if live.progress is None and result.steps:  # the instant preset: one pass, no progress events
+            self.store.progress(job_id, result.steps, result.steps, None)
         if result.status == "complete":
             self._end(job_id, DONE, None, live, has_result)
         elif result.status == "diverged":

@@ -28,15 +28,16 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ..errors import OptionError, StyleTransferError
+from ..errors import MissingExtra, OptionError, StyleTransferError
 from ..examples import EXAMPLES, example_path
 from ..folder_lock import FolderLock
 from ..jobs import Job, make_job
 from ..options import BY_NAME, OPTIONS, json_schema
-from ..presets import PRESETS
+from ..presets import INSTANT_OPTIONS, PRESETS
 from .checks import (
     EXTENSIONS,
     FORM_FIELDS,
+    INSTANT_FIELDS,
     MAX_STYLES,
     WEB_OPTIONS,
     WebError,
@@ -47,6 +48,7 @@ from .checks import (
     refuse_option,
 )
 from .guard import LOCAL_HOSTS, Guard, TooLarge, error_response
+from .instant import FORMATS, InstantRunner, Picture
 from .queue import Queue, encode_jpeg
 from .store import FINISHED, QUEUED, RUNNING, Store, new_id, valid_id
 
@@ -72,6 +74,7 @@ class Config:
     max_streams: int = 32  # event streams open at once; more is 429
     stream_seconds: float = 300.0  # an event stream ends after this long (the page's EventSource reconnects)
     run_jobs: bool = True  # False: jobs stay queued (tests of the queue)
+    warm_instant: bool = True  # load the instant networks in the background at the start
 
     @property
     def disk_margin(self) -> int:
@@ -131,6 +134,7 @@ class Studio:
         self.config = config
         self.store = Store(config.data_dir)
         self.queue = Queue(self.store)
+        self.instant = InstantRunner()
         self._estimates: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._estimate_lock = threading.Lock()
         self._admit_lock = threading.Lock()
@@ -142,9 +146,12 @@ class Studio:
         self.store.requeue_running()
         if self.config.run_jobs:
             self.queue.start()
+        if self.config.warm_instant:
+            self.instant.warm()
 
     def stop(self) -> None:
         self.queue.stop()
+        self.instant.stop()
         self.store.close()
 
     def job_json(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +189,10 @@ class Studio:
             raise WebError(
                 429, f"{queued} jobs are waiting, this server's limit (--max-queued); try again when some have run"
             )
+        self.check_disk()
+
+    def check_disk(self) -> None:
+        """507 when the disk under the data folder is nearly full (uploads are saved there first)."""
         free = shutil.disk_usage(self.config.data_dir).free
         if free < self.config.disk_margin:
             raise WebError(
@@ -233,6 +244,36 @@ class Studio:
         if self.config.run_jobs:
             self.queue.kick(str(job.options["device"]))
         return job_id
+
+    def instant_job(self, content: Path, styles: list[Path], options: dict[str, Any]) -> Job:
+        """Check an instant request's saved uploads (or examples) and options; the ``instant`` job, writing nothing.
+
+        The same checks as a job's (:meth:`create`): the allow-list of
+        options, the pixels of all the images from their headers, each image
+        decoded, the size under ``--max-size``; an option the instant preset
+        has no use for (``steps``, the loss weights...) is 422 naming it.
+        """
+        if options.get("preset", "instant") != "instant":
+            raise WebError(
+                422, "preset: /api/instant runs the instant preset; POST /api/jobs runs the others", "preset"
+            )
+        given = check_request_options(options | {"preset": "instant"})
+        files = [("content", content)] + [("style", p) for p in styles]
+        check_job_pixels(files, self.config.max_pixels, self.config.max_job_pixels, free_memory())
+        for name, path in files:
+            check_image(path, name, self.config.max_pixels)
+        try:
+            job = make_job(content, styles, None, **given)
+            if job.options["size"] > self.config.max_size:
+                raise WebError(
+                    422, f"size: {job.options['size']} is over this server's limit of {self.config.max_size}", "size"
+                )
+            from ..losses import blend_weights
+
+            blend_weights(job.options["style_blend"], len(styles))
+        except OptionError as exc:
+            raise WebError(422, exc.render(), exc.option) from None
+        return job
 
     def estimate(self, query: list[tuple[str, str]]) -> dict[str, Any]:
         """The engine's plan for the options in ``query`` and a content of ``width`` x ``height``.
@@ -361,6 +402,7 @@ def create_app(config: Config) -> FastAPI:
     @app.get("/api/options")
     async def options() -> dict[str, Any]:
         return {
+            "instant_options": sorted(INSTANT_OPTIONS & WEB_OPTIONS),
             "options": [o.describe() | {"web": o.name in WEB_OPTIONS} for o in OPTIONS],
             "presets": {name: given_json(asdict(p)) for name, p in PRESETS.items()},
             "schema": json_schema(),
@@ -419,6 +461,56 @@ def create_app(config: Config) -> FastAPI:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return JSONResponse({"id": job_id, "status": QUEUED}, status_code=201)
+
+    @app.post("/api/instant")
+    async def instant(request: Request) -> Response:
+        """The instant preset's picture, answered at once (JPEG, or PNG with ``?format=png``); nothing is kept."""
+        fmt = "jpeg"
+        for key, text in request.query_params.multi_items():
+            if key == "format" and text in FORMATS:
+                fmt = text
+            elif key != "token":
+                raise WebError(422, f"{key}: unknown parameter; use format=jpeg or format=png", key)
+        received = time.perf_counter()
+        await run_in_threadpool(studio.check_disk)  # before a byte of the upload is stored
+        studio.instant.admit()
+        folder = config.data_dir / "tmp" / ("instant-" + new_id())
+        folder.mkdir(parents=True)
+        try:
+            try:
+                form = await request.form(max_files=MAX_STYLES + 1, max_fields=MAX_STYLES + 4)
+            except TooLarge:
+                raise WebError(413, f"the upload is over the limit of {config.max_upload_mb:g} MB", "content") from None
+            except Exception as exc:
+                raise WebError(422, f"the request is not a multipart form: {exc}", "content") from None
+            try:
+                options = _form_options(form, INSTANT_FIELDS)
+                content, styles = await _instant_inputs(form, folder)
+                job = await run_in_threadpool(studio.instant_job, content, styles, options)
+            finally:
+                await form.close()
+            try:
+                picture: Picture = await studio.instant.run(job, fmt)
+            except MissingExtra as exc:
+                raise WebError(503, str(exc)) from None
+            except OptionError as exc:
+                raise WebError(422, exc.render(), exc.option) from None
+            except StyleTransferError as exc:
+                raise WebError(422, str(exc)) from None
+        finally:
+            studio.instant.release()
+            await run_in_threadpool(shutil.rmtree, folder, True)
+        total = time.perf_counter() - received
+        return Response(
+            picture.data,
+            media_type=picture.media_type,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Instant-Seconds": f"{picture.seconds:.3f}",
+                "X-Image-Size": f"{picture.width}x{picture.height}",
+                "Server-Timing": f"instant;dur={picture.seconds * 1000:.1f}, total;dur={total * 1000:.1f}",
+            },
+        )
 
     @app.get("/api/jobs")
     async def jobs(request: Request) -> dict[str, Any]:
@@ -567,12 +659,12 @@ async def _job_events(studio: Studio, job_id: str, request: Request) -> AsyncIte
         await asyncio.sleep(0.25)
 
 
-def _form_options(form: Any) -> dict[str, Any]:
-    """The form's ``options`` field as a JSON object (not yet checked); 422 naming a field that is not known."""
-    unknown = set(form.keys()) - set(FORM_FIELDS)
+def _form_options(form: Any, fields: tuple[str, ...] = FORM_FIELDS) -> dict[str, Any]:
+    """The form's ``options`` field as a JSON object (not yet checked); 422 naming a field not in ``fields``."""
+    unknown = set(form.keys()) - set(fields)
     if unknown:
         name = sorted(unknown)[0]
-        raise WebError(422, f"{name}: unknown form field; send {', '.join(FORM_FIELDS)}", name)
+        raise WebError(422, f"{name}: unknown form field; send {', '.join(fields)}", name)
     raw = form.get("options") or "{}"
     if not isinstance(raw, str):
         raise WebError(422, "options: must be a JSON object, not a file", "options")
@@ -602,6 +694,39 @@ def _form_files(form: Any, name: str) -> list[UploadFile]:
     if name == "fine_style" and len(found) > 1:
         raise WebError(422, "fine_style: give at most one fine-style image", "fine_style")
     return list(found)
+
+
+async def _instant_inputs(form: Any, folder: Path) -> tuple[Path, list[Path]]:
+    """An instant request's content and styles: uploads saved under ``folder``, or bundled examples by name.
+
+    An example is named, never a path: a name not in the bundled list is 422.
+    """
+    found: dict[str, list[Path]] = {}
+    for name in ("content", "style"):
+        uploads = form.getlist(name)
+        examples = form.getlist(name + "_example")
+        if not all(isinstance(f, UploadFile) for f in uploads):
+            raise WebError(422, f"{name}: must be an image file, not text", name)
+        if not all(isinstance(e, str) for e in examples):
+            raise WebError(422, f"{name}_example: must be the name of a bundled example, not a file", name + "_example")
+        for e in examples:
+            if e not in EXAMPLES:
+                raise WebError(
+                    422, f"{name}_example: no bundled example {e[:60]!r}; choose from {', '.join(EXAMPLES)}", name
+                )
+        paths = [example_path(e) for e in examples]
+        for i, upload in enumerate(uploads):
+            path = folder / f"upload-{name}-{i}"
+            await run_in_threadpool(_copy, upload, path)
+            paths.append(path)
+        found[name] = paths
+    if len(found["content"]) != 1:
+        raise WebError(422, "content: give exactly one content image (a file, or content_example)", "content")
+    if not found["style"]:
+        raise WebError(422, "style: give one or more style images (files, or style_example)", "style")
+    if len(found["style"]) > MAX_STYLES:
+        raise WebError(422, f"style: at most {MAX_STYLES} style images", "style")
+    return found["content"][0], found["style"]
 
 
 def _copy(upload: UploadFile, path: Path) -> None:

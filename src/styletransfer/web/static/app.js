@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { options: null, presets: {}, content: null, styles: [], masks: [], styleMasks: [], fineStyle: null, contentSize: null, job: null, source: null, lastPreview: 0, historyPages: 1 };
+const state = { options: null, presets: {}, instantOptions: [], content: null, contentURL: null, styles: [], masks: [], styleMasks: [], fineStyle: null, contentSize: null, job: null, source: null, lastPreview: 0, historyPages: 1, view: "instant" };
 
 async function api(path, init) {
   const response = await fetch(path, Object.assign({ credentials: "same-origin" }, init || {}));
@@ -30,7 +30,9 @@ function el(tag, attrs, ...children) {
 }
 
 // --- the form, from /api/options ------------------------------------------------------------------
-const MAIN = ["size", "steps", "style_weight", "content_weight", "tv_weight", "preserve_colors", "init", "seed"];
+// Under "More options": these first, the rest after them.  Size and strength have their own controls.
+const MAIN = ["steps", "style_weight", "content_weight", "tv_weight", "preserve_colors", "init", "seed"];
+const OWN_CONTROLS = ["preset", "time", "size", "strength"];
 
 function fieldFor(o) {
   const id = "opt-" + o.name;
@@ -48,13 +50,23 @@ function fieldFor(o) {
   }
   input.dataset.type = o.type;
   input.dataset.many = o.many ? "1" : "";
-  input.addEventListener("input", () => { clearErrors(); scheduleEstimate(); });
-  input.addEventListener("change", () => { clearErrors(); scheduleEstimate(); });
-  return el("div", { class: "field" }, el("label", { for: id }, o.name.replace(/_/g, " ")), input, el("small", { id: "help-" + o.name }, o.help));
+  watch(input, o.name);
+  return el("div", { class: "field" }, el("label", { for: id }, o.name.replace(/_/g, " ")), input, el("small", { class: "help", id: "help-" + o.name, title: o.help }, o.help));
+}
+
+// an option's control changed: the estimate is made again, and the instant picture when the option is one of its
+function watch(input, name) {
+  const changed = (delay) => {
+    clearErrors();
+    scheduleEstimate();
+    if (state.instantOptions.includes(name)) { state.view = "instant"; requestInstant(delay); }
+  };
+  input.addEventListener("input", () => changed(300));
+  input.addEventListener("change", () => changed(0));
 }
 
 function showPresetValues() {
-  const p = state.presets[$("opt-preset").value] || {};
+  const p = state.presets[$("opt-preset").value || "fast"] || {};
   $("preset-help").textContent = p.description || "";
   for (const o of state.options) {
     const input = $("opt-" + o.name);
@@ -69,7 +81,7 @@ function formOptions() {
   const preset = $("opt-preset").value;
   if (preset) out.preset = preset;
   for (const o of state.options) {
-    if (!o.web || o.name === "preset") continue;
+    if (!o.web || o.name === "preset" || o.name === "strength") continue;  // strength: the instant picture's alone
     const input = $("opt-" + o.name);
     const text = input.value.trim();
     if (text === "") continue;
@@ -82,16 +94,25 @@ function formOptions() {
   return out;
 }
 
+// the instant picture's options: those of the form it uses, and the strength
+function instantOptions() {
+  const out = { preset: "instant", strength: Number($("opt-strength").value) };
+  for (const [k, v] of Object.entries(formOptions())) if (k !== "preset" && state.instantOptions.includes(k)) out[k] = v;
+  return out;
+}
+
 // the Time control's choices are seconds; a job given another budget (through the API) gets its own choice
 function timeLabel(seconds) {
   return seconds % 60 === 0 ? seconds / 60 + " min" : seconds + " s";
 }
 
 function setFormOptions(options) {
-  $("opt-preset").value = options.preset || "";
+  $("opt-preset").value = options.preset && options.preset !== "instant" ? options.preset : "";
+  $("opt-strength").value = options.strength === undefined || options.strength === null ? "1" : String(options.strength);
+  $("strength-value").textContent = $("opt-strength").value;
   for (const o of state.options) {
     const input = $("opt-" + o.name);
-    if (!input || o.name === "preset") continue;
+    if (!input || o.name === "preset" || o.name === "strength") continue;
     const v = options[o.name];
     const text = v === undefined || v === null ? "" : (Array.isArray(v) ? v.join(",") : String(v));
     if (input.tagName === "SELECT" && text !== "" && !Array.from(input.options).some((c) => c.value === text)) {
@@ -128,20 +149,100 @@ function thumb(file) {
   return img;
 }
 
-function setContent(file) {
+// a picture was chosen at ``chosen`` (performance.now(); an example's choice counts from before its download)
+function setContent(file, chosen) {
   state.content = file;
   $("content-thumbs").replaceChildren(thumb(file));
   const probe = new Image();
   probe.onload = () => { state.contentSize = [probe.naturalWidth, probe.naturalHeight]; scheduleEstimate(); };
-  probe.src = URL.createObjectURL(file);
+  if (state.contentURL) URL.revokeObjectURL(state.contentURL);
+  state.contentURL = URL.createObjectURL(file);
+  probe.src = state.contentURL;
   clearErrors();
+  chose(chosen);
 }
 
-function setStyles(files) {
+function setStyles(files, chosen) {
   state.styles = Array.from(files);
   $("style-thumbs").replaceChildren(...state.styles.map(thumb));
   clearErrors();
   scheduleEstimate();
+  chose(chosen);
+}
+
+// --- the instant picture: asked for as soon as a photo and a style are chosen, one request at a time ---------
+const instant = { busy: false, again: false, seq: 0, timer: null, chosen: null, url: null };
+
+function chose(chosen) {
+  instant.chosen = chosen === undefined ? performance.now() : chosen;
+  state.view = "instant";
+  requestInstant(0);
+}
+
+function requestInstant(delay) {
+  clearTimeout(instant.timer);
+  if (!state.content || !state.styles.length) return;
+  if (instant.chosen === null) instant.chosen = performance.now() + (delay || 0);
+  instant.timer = setTimeout(runInstant, delay || 0);
+}
+
+async function runInstant() {
+  if (instant.busy) { instant.again = true; return; }  // the newest choice is asked for when this answer is in
+  instant.busy = true;
+  instant.again = false;
+  const seq = ++instant.seq;
+  const chosen = instant.chosen === null ? performance.now() : instant.chosen;
+  instant.chosen = null;
+  const form = new FormData();
+  form.append("content", state.content, state.content.name);
+  for (const s of state.styles) form.append("style", s, s.name);
+  form.append("options", JSON.stringify(instantOptions()));
+  if (state.view === "instant") $("instant-status").textContent = "Making the instant picture…";
+  try {
+    const response = await fetch("/api/instant", { method: "POST", body: form, credentials: "same-origin" });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      const error = new Error(body.detail || response.statusText);
+      error.field = body.field;
+      error.status = response.status;
+      throw error;
+    }
+    const blob = await response.blob();
+    if (seq !== instant.seq || state.view !== "instant") return;  // a refine job took the panel meanwhile
+    showInstant(blob, chosen, response.headers.get("x-image-size") || "", response.headers.get("x-instant-seconds"));
+  } catch (error) {
+    if (state.view !== "instant") return;
+    if (error.status === 429) { instant.again = true; return; }
+    $("instant-status").textContent = "No instant picture: " + error.message;
+    markError(error);
+  } finally {
+    instant.busy = false;
+    if (instant.again) setTimeout(runInstant, 50);
+  }
+}
+
+function showInstant(blob, chosen, size, seconds) {
+  if (state.source) state.source.close();
+  state.job = null;
+  $("run").hidden = true;
+  for (const li of document.querySelectorAll("#history li.current")) li.classList.remove("current");
+  if (instant.url) URL.revokeObjectURL(instant.url);
+  instant.url = URL.createObjectURL(blob);
+  $("before").src = state.contentURL;
+  const img = $("after");
+  img.onload = () => {
+    img.onload = null;
+    img.dataset.step = "instant";
+    $("compare").classList.add("has-image");
+    const ms = performance.now() - chosen;
+    document.body.dataset.instantMs = String(Math.round(ms));
+    document.body.dataset.instantServerMs = seconds ? String(Math.round(Number(seconds) * 1000)) : "";
+    $("instant-status").textContent = `Instant result · ${size.replace("x", "×")} px · ready ${(ms / 1000).toFixed(2)} s after your choice` +
+      (seconds ? ` (the server took ${Number(seconds).toFixed(2)} s)` : "") + ". Refine it below for finer detail.";
+  };
+  img.src = instant.url;
+  $("instant-download").href = instant.url;
+  $("instant-links").hidden = false;
 }
 
 async function exampleFile(name) {
@@ -181,6 +282,10 @@ function duration(s) {
 
 async function estimate() {
   if (!state.contentSize) return;
+  if (instant.busy) {  // the estimate times the network: not while the instant picture is being made
+    estimateTimer = setTimeout(estimate, 300);
+    return;
+  }
   const seq = ++estimateSeq;
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(formOptions())) params.set(k, Array.isArray(v) ? v.join(",") : String(v));
@@ -247,6 +352,11 @@ async function start(event) {
 function show(id) {
   if (state.source) state.source.close();
   state.job = id;
+  state.view = id;
+  instant.seq++;  // an instant answer still on its way is not shown over the job
+  $("instant-links").hidden = true;
+  $("compare").classList.add("has-image");
+  $("instant-status").textContent = `Job ${id}: the picture as it is painted; the finished one replaces it.`;
   state.firstPreviewMs = null;
   state.ended = false;
   $("run").hidden = false;
@@ -328,8 +438,8 @@ async function runAgain(job) {
     const blob = await fetch(`/api/jobs/${job.id}/style/${i}`, { credentials: "same-origin" }).then((r) => r.blob());
     styles.push(new File([blob], "style" + i, { type: blob.type }));
   }
-  setStyles(styles);
   setFormOptions(job.options);
+  setStyles(styles);
   $("opt-size").focus();
 }
 
@@ -389,14 +499,24 @@ async function init() {
   state.maxSize = table.max_size;
   state.maxStyles = table.max_styles;
   const preset = $("opt-preset");
+  state.instantOptions = table.instant_options || [];
   preset.append(el("option", { value: "" }, "fast (default)"));
-  for (const name of Object.keys(table.presets)) preset.append(el("option", { value: name }, name));
+  for (const name of Object.keys(table.presets)) if (name !== "fast" && name !== "instant") preset.append(el("option", { value: name }, name));
   preset.addEventListener("change", () => { showPresetValues(); scheduleEstimate(); });
   $("opt-time").addEventListener("change", () => { clearErrors(); scheduleEstimate(); });
   for (const o of table.options) {
-    if (!o.web || o.name === "preset" || o.name === "time") continue;  // preset and time have their own controls
+    if (!o.web || OWN_CONTROLS.includes(o.name)) continue;
     (MAIN.includes(o.name) ? $("main-options") : $("more-options")).append(fieldFor(o));
   }
+  const size = table.options.find((o) => o.name === "size");
+  $("opt-size").max = state.maxSize;
+  $("opt-size").dataset.type = "int";
+  $("help-size").textContent = "long side: bigger is finer, slower";
+  $("help-size").title = size ? size.help : "";
+  watch($("opt-size"), "size");
+  $("strength-value").textContent = $("opt-strength").value;
+  $("opt-strength").addEventListener("input", () => { $("strength-value").textContent = $("opt-strength").value; });
+  watch($("opt-strength"), "strength");
   for (const o of table.options) {  // the uploads that stand in for the path options
     const help = $("help-" + o.name);
     if (help && !o.web) help.textContent = o.help.replace("PATH's", "this image's");
@@ -408,8 +528,8 @@ async function init() {
   }
   $("content-file").addEventListener("change", (e) => e.target.files[0] && setContent(e.target.files[0]));
   $("style-file").addEventListener("change", (e) => e.target.files.length && setStyles(e.target.files));
-  $("content-example").addEventListener("change", async (e) => e.target.value && setContent(await exampleFile(e.target.value)));
-  $("style-example").addEventListener("change", async (e) => e.target.value && setStyles([await exampleFile(e.target.value)]));
+  $("content-example").addEventListener("change", async (e) => { const t = performance.now(); if (e.target.value) setContent(await exampleFile(e.target.value), t); });
+  $("style-example").addEventListener("change", async (e) => { const t = performance.now(); if (e.target.value) setStyles([await exampleFile(e.target.value)], t); });
   dropZone($("content-drop"), (files) => setContent(files[0]));
   dropZone($("style-drop"), setStyles);
   $("mask-file").addEventListener("change", (e) => { state.masks = Array.from(e.target.files); clearErrors(); });
