@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import cast
@@ -36,6 +37,7 @@ MIN_SIDE = 16
 #: Style vectors kept per process (a digest of the image's pixels and the device -> the vector).
 _VECTORS_KEPT = 64
 _VECTORS: OrderedDict[tuple[str, str], Tensor] = OrderedDict()
+_VECTORS_LOCK = threading.Lock()  # the studio's instant thread and its job runners share the cache
 
 
 def _built(kind: type[StylePredictor] | type[StyleTransformer], file: str) -> StylePredictor | StyleTransformer:
@@ -83,15 +85,17 @@ def style_vector(image: Tensor, device: torch.device | str = "cpu") -> Tensor:
     process: the most recent :data:`_VECTORS_KEPT` are kept.
     """
     key = (_digest(image), str(torch.device(device)))
-    if key in _VECTORS:
-        _VECTORS.move_to_end(key)
-        return _VECTORS[key]
+    with _VECTORS_LOCK:
+        if key in _VECTORS:
+            _VECTORS.move_to_end(key)
+            return _VECTORS[key]
     predictor, _ = networks(device)
     with torch.inference_mode():
         vector: Tensor = predictor(style_crop(image.to(device, torch.float32)))
-    _VECTORS[key] = vector
-    while len(_VECTORS) > _VECTORS_KEPT:
-        _VECTORS.popitem(last=False)
+    with _VECTORS_LOCK:
+        _VECTORS[key] = vector
+        while len(_VECTORS) > _VECTORS_KEPT:
+            _VECTORS.popitem(last=False)
     return vector
 
 
