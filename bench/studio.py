@@ -101,7 +101,7 @@ def main() -> None:
             phone.evaluate("document.getElementById('slider').value = 50")
             phone.dispatch_event("#slider", "input")
             phone.wait_for_timeout(1000)
-            phone.screenshot(path=str(args.images / "studio_phone.png"), full_page=True)
+            phone.screenshot(path=str(args.images / "studio_running_phone.png"), full_page=True)
             progress = page.inner_text("#progress-text")
             browser.close()
     finally:
