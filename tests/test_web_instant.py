@@ -29,8 +29,6 @@ from tests.web_client import png, studio_client  # noqa: E402
 
 from .studio_process import Server, serve  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, bytes]:
@@ -195,19 +193,6 @@ def test_an_instant_job_runs_through_the_queue(instant_client: TestClient, image
 
 
 # --- the page in Chromium -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from ..errors import MissingExtra, OptionError, StyleTransferError
 from ..examples import EXAMPLES, example_path
 from ..folder_lock import FolderLock
 from ..jobs import Job, make_job
+from ..losses import blend_weights
 from ..options import BY_NAME, OPTIONS, json_schema
 from ..presets import INSTANT_OPTIONS, PRESETS
 from .checks import (
@@ -226,18 +227,8 @@ class Studio:
         if uploads.fine_style is not None:
             saved["fine_style"] = str(final / names["fine_style"])
         styles = [final / names[f"style{i}"] for i in range(len(uploads.styles))]
-        try:
-            job = make_job(final / names["content"], styles, final / "result.png", **given, **saved)
-            job.options["manifest"] = True
-            if job.options["size"] > self.config.max_size:
-                raise WebError(
-                    422, f"size: {job.options['size']} is over this server's limit of {self.config.max_size}", "size"
-                )
-            from ..losses import blend_weights
-
-            blend_weights(job.options["style_blend"], len(styles))
-        except OptionError as exc:
-            raise WebError(422, exc.render(), exc.option) from None
+        job = self._make_job(final / names["content"], styles, final / "result.png", {**given, **saved})
+        job.options["manifest"] = True
         with self._admit_lock:
             self.check_room()
             self.store.add(job_id, folder, str(job.options["device"]), given_json(given), job.to_json(), len(styles))
@@ -262,14 +253,17 @@ class Studio:
         check_job_pixels(files, self.config.max_pixels, self.config.max_job_pixels, free_memory())
         for name, path in files:
             check_image(path, name, self.config.max_pixels)
+        return self._make_job(content, styles, None, given)
+
+    def _make_job(self, content: Path, styles: list[Path], output: Path | None, options: dict[str, Any]) -> Job:
+        """:func:`~styletransfer.jobs.make_job`, then this server's own checks: ``size`` under ``--max-size``,
+        one ``style_blend`` weight per style; each failure a 422 naming its option."""
         try:
-            job = make_job(content, styles, None, **given)
+            job = make_job(content, styles, output, **options)
             if job.options["size"] > self.config.max_size:
                 raise WebError(
                     422, f"size: {job.options['size']} is over this server's limit of {self.config.max_size}", "size"
                 )
-            from ..losses import blend_weights
-
             blend_weights(job.options["style_blend"], len(styles))
         except OptionError as exc:
             raise WebError(422, exc.render(), exc.option) from None
