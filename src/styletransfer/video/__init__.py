@@ -847,12 +847,12 @@ def _write_metrics(path: Path, records: Sequence[FrameRecord], temporal: bool) -
 
 
 __all__ = [
+    "DEFAULT_INSTANT_BLEND",
     "DEFAULT_TEMPORAL_WEIGHT",
     "MAX_LONG_TERM",
     "FrameRecord",
     "FrameWork",
     "TemporalObjective",
-    "DEFAULT_INSTANT_BLEND",
     "VideoPlan",
     "VideoResult",
     "default_work_dir",
