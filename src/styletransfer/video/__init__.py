@@ -19,7 +19,18 @@ transfer for videos" (manuelruder/artistic-videos):
   ``temporal_weight / D * sum_j sum(c_long_j * (x - w_j)^2)``.
 
 ``temporal=False`` stylises every frame independently from its own content:
-the baseline.  The stylised frames are kept in a work directory (PNG, one per
+the baseline.
+
+The ``instant`` preset (a feed-forward network, :mod:`styletransfer.video.instant`)
+optimises nothing: each frame is one pass of the network at the frame's
+size, with the style vector made once per video, and temporal consistency is
+a blend with the previous output warped by the backward flow,
+``O_t = I_t + b c (W_t - I_t)`` (``I_t`` the fresh pass, ``W_t`` the previous
+output warped, ``c`` the certainty mask; with ``long_term`` ``W_t`` and ``c``
+come from the nearest earlier frame that saw each pixel).  There
+``temporal_weight`` is the blend ``b`` in [0, 1] (default
+:data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`), and
+``frame_steps`` does not apply.  The stylised frames are kept in a work directory (PNG, one per
 frame, written atomically): a killed run continues after the last finished frame.
 
 The work splits in three: :func:`prepare_video` (the driver: reads the clip,
@@ -40,7 +51,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -55,8 +66,19 @@ from ..losses import Objective
 from ..memory import available_bytes
 from ..optimize import Interrupted
 from ..options import OPTIONS
-from ..pipeline import Inputs, Settings, evaluate, finish_image, optimise, resolve_device, resolve_settings
+from ..pipeline import (
+    Inputs,
+    Settings,
+    build_objective,
+    evaluate,
+    finish_image,
+    optimise,
+    resolve_device,
+    resolve_settings,
+    styles_at,
+)
 from .flow import flow_and_mask, long_term_masks, warp, warping_error
+from .instant import DEFAULT_INSTANT_BLEND, InstantStyle, blend_previous
 from .io import Clip, is_video_path, read_clip, write_video
 
 #: The temporal term's weight by default (``temporal_weight``); see the module's formula.
@@ -111,16 +133,23 @@ def temporal_term(image: Tensor, targets: Sequence[tuple[Tensor, Tensor]], weigh
 
 @dataclass
 class FrameRecord:
-    """One frame's metrics: its warping error against the previous stylised frame, evaluations, seconds, losses."""
+    """One frame's metrics: its warping error against the previous stylised frame, evaluations, seconds, losses.
+
+    An optimised frame has every field.  An ``instant`` frame has 1
+    evaluation (one pass of the network); ``seconds`` is its pass, warp and
+    blend; its loss terms (the seed's objective with the preset's weights) are
+    measured only when metrics are written, else ``None``; ``temporal`` is
+    ``None`` (it has no temporal term).
+    """
 
     frame: int
     warping_error: float | None
     evaluations: int
     seconds: float
-    style: float
-    content: float
-    tv: float
-    temporal: float
+    style: float | None
+    content: float | None
+    tv: float | None
+    temporal: float | None
 
 
 @dataclass
@@ -149,7 +178,10 @@ class FrameWork:
         earlier: the stylised frames just before ``start`` (8-bit values), as many as the temporal term reaches.
         flows: the flows of every pair the loop uses (:data:`Flows`).
         first, later: the settings of frame 0 and of the later frames.
+        temporal_weight: the temporal term's weight; for the ``instant`` preset the blend ``b`` in [0, 1].
         measure: compute each frame's warping error against the previous one (needs the ``(t - 1, t)`` flows).
+        reference: the ``instant`` preset's frame 0 at the working size (its style vector's content); else ``None``.
+        losses: measure each ``instant`` frame's loss terms (for the metrics); optimised frames always have them.
     """
 
     contents: dict[int, Tensor]
@@ -165,6 +197,8 @@ class FrameWork:
     temporal_weight: float
     long_term: int
     measure: bool
+    reference: Tensor | None = None
+    losses: bool = False
 
     def on_node(self, weights: str, device: str) -> FrameWork:
         """The same work with a node's own weights file and device (``auto`` resolved there)."""
@@ -181,14 +215,20 @@ def reach(temporal: bool, long_term: int) -> int:
     return max(1, long_term) if temporal else 1
 
 
-def temporal_targets(t: int, stylised: dict[int, Tensor], flows: Flows, span: int) -> list[tuple[Tensor, Tensor]]:
-    """The stylised frames ``t - 1 .. t - span`` warped into frame ``t``, with their masks ``c``, then ``c_long``."""
+def temporal_targets(
+    t: int, stylised: dict[int, Tensor], flows: Flows, span: int, interpolation: Literal["linear", "cubic"] = "linear"
+) -> list[tuple[Tensor, Tensor]]:
+    """The stylised frames ``t - 1 .. t - span`` warped into frame ``t``, with their masks ``c``, then ``c_long``.
+
+    ``interpolation``: the warp's (:func:`~styletransfer.video.flow.warp`); a
+    bicubic warp is clamped to [0, 1].
+    """
     earlier = [t - j for j in range(1, span + 1) if t - j >= 0]
     masks = long_term_masks([flows[(s, t)][1] for s in earlier])
-    return [
-        (_to_tensor(warp(_to_array(stylised[s]), flows[(s, t)][0])), torch.from_numpy(mask)[None, None])
-        for s, mask in zip(earlier, masks)
-    ]
+    warped = [warp(_to_array(stylised[s]), flows[(s, t)][0], interpolation) for s in earlier]
+    if interpolation == "cubic":
+        warped = [np.clip(w, 0.0, 1.0) for w in warped]
+    return [(_to_tensor(w), torch.from_numpy(mask)[None, None]) for w, mask in zip(warped, masks)]
 
 
 def starting_image(targets: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
@@ -221,8 +261,12 @@ def stylise_frames(
     Frame ``t > 0`` starts from the stylised frame ``t - 1`` warped by its flow
     (:func:`starting_image`) and is held near it (and near the earlier ones, for long-term) by the
     temporal term.  Stops early, without raising, when ``should_stop()`` turns
-    True (checked before every evaluation and after each frame).
+    True (checked before every evaluation and after each frame).  The
+    ``instant`` preset's frames are one pass each (:func:`instant_frames`).
     """
+    if work.first.preset.instant:
+        yield from instant_frames(work, should_stop)
+        return
     stylised = dict(work.earlier)
     span = reach(work.temporal, work.long_term)
     for t in range(work.start, work.count):
@@ -246,7 +290,7 @@ def stylise_frames(
             return
         final = finish_image(result.image, inputs, settings)
         current = _quantised(to_tensor(final))
-        assert result.objective is not None and result.content is not None  # an optimising preset's frame
+        assert result.objective is not None and result.content is not None  # optimised (instant: instant_frames)
         terms = evaluate(result.objective, current, result.content)
         error = None
         if t > 0 and work.measure:
@@ -268,6 +312,62 @@ def stylise_frames(
         yield t, final, record
         if should_stop is not None and should_stop() and t + 1 < work.count:
             return
+
+
+def instant_frames(
+    work: FrameWork, should_stop: Callable[[], bool] | None = None
+) -> Iterator[tuple[int, Image.Image, FrameRecord]]:
+    """The ``instant`` preset's frames ``work.start .. work.count - 1``, in turn, as ``(t, picture, record)``.
+
+    Frame ``t`` is ``O_t = I_t + b c (W_t - I_t)``
+    (:func:`~styletransfer.video.instant.blend_previous`): ``I_t`` the
+    network's pass on frame ``t`` with the video's style
+    (:class:`~styletransfer.video.instant.InstantStyle`, made once here),
+    ``W_t`` the previous output warped into frame ``t``
+    (:func:`starting_image` of :func:`temporal_targets`, so with
+    ``long_term`` each pixel from the nearest earlier frame that saw it),
+    ``c`` the sum of the (disjoint) masks and ``b = work.temporal_weight``;
+    ``O_t = I_t`` for frame 0 and without ``temporal``.  The colour modes
+    (:func:`~styletransfer.pipeline.finish_image`) apply to ``O_t``.  Every
+    output is kept as its 8-bit PNG holds it, so a resumed run blends exactly
+    what an unbroken one did.  ``should_stop()`` is checked before each frame.
+    """
+    if work.reference is None:
+        raise ValueError("the instant preset's frame work needs its reference frame (frame 0)")
+    settings = work.first
+    style = InstantStyle.of(work.reference, work.style_pixels, settings)
+    objective_styles: list[Tensor] | None = None
+    stylised = dict(work.earlier)
+    span = reach(work.temporal, work.long_term)
+    for t in range(work.start, work.count):
+        if should_stop is not None and should_stop():
+            return
+        started = time.perf_counter()
+        content = work.contents[t]
+        image = style.picture(content)
+        if t > 0 and work.temporal and work.temporal_weight > 0:
+            targets = temporal_targets(t, stylised, work.flows, span, "cubic")
+            certain = sum((mask for _, mask in targets[1:]), targets[0][1])
+            image = blend_previous(image, starting_image(targets), certain, work.temporal_weight)
+        inputs = Inputs(content, list(work.styles), content, None, work.style_pixels, "content")
+        final = finish_image(image, inputs, settings)
+        current = _quantised(to_tensor(final))
+        error = None
+        if t > 0 and work.measure:
+            backward, mask = work.flows[(t - 1, t)]
+            error = warping_error(_to_array(current), _to_array(stylised[t - 1]), backward, mask)
+        seconds = round(time.perf_counter() - started, 3)
+        terms: dict[str, float | None] = {"style": None, "content": None, "tv": None}
+        if work.losses:  # the seed's terms, for the metrics alone (a VGG pass: costlier than the frame itself)
+            if objective_styles is None:
+                objective_styles = styles_at(inputs, settings.preset.size, settings.preset, work.reference)
+            objective = build_objective(settings, content, objective_styles)
+            terms = dict(evaluate(objective, current, content.to(settings.device)))
+        record = FrameRecord(t + 1, error, 1, seconds, terms["style"], terms["content"], terms["tv"], None)
+        stylised[t] = current
+        for old in [s for s in stylised if s <= t - span]:
+            del stylised[old]
+        yield t, final, record
 
 
 @dataclass
@@ -344,6 +444,8 @@ class VideoPlan:
             self.temporal_weight,
             self.long_term,
             self.measures,
+            self.contents[0] if self.first.preset.instant else None,
+            self.first.preset.instant and self.metrics is not None,
         )
 
     def save_frame(self, t: int, picture: Image.Image | bytes, record: FrameRecord) -> None:
@@ -395,6 +497,12 @@ def prepare_video(
 ) -> VideoPlan:
     """Check the options, read the clip and prepare its work directory (frames made with other settings go).
 
+    With the ``instant`` preset ``temporal_weight`` is the blend ``b`` of the
+    warped previous output (:func:`~styletransfer.video.instant.blend_previous`),
+    in [0, 1]; left at :data:`DEFAULT_TEMPORAL_WEIGHT` it is
+    :data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`.  ``frame_steps``
+    does not apply there.
+
     Raises:
         OptionError, InputError: before any work.
     """
@@ -411,8 +519,11 @@ def prepare_video(
         job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], time_budget=o["time"],
         **job.run_options(),
     )  # fmt: skip
+    instant = first.preset.instant
+    if instant:
+        temporal_weight = instant_blend(temporal_weight, frame_steps)
     later_steps = frame_steps if frame_steps is not None else max(1, round(first.preset.steps / 3))
-    later = first if not temporal else resolve_settings(
+    later = first if not temporal or instant else resolve_settings(
         job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], time_budget=o["time"],
         **{**job.run_options(), "steps": later_steps},
     )  # fmt: skip
@@ -429,7 +540,7 @@ def prepare_video(
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in o.items() if _makes_pixels(k)},
         "temporal": temporal,
         "temporal_weight": temporal_weight if temporal else None,
-        "frame_steps": later_steps if temporal else None,
+        "frame_steps": later_steps if temporal and not instant else None,
         "shape": list(shape),
     }
     if temporal and long_term > 1:  # (no key at all when off: work directories made before long-term stay valid)
@@ -451,6 +562,32 @@ def prepare_video(
         long_term,
         o["device"],
     )
+
+
+def instant_blend(temporal_weight: float, frame_steps: int | None) -> float:
+    """The ``instant`` preset's blend ``b`` from the video options, or a usage error for one that does not apply.
+
+    ``temporal_weight`` is ``b`` itself, in [0, 1]; :data:`DEFAULT_TEMPORAL_WEIGHT`
+    (the option left out) gives :data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`.
+
+    Raises:
+        OptionError: on ``frame_steps`` (given at all), or on ``temporal_weight`` above 1.
+    """
+    if frame_steps is not None:
+        raise OptionError(
+            "frame_steps",
+            "{option} does not apply to the instant preset (a feed-forward network: one pass a frame, no steps); "
+            "leave it out, or choose the fast, quality or tutorial preset",
+        )
+    if temporal_weight == DEFAULT_TEMPORAL_WEIGHT:
+        return DEFAULT_INSTANT_BLEND
+    if not 0 <= temporal_weight <= 1:
+        raise OptionError(
+            "temporal_weight",
+            f"{{option}} with the instant preset is the blend of the previous frame warped, between 0 and 1, "
+            f"not {temporal_weight} (default {DEFAULT_INSTANT_BLEND}); it is no loss weight there",
+        )
+    return temporal_weight
 
 
 def plan_flows(plan: VideoPlan, flows: FlowMap | None = None) -> Flows:
@@ -697,11 +834,12 @@ def _write_output(frames: Sequence[Path], out: Path, clip: Clip) -> Path:
 
 def _write_metrics(path: Path, records: Sequence[FrameRecord], temporal: bool) -> None:
     errors = [r.warping_error for r in records if r.warping_error is not None]
+    styles = [r.style for r in records if r.style is not None]
     data = {
         "temporal": temporal,
         "frames": [r.__dict__ for r in records],
         "mean_warping_error": float(np.mean(errors)) if errors else None,
-        "mean_style_loss": float(np.mean([r.style for r in records])) if records else None,
+        "mean_style_loss": float(np.mean(styles)) if styles else None,
         "seconds": round(sum(r.seconds for r in records), 3),
     }
     text = json.dumps(data, indent=1)
@@ -709,6 +847,7 @@ def _write_metrics(path: Path, records: Sequence[FrameRecord], temporal: bool) -
 
 
 __all__ = [
+    "DEFAULT_INSTANT_BLEND",
     "DEFAULT_TEMPORAL_WEIGHT",
     "MAX_LONG_TERM",
     "FrameRecord",
@@ -717,6 +856,8 @@ __all__ = [
     "VideoPlan",
     "VideoResult",
     "default_work_dir",
+    "instant_blend",
+    "instant_frames",
     "local_flows",
     "plan_flows",
     "plan_videos",
