@@ -799,7 +799,7 @@ def _cmd_batch(argv: Sequence[str]) -> int:
         if record["status"] == "failed":
             _err(f"{record['item']}: {record['error']}")
         elif not args.quiet:
-            print(f"{record['status']} {record['output']} ({record['seconds']:.1f} s)", file=sys.stderr)
+            print(f"{record['status']} {record['output']} ({record['seconds']:.2f} s)", file=sys.stderr)
 
     try:
         summary = batch.run_batch(items, args.output, executor, overwrite=args.overwrite, on_record=report)
@@ -836,7 +836,13 @@ def _cmd_video(argv: Sequence[str]) -> int:
         metavar="M",
         help="evaluations of each frame after the first (default: steps/3)",
     )
-    parser.add_argument("--temporal-weight", type=float, metavar="W", help="weight of the temporal loss (default: 2e5)")
+    parser.add_argument(
+        "--temporal-weight",
+        type=float,
+        metavar="W",
+        help="weight of the temporal loss (default: 2e5); with --preset instant, the share of the "
+        "previous frame warped kept where the flow is trusted, 0 to 1 (default: 0.85)",
+    )
     parser.add_argument("--no-temporal", action="store_true", help="stylise every frame independently (the baseline)")
     parser.add_argument(
         "--long-term",
@@ -887,7 +893,7 @@ def _cmd_video(argv: Sequence[str]) -> int:
         if not args.quiet:
             error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
             name = f"{plan.name} " if several else ""
-            print(f"{name}frame {record.frame}/{total}: {record.seconds:.1f} s{error}", file=sys.stderr)
+            print(f"{name}frame {record.frame}/{total}: {record.seconds:.2f} s{error}", file=sys.stderr)
 
     with _stop_on_signals(stop, []):
         if args.executor == "ray":

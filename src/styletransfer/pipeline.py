@@ -773,7 +773,7 @@ def optimise(
 
 
 def instant_image(inputs: Inputs, settings: Settings) -> Tensor:
-    """The instant preset's picture: one pass of the feed-forward network at the output's size, on the CPU.
+    """The instant preset's picture: one pass of the feed-forward network at the output's size, returned on the CPU.
 
     The content is resized to ``size`` (the seed's resize); ``histogram``
     colours recolour each style to the content before its style vector is

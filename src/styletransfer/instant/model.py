@@ -123,12 +123,19 @@ def _pad(image: Tensor) -> Tensor:
     return F.pad(image, (0, pw, 0, ph), mode=mode)
 
 
-def transform(content: Tensor, vector: Tensor, device: torch.device | str = "cpu", precision: str = "fp32") -> Tensor:
-    """``T(pad4(content), vector)`` cropped to ``content``'s shape: ``(N, 3, H, W)`` in [0, 1], on ``device``.
+def transform(
+    content: Tensor,
+    style: Tensor | dict[str, tuple[Tensor, Tensor]],
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> Tensor:
+    """``T(pad4(content), S)`` cropped to ``content``'s shape: ``(N, 3, H, W)`` in [0, 1], on ``device``.
 
-    ``precision`` ``"bf16"`` runs the convolutions under bf16 autocast (CUDA,
-    or a CPU with native bf16); ``"tf32"`` needs the CUDA switches set by the
-    caller.  The result is float32.
+    ``style`` is the style vector ``S`` ``(1, 100)``, or its norm parameters
+    (:meth:`~styletransfer.instant.networks.StyleTransformer.norm_params`, on
+    ``device``) when many images share it.  ``precision`` ``"bf16"`` runs the
+    convolutions under bf16 autocast (CUDA, or a CPU with native bf16);
+    ``"tf32"`` needs the CUDA switches set by the caller.  The result is float32.
     """
     dev = torch.device(device)
     _, transformer = networks(dev)
@@ -137,5 +144,5 @@ def transform(content: Tensor, vector: Tensor, device: torch.device | str = "cpu
     if dev.type == "cpu":  # oneDNN's convolutions prefer channels-last (0.10 s against 0.13 s at 512x384)
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=precision == "bf16"):
-        out: Tensor = transformer(x, vector.to(dev))
+        out: Tensor = transformer(x, style.to(dev) if isinstance(style, Tensor) else style)
     return out[..., :h, :w].float().contiguous()

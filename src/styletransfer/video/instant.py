@@ -40,12 +40,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..color import match_color
-from ..instant.model import MIN_SIDE, mixed_vector, networks
-from ..instant.networks import StyleTransformer
+from ..instant.model import mixed_vector, networks, transform
 from ..losses import blend_weights
 from ..pipeline import Settings
 
@@ -62,12 +60,10 @@ class InstantStyle:
         vector: ``S``, ``(1, 100)``, on the device.
         params: ``(gamma(S), beta(S))`` of every conditional instance norm
             (:meth:`~styletransfer.instant.networks.StyleTransformer.norm_params`).
-        transformer: the network on the device.
     """
 
     vector: Tensor
     params: dict[str, tuple[Tensor, Tensor]]
-    transformer: StyleTransformer
     settings: Settings
 
     @classmethod
@@ -83,33 +79,14 @@ class InstantStyle:
         _, transformer = networks(settings.device)
         with torch.inference_mode():
             params = transformer.norm_params(vector.to(settings.device))
-        return cls(vector, params, transformer, settings)
+        return cls(vector, params, settings)
 
     def picture(self, content: Tensor) -> Tensor:
         """``I = T(pad4(content), S)`` cropped to ``content``'s shape: ``(1, 3, H, W)`` float32 on the CPU.
 
-        The same pass as :func:`~styletransfer.instant.model.transform`, with
-        the norm parameters made once.
+        :func:`~styletransfer.instant.model.transform` with the norm parameters made once.
         """
-        device = self.settings.device
-        h, w = content.shape[-2:]
-        x = _pad4(content.to(device, torch.float32))
-        if device.type == "cpu":  # oneDNN's convolutions prefer channels-last (as in transform)
-            x = x.contiguous(memory_format=torch.channels_last)
-        bf16 = self.settings.precision == "bf16"
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-            out: Tensor = self.transformer(x, self.params)
-        return out[..., :h, :w].float().cpu().contiguous()
-
-
-def _pad4(image: Tensor) -> Tensor:
-    """Pad the bottom and right to multiples of 4 (at least ``MIN_SIDE``): reflected, or repeated if too thin."""
-    h, w = image.shape[-2:]
-    ph, pw = max(MIN_SIDE, -(-h // 4) * 4) - h, max(MIN_SIDE, -(-w // 4) * 4) - w
-    if not (ph or pw):
-        return image
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(image, (0, pw, 0, ph), mode=mode)
+        return transform(content, self.params, self.settings.device, self.settings.precision).cpu()
 
 
 def blend_previous(fresh: Tensor, warped: Tensor, certainty: Tensor, blend: float) -> Tensor:
