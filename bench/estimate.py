@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from styletransfer import example_path, make_job, plan, run_job
-from styletransfer.jobs import JobStart, Observer
+from styletransfer.events import JobStart, Observer
 
 
 class Timer(Observer):

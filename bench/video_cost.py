@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from styletransfer.examples import example_path  # noqa: E402
-from styletransfer.jobs import make_job, run_job  # noqa: E402
+from styletransfer.job import make_job  # noqa: E402
+from styletransfer.runner import run_job  # noqa: E402
 from styletransfer.video import stylize_video  # noqa: E402
 from tests.clips import pan_frames, write_frames  # noqa: E402
 

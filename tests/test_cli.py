@@ -226,7 +226,7 @@ def test_progress_bar_fills_when_the_stopping_rule_ends_the_run(capsys: pytest.C
     from types import SimpleNamespace
 
     from styletransfer.cli import _ProgressBar
-    from styletransfer.jobs import JobResult
+    from styletransfer.events import JobResult
 
     bar = _ProgressBar(quiet=False)
     bar.start(SimpleNamespace(total=10))  # type: ignore[arg-type]

@@ -18,10 +18,12 @@ from PIL import Image
 from styletransfer import api, pipeline
 from styletransfer.cli import main, main_parser
 from styletransfer.errors import OptionError
-from styletransfer.jobs import Job, JobResult, JobStart, Observer, make_job, run_job
+from styletransfer.events import JobResult, JobStart, Observer
+from styletransfer.job import Job, make_job
 from styletransfer.manifest import manifest_path
 from styletransfer.options import OPTIONS, check_options, json_schema
 from styletransfer.presets import PRESETS, markdown_table
+from styletransfer.runner import run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"preset": "fast", "size": 32, "device": "cpu"}

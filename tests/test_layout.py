@@ -9,6 +9,8 @@ and its observers; the front ends (the Python API, the CLI).
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,7 @@ LAYERS: dict[str, int] = {
     ),
     "masks": 1,
     **dict.fromkeys(["pipeline", "driver"], 2),
-    **dict.fromkeys(["jobs", "observers", "manifest"], 3),
+    **dict.fromkeys(["job", "events", "runner", "observers", "manifest"], 3),
     **dict.fromkeys(["api", "cli", "__main__"], 4),
 }
 RUNNER = 3
@@ -113,6 +115,25 @@ def test_imports_point_down(module: str) -> None:
     assert not upward, f"{module} (layer {LAYERS[module]}) imports {upward} from above"
 
 
+def test_no_import_cycles_counting_imports_inside_functions() -> None:
+    """A module never reaches itself through the package's imports, wherever in a file they stand."""
+    graph = {m: {i for i in _imports(m)[0] if i in LAYERS and i != m} for m in LAYERS}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycle = path[path.index(module) :] + [module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
 @pytest.mark.parametrize("module", sorted(m for m, layer in LAYERS.items() if layer == 0))
 def test_the_bottom_is_torch_free(module: str) -> None:
     _, outside = _imports(module)
@@ -139,3 +160,17 @@ def test_ci_runs_the_readmes_test_command() -> None:
     command = section[start : section.index("\n```", start)]
     assert command.startswith("python3 -m venv .venv") and "pytest" in command
     assert command in (root / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_lazy_exports_are_listed_and_typed() -> None:
+    """``styletransfer.__all__`` lists the lazy exports, each resolves, and each is in the TYPE_CHECKING imports."""
+    import styletransfer
+
+    lazy = styletransfer._EXPORTS
+    assert set(styletransfer.__all__) == set(lazy) | {"__version__"}
+    typed = (PACKAGE / "__init__.py").read_text().split("if TYPE_CHECKING:")[1].split("\n\n")[0]
+    for name, module in lazy.items():
+        assert getattr(importlib.import_module(f"styletransfer.{module}"), name) is getattr(styletransfer, name)
+        assert re.search(rf"from \.{module} import [^\n]*\b{name}\b", typed) or re.search(
+            rf"from \.{module} import \((?:[^)]*\n)*?\s+{name},", typed
+        ), f"{name} has no TYPE_CHECKING import from .{module}"

@@ -15,7 +15,7 @@ from styletransfer import api
 from styletransfer.architecture import CONV_NAMES, LAYER_NAMES
 from styletransfer.cli import main
 from styletransfer.errors import InputError, OptionError
-from styletransfer.jobs import make_job, prepare
+from styletransfer.job import make_job
 from styletransfer.losses import (
     Objective,
     RegionVanished,
@@ -27,6 +27,7 @@ from styletransfer.losses import (
 )
 from styletransfer.masks import alpha_masks, kmeans_masks, load_mask, parse_auto_masks, propagate
 from styletransfer.pipeline import decode_inputs
+from styletransfer.runner import prepare
 from styletransfer.vgg import get_vgg, preprocess
 
 torch.set_num_threads(1)
@@ -408,7 +409,7 @@ def test_fine_style_runs_end_to_end(tmp_path: Path, tiny_pair: tuple[Path, Path]
     content, style = tiny_pair
     out = tmp_path / "o.png"
     job = make_job(content, style, out, fine_style=str(starry), size=32, steps=2, device="cpu")
-    from styletransfer.jobs import run_job
+    from styletransfer.runner import run_job
 
     assert run_job(job).status == "complete" and Image.open(out).size == (32, 24)
 

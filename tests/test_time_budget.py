@@ -13,9 +13,10 @@ import torch
 from styletransfer.cli import main
 from styletransfer.driver import scale_deadlines
 from styletransfer.errors import OptionError
-from styletransfer.jobs import make_job, run_job
+from styletransfer.job import make_job
 from styletransfer.optimize import KerasAdam, Reporter, run_adam, run_lbfgs
 from styletransfer.pipeline import decode_inputs, objective_at, optimise, plan, resolve_settings
+from styletransfer.runner import run_job
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, "ten"])

@@ -8,13 +8,41 @@ Public API::
     result = run_job(make_job("photo.jpg", "painting.jpg", "out.png", size=256))
 
 Attributes are imported lazily, so ``import styletransfer`` (and the CLI's
-``--help``) does not import torch.
+``--help``) does not import torch; a type checker and an editor see them
+through the ``TYPE_CHECKING`` imports below.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import loss_terms, plan, stylize
+    from .architecture import LAYER_NAMES
+    from .classifier import classify, imagenet_classes
+    from .display import show
+    from .errors import InputError, OptionError, OutputError, StyleTransferError
+    from .events import JobResult, Observer
+    from .examples import example_path
+    from .figures import (
+        high_pass_figure,
+        inputs_figure,
+        loss_figure,
+        progress_figure,
+        save_figure,
+        sobel_figure,
+        write_figures,
+    )
+    from .images import ImageError, load_img, save_image
+    from .inspection import high_pass, layer_stats, layers, sobel_edges
+    from .job import Job, make_job
+    from .losses import Objective, gram_matrix, total_variation
+    from .optimize import Diverged, Interrupted, Progress
+    from .options import OPTIONS
+    from .presets import PRESETS, Preset, get_preset
+    from .runner import run_job, run_jobs
+    from .vgg import VGG19, WeightsError, get_vgg, preprocess
 
 __version__ = "0.1.0"
 
@@ -22,12 +50,12 @@ _EXPORTS = {
     "stylize": "api",
     "plan": "api",
     "loss_terms": "api",
-    "Job": "jobs",
-    "JobResult": "jobs",
-    "Observer": "jobs",
-    "make_job": "jobs",
-    "run_job": "jobs",
-    "run_jobs": "jobs",
+    "Job": "job",
+    "JobResult": "events",
+    "Observer": "events",
+    "make_job": "job",
+    "run_job": "runner",
+    "run_jobs": "runner",
     "OPTIONS": "options",
     "StyleTransferError": "errors",
     "OptionError": "errors",
@@ -48,7 +76,7 @@ _EXPORTS = {
     "VGG19": "vgg",
     "get_vgg": "vgg",
     "preprocess": "vgg",
-    "LAYER_NAMES": "vgg",
+    "LAYER_NAMES": "architecture",
     "example_path": "examples",
     "layers": "inspection",
     "layer_stats": "inspection",
@@ -67,7 +95,55 @@ _EXPORTS = {
     "WeightsError": "vgg",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Diverged",
+    "ImageError",
+    "InputError",
+    "Interrupted",
+    "Job",
+    "JobResult",
+    "LAYER_NAMES",
+    "OPTIONS",
+    "Objective",
+    "Observer",
+    "OptionError",
+    "OutputError",
+    "PRESETS",
+    "Preset",
+    "Progress",
+    "StyleTransferError",
+    "VGG19",
+    "WeightsError",
+    "classify",
+    "example_path",
+    "get_preset",
+    "get_vgg",
+    "gram_matrix",
+    "high_pass",
+    "high_pass_figure",
+    "imagenet_classes",
+    "inputs_figure",
+    "layer_stats",
+    "layers",
+    "load_img",
+    "loss_figure",
+    "loss_terms",
+    "make_job",
+    "plan",
+    "preprocess",
+    "progress_figure",
+    "run_job",
+    "run_jobs",
+    "save_figure",
+    "save_image",
+    "show",
+    "sobel_edges",
+    "sobel_figure",
+    "stylize",
+    "total_variation",
+    "write_figures",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -77,4 +153,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return list(__all__)

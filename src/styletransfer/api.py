@@ -13,8 +13,9 @@ from typing import Any
 
 from PIL import Image
 
+from .events import JobResult, Observer
 from .images import ImageLike
-from .jobs import Job, JobResult, Observer, make_job, run_job
+from .job import Job, make_job
 from .optimize import Callback, Interrupted, StopCheck
 from .options import check_applicable
 from .pipeline import (
@@ -31,6 +32,7 @@ from .pipeline import (
 )
 from .pipeline import plan as _plan
 from .presets import DEFAULT_PRESET, TUTORIAL, Preset, get_preset
+from .runner import run_job
 
 __all__ = ["Job", "JobResult", "Observer", "loss_terms", "make_job", "plan", "run_job", "stylize"]
 

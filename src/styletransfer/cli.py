@@ -12,7 +12,7 @@ before any work) and 1 for runtime failures and internal errors.  ``--debug``
 (accepted by every command) prints the traceback above that line.
 
 The run options are generated from :data:`styletransfer.options.OPTIONS`; a run
-is a :class:`~styletransfer.jobs.Job` given to :func:`~styletransfer.jobs.run_job`.
+is a :class:`~styletransfer.job.Job` given to :func:`~styletransfer.runner.run_job`.
 Ctrl-C and SIGTERM ask the run to stop (it ends within one evaluation and the
 image so far is written); a second signal stops it at once.
 """
@@ -36,7 +36,8 @@ from typing import IO, Any, NoReturn
 
 from . import __version__
 from .errors import MissingExtra, Notice, OptionError, StyleTransferError, is_usage_error
-from .jobs import Job, JobResult, JobStart, Observer, make_job
+from .events import JobResult, JobStart, Observer
+from .job import Job, make_job
 from .options import OPTIONS, Option
 from .presets import PRESETS
 
@@ -272,8 +273,8 @@ def _run(args: argparse.Namespace, content: str | Path, styles: Sequence[str | P
 
 def _dry_run(args: argparse.Namespace, job: Job) -> int:
     """Print the plan of ``job`` (scales, evaluations, time, memory) without optimising."""
-    from .jobs import prepare
     from .pipeline import plan
+    from .runner import prepare
 
     settings, inputs = prepare(job)
     found = plan(inputs, settings)
@@ -337,7 +338,7 @@ def process_started() -> float:
 
 def _execute(args: argparse.Namespace, job: Job) -> int:
     """Run ``job`` with the CLI's observers and signal handling; print what happened; return the exit code."""
-    from .jobs import run_job
+    from .runner import run_job
 
     bar = _ProgressBar(args.quiet)
     stop = threading.Event()
@@ -641,7 +642,7 @@ def _cmd_rerun(argv: Sequence[str]) -> int:
 
     loaded = load(args.manifest)
     job = loaded.job(args.output, args.device, save_every=args.save_every, log=args.log, manifest=args.write_manifest)
-    from .jobs import check_outputs
+    from .job import check_outputs
 
     check_outputs(job, [loaded.content, *loaded.styles, args.manifest])
     threads = rerun_threads(loaded.data["device"].get("threads"))
@@ -730,7 +731,7 @@ def _cmd_serve(argv: Sequence[str]) -> int:
 
 
 def _job_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The option table's values from parsed arguments (for :func:`~styletransfer.jobs.make_job`)."""
+    """The option table's values from parsed arguments (for :func:`~styletransfer.job.make_job`)."""
     return {o.name: getattr(args, o.name) for o in OPTIONS}
 
 

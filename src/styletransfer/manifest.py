@@ -40,10 +40,11 @@ import torch
 
 from . import __version__
 from .errors import InputError
+from .events import JobResult, JobStart
 from .fileio import file_sha256, regular_file, save_file_atomically
 from .images import ImageLike
 from .instant.weights import model_hashes
-from .jobs import Job, JobResult, JobStart, make_job
+from .job import Job, make_job
 from .options import INIT_CHOICES, OPTIONS
 from .presets import DEFAULT_PRESET, PRESETS, Preset
 from .vgg import default_weights_path, weights_sha256

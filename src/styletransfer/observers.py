@@ -1,8 +1,8 @@
 """The observers every front end can attach to a job: CSV log, snapshots, figures, manifest.
 
-Each one hears :func:`styletransfer.jobs.run_job`'s events and writes files;
+Each one hears :func:`styletransfer.runner.run_job`'s events and writes files;
 none prints.  A problem they cannot recover from before the run is caught by
-:func:`styletransfer.jobs.check_outputs`; a snapshot that cannot be written
+:func:`styletransfer.job.check_outputs`; a snapshot that cannot be written
 mid-run (a full disk) stops the snapshots and warns, and the run goes on.
 """
 
@@ -13,7 +13,12 @@ import math
 import warnings
 from typing import IO, Any
 
-from .jobs import Job, JobResult, JobStart, Observer
+from .errors import OptionError
+from .events import JobResult, JobStart, Observer
+from .images import resize, save_image, scaled_shape
+from .job import Job
+from .manifest import write_manifest
+from .optimize import Progress
 
 
 class SnapshotsStopped(UserWarning):
@@ -29,10 +34,8 @@ class CsvLog(Observer):
         self.writer: Any = None
 
     def start(self, run: JobStart) -> None:
-        from .errors import OptionError
-
         try:
-            self.file = open(self.path, "w", newline="")
+            self.file = open(self.path, "w", newline="", buffering=1)  # line-buffered: each row is seen as written
         except OSError as exc:
             raise OptionError(
                 "log", f"{{option}} {self.path}: cannot write it ({exc.strerror}); choose another path"
@@ -40,7 +43,7 @@ class CsvLog(Observer):
         self.writer = csv.writer(self.file)
         self.writer.writerow(["step", "size", "loss", "style", "content", "tv", "elapsed"])
 
-    def progress(self, p: Any) -> None:
+    def progress(self, p: Progress) -> None:
         self.writer.writerow([p.step, p.size, p.loss, p.style, p.content, p.tv, f"{p.elapsed:.3f}"])
 
     def close(self) -> None:
@@ -55,8 +58,7 @@ class Snapshots(Observer):
     def __init__(self, job: Job, every: int) -> None:
         self.job, self.every = job, every
 
-    def progress(self, p: Any) -> None:
-        from .images import save_image
+    def progress(self, p: Progress) -> None:
 
         if not self.every or p.step % self.every or not math.isfinite(p.loss):
             return
@@ -83,14 +85,13 @@ class Figures(Observer):
         self.run = run
         self.every = self.every or max(1, run.total // 10)
 
-    def progress(self, p: Any) -> None:
+    def progress(self, p: Progress) -> None:
         self.records.append({"step": p.step, "loss": p.loss, "style": p.style, "content": p.content, "tv": p.tv})
         if self.every and p.step % self.every == 0 and math.isfinite(p.loss):
             self.frames.append((p.step, p.tensor()))
 
     def end(self, result: JobResult) -> None:
-        from .figures import write_figures
-        from .images import resize, scaled_shape
+        from .figures import write_figures  # matplotlib: imported only by a run that asks for figures
 
         if result.status != "complete" or self.run is None:
             return
@@ -117,8 +118,6 @@ class Manifest(Observer):
         self.run = run
 
     def end(self, result: JobResult) -> None:
-        from .manifest import write_manifest
-
         if self.run is None or result.output is None:  # cancelled: nothing saved
             return
         result.files["manifest"] = [write_manifest(self.run, result)]

@@ -1,7 +1,7 @@
 """The pipeline: resolved settings and decoded inputs in, an optimised image out.
 
 It knows nothing of files to write, progress bars or signals (that is
-:mod:`styletransfer.jobs` and the front ends).  Each input is decoded once
+:mod:`styletransfer.runner` and the front ends).  Each input is decoded once
 (:func:`decode_inputs`); each scale of a coarse-to-fine run resizes the
 decoded tensors and computes its style targets once (:func:`build_objective`),
 and the last scale's objective is kept to report the result's loss terms.

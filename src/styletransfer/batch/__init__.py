@@ -1,7 +1,7 @@
 """Batch: many content images, each with every style (or one blend of them), resumable.
 
 :func:`plan_items` turns inputs (files or directories) and styles into
-:class:`Item` objects, one :class:`~styletransfer.jobs.Job` each;
+:class:`Item` objects, one :class:`~styletransfer.job.Job` each;
 :func:`run_batch` runs the items that are not done yet on an executor (local
 processes, :class:`~styletransfer.batch.local.LocalExecutor`, or Ray actors,
 :class:`~styletransfer.batch.ray_executor.RayExecutor`) and records each
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from ..errors import InputError, OptionError
 from ..fileio import file_sha256, regular_file
 from ..folder_lock import LOCK_NAME, FolderLock
-from ..jobs import Job, make_job
+from ..job import Job, make_job
 from ..options import OPTIONS
 from .worker import input_paths, unexpected_outputs
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StyleTransferError
-from ..jobs import Job, init_file, run_jobs
+from ..job import Job, init_file
 from ..manifest import manifest_path
+from ..runner import run_jobs
 
 
 def set_threads(threads: int) -> int:
@@ -102,7 +103,7 @@ def run_payloads(
 ) -> list[dict[str, Any]]:
     """:func:`run_payload` for several payloads, up to ``group`` of one shape at a time in one batch.
 
-    The jobs run through :func:`~styletransfer.jobs.run_jobs`: the items that
+    The jobs run through :func:`~styletransfer.runner.run_jobs`: the items that
     share settings, styles and shape (and use L-BFGS without regions) are
     optimised together, one batched forward and backward per evaluation, each
     with its own L-BFGS state; an item that fails to load or to save fails
@@ -275,7 +276,7 @@ def chunks(payloads: Sequence[dict[str, Any]], group: int) -> list[list[int]]:
     """The payloads' indices in runs of at most ``group`` that share options, preset fields and styles.
 
     Only such items can share a batch (their shapes are known once decoded:
-    :func:`~styletransfer.jobs.run_jobs` groups them further by shape).  The
+    :func:`~styletransfer.runner.run_jobs` groups them further by shape).  The
     runs come in the order of their first item; with ``group=1`` each item is its own.
     """
     by_key: dict[str, list[int]] = {}

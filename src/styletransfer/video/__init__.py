@@ -61,7 +61,7 @@ from torch import Tensor
 from ..errors import OptionError
 from ..fileio import file_sha256, save_file_atomically
 from ..images import resize, save_image, scaled_shape, to_tensor
-from ..jobs import make_job
+from ..job import make_job
 from ..losses import Objective
 from ..memory import available_bytes
 from ..optimize import Interrupted

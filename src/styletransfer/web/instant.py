@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..jobs import Job, make_job, run_job
+from ..job import Job, make_job
+from ..runner import run_job
 from .checks import WebError
 
 #: Instant requests waiting for, or being run on, the instant thread at most; more are 429.

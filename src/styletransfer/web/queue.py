@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StyleTransferError
-from ..jobs import Job, JobResult, Observer, run_job
+from ..events import JobResult, Observer
+from ..job import Job
+from ..runner import run_job
 from .store import CANCELLED, DONE, FAILED, QUEUED, Store
 
 #: Seconds between the snapshots a running job leaves for a restart.

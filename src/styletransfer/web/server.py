@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from ..errors import MissingExtra, OptionError, StyleTransferError
 from ..examples import EXAMPLES, example_path
 from ..folder_lock import FolderLock
-from ..jobs import Job, make_job
+from ..job import Job, make_job
 from ..losses import blend_weights
 from ..options import BY_NAME, OPTIONS, json_schema
 from ..presets import INSTANT_OPTIONS, PRESETS
@@ -256,7 +256,7 @@ class Studio:
         return self._make_job(content, styles, None, given)
 
     def _make_job(self, content: Path, styles: list[Path], output: Path | None, options: dict[str, Any]) -> Job:
-        """:func:`~styletransfer.jobs.make_job`, then this server's own checks: ``size`` under ``--max-size``,
+        """:func:`~styletransfer.job.make_job`, then this server's own checks: ``size`` under ``--max-size``,
         one ``style_blend`` weight per style; each failure a 422 naming its option."""
         try:
             job = make_job(content, styles, output, **options)
