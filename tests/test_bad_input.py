@@ -564,9 +564,9 @@ def test_minimum_size_follows_the_layers_in_use(tiny_pair: tuple[Path, Path]) ->
 def test_api_refuses_bad_options_before_any_work(
     kwargs: dict[str, object], words: str, tiny_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import styletransfer.pipeline
+    import styletransfer.pipeline.inputs
 
-    monkeypatch.setattr(styletransfer.pipeline, "to_tensor", lambda *a: pytest.fail("an image was read"))
+    monkeypatch.setattr(styletransfer.pipeline.inputs, "to_tensor", lambda *a: pytest.fail("an image was read"))
     content, style = tiny_pair
     with pytest.raises(ValueError) as info:
         stylize(content, style, size=32, steps=1, **kwargs)  # type: ignore[arg-type]
@@ -697,12 +697,12 @@ def test_debug_is_an_option_of_every_command(capsys: pytest.CaptureFixture[str])
 def test_unexpected_error_during_a_run_is_exit_1(
     tiny_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import styletransfer.pipeline
+    import styletransfer.runner
 
     def out_of_memory(*args: object, **kwargs: object) -> None:
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nsee the docs")
 
-    monkeypatch.setattr(styletransfer.pipeline, "optimise", out_of_memory)
+    monkeypatch.setattr(styletransfer.runner, "optimise", out_of_memory)
     content, style = tiny_pair
     code, err = _cli([content, style, "-o", tmp_path / "o.png", *FAST], capsys)
     assert code == 1
@@ -715,9 +715,9 @@ def test_a_failing_snapshot_write_does_not_cost_the_run(
 ) -> None:
     import errno
 
-    import styletransfer.images as images
+    import styletransfer.observers as observers
 
-    real = images.save_image
+    real = observers.save_image
     attempts: list[str] = []
 
     def full_disk_for_snapshots(image, path):  # type: ignore[no-untyped-def]
@@ -726,7 +726,7 @@ def test_a_failing_snapshot_write_does_not_cost_the_run(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(image, path)
 
-    monkeypatch.setattr(images, "save_image", full_disk_for_snapshots)
+    monkeypatch.setattr(observers, "save_image", full_disk_for_snapshots)  # the snapshots' writes
     content, style = tiny_pair
     out = tmp_path / "out.png"
     code, err = _cli([content, style, "-o", out, *FAST, "--steps", 3, "--save-every", 1, "-q"], capsys)

@@ -280,7 +280,7 @@ def test_each_input_is_decoded_once_and_targets_once_per_scale(
         return real_build(settings, c, s)  # type: ignore[arg-type]
 
     monkeypatch.setattr(images, "read_image", counting_read)
-    monkeypatch.setattr(pipeline, "build_objective", counting_build)
+    monkeypatch.setattr(pipeline.objective, "build_objective", counting_build)
     job = make_job(
         content,
         style,

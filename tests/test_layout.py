@@ -55,8 +55,10 @@ def _subpackage_modules() -> list[str]:
 
 
 LAYERS.update(dict.fromkeys(_subpackage_modules(), FRONT_ENDS))
-# the instant networks (their weights, the two networks, one pass) are core, beside vgg.py
+# the instant networks (their weights, the two networks, one pass) are core, beside vgg.py; the pipeline's rooms
+# are the pipeline's layer
 LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "instant"), 1))
+LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "pipeline"), 2))
 
 
 def _modules() -> list[str]:

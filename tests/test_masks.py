@@ -433,7 +433,7 @@ def test_a_manifest_records_the_masks_and_a_rerun_uses_them(tmp_path: Path, tiny
 def test_found_faces_are_taken_out_of_every_region(
     tmp_path: Path, tiny_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import styletransfer.pipeline as pipeline
+    import styletransfer.pipeline.inputs as pipeline
 
     content, style = tiny_pair
 

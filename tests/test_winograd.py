@@ -9,10 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from styletransfer import pipeline
 from styletransfer import winograd as W
 from styletransfer.images import load_img
-from styletransfer.pipeline import Settings, build_objective, resolve_settings, stylize_tensor
+from styletransfer.pipeline import STYLE_TARGETS, Settings, build_objective, resolve_settings, stylize_tensor
 from styletransfer.vgg import (
     VGG19,
     WINOGRAD_MAX_THREADS,
@@ -143,7 +142,7 @@ def test_total_loss_matches_the_standard_path(tubingen: Path, starry: Path) -> N
     try:
         for winograd in (True, False):
             vgg.winograd = winograd
-            pipeline._STYLE_TARGETS.clear()  # the style targets too, not reused from the other path
+            STYLE_TARGETS.clear()  # the style targets too, not reused from the other path
             objective = build_objective(settings, content, [style])
             x = (0.9 * content + 0.05 + 0.02 * noise).requires_grad_(True)
             terms = objective.terms(x)
@@ -171,7 +170,7 @@ def test_tutorial_first_steps_unchanged(tubingen: Path, starry: Path) -> None:
     try:
         for winograd in (True, False):
             vgg.winograd = winograd
-            pipeline._STYLE_TARGETS.clear()
+            STYLE_TARGETS.clear()
             seen[winograd] = _losses(tubingen, starry, settings)
     finally:
         vgg.winograd = True

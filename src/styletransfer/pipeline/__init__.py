@@ -1,0 +1,115 @@
+"""The pipeline: resolved settings and decoded inputs in, a stylised image out.
+
+It knows nothing of files to write, progress bars or signals (that is
+:mod:`styletransfer.runner` and the front ends).  Its rooms:
+
+- :mod:`.settings`: the preset with the caller's overrides, the device, the precision, the scales;
+- :mod:`.inputs`: each input decoded once, and the checks before any work;
+- :mod:`.objective`: one scale's objective, the style targets computed once and kept;
+- :mod:`.mixing`: scale mixing (a style with another image's fine texture);
+- :mod:`.run`: :func:`optimise` coarse to fine, :func:`optimise_batch`, the instant preset's pass, the picture;
+- :mod:`.estimate`: the dry run's scales, evaluations, time and memory.
+
+Each input is decoded once (:func:`decode_inputs`); each scale of a
+coarse-to-fine run resizes the decoded tensors and computes its style targets
+once (:func:`build_objective`), and the last scale's objective is kept to
+report the result's loss terms.
+"""
+
+from __future__ import annotations
+
+from .estimate import LARGE_PIXELS, PIXEL_EXPONENT, RUN_OVERHEAD, plan, scaled_seconds
+from .inputs import (
+    FacesProtected,
+    Inputs,
+    check_before_decoding,
+    check_inputs,
+    check_shape,
+    decode_inputs,
+    load_checked,
+    needed_sides,
+    shape_at,
+    styles_list,
+)
+from .mixing import mixed_style
+from .objective import (
+    STYLE_TARGETS,
+    build_objective,
+    content_at,
+    evaluate,
+    final_terms,
+    initial_image,
+    layer_masks,
+    objective_at,
+    styles_at,
+)
+from .run import (
+    Optimised,
+    batch_key,
+    batch_limit,
+    budget_deadlines,
+    finish_image,
+    instant_image,
+    optimise,
+    optimise_batch,
+    stylize_batch,
+    stylize_tensor,
+)
+from .settings import (
+    Settings,
+    check_precision,
+    configure_device,
+    native_bf16,
+    resolve_device,
+    resolve_settings,
+    stage_sizes,
+    stage_steps,
+    total_steps,
+)
+
+__all__ = [
+    "FacesProtected",
+    "Inputs",
+    "LARGE_PIXELS",
+    "Optimised",
+    "PIXEL_EXPONENT",
+    "RUN_OVERHEAD",
+    "STYLE_TARGETS",
+    "Settings",
+    "batch_key",
+    "batch_limit",
+    "budget_deadlines",
+    "build_objective",
+    "check_before_decoding",
+    "check_inputs",
+    "check_precision",
+    "check_shape",
+    "configure_device",
+    "content_at",
+    "decode_inputs",
+    "evaluate",
+    "final_terms",
+    "finish_image",
+    "initial_image",
+    "instant_image",
+    "layer_masks",
+    "load_checked",
+    "mixed_style",
+    "native_bf16",
+    "needed_sides",
+    "objective_at",
+    "optimise",
+    "optimise_batch",
+    "plan",
+    "resolve_device",
+    "resolve_settings",
+    "scaled_seconds",
+    "shape_at",
+    "stage_sizes",
+    "stage_steps",
+    "styles_at",
+    "styles_list",
+    "stylize_batch",
+    "stylize_tensor",
+    "total_steps",
+]
