@@ -55,10 +55,11 @@ def _subpackage_modules() -> list[str]:
 
 
 LAYERS.update(dict.fromkeys(_subpackage_modules(), FRONT_ENDS))
-# the instant networks (their weights, the two networks, one pass) are core, beside vgg.py; the pipeline's rooms
-# are the pipeline's layer
+# the instant networks (their weights, the two networks, one pass) and the optimisers' rooms are core; the
+# pipeline's rooms are the pipeline's layer
 LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "instant"), 1))
 LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "pipeline"), 2))
+LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "optimize"), 1))
 
 
 def _modules() -> list[str]:

@@ -1,282 +1,25 @@
-"""The optimisation loop: gradient descent on the image itself.
+"""Projected L-BFGS on the image inside the [0, 1] box, for one image (:func:`run_lbfgs`) or several in lockstep
+(:func:`run_lbfgs_batch`), both driving the same state machine (:class:`LbfgsRun`).
 
-The loop reports progress by calling back with a :class:`Progress`; it never
-prints or writes files.  On Ctrl-C it raises :class:`Interrupted`, which
-carries the current image so that the caller can save it.
-
-Divergence: when the loss, its gradient or the image stops being finite, Adam
-goes back to the last image whose loss was finite, halves its learning rate
-once (with a :class:`LearningRateLowered` warning) and goes on; a second
-divergence, or any divergence of L-BFGS, raises :class:`Diverged`, which
-carries the last finite image.  No NaN image is ever returned.
+Any divergence raises :class:`~styletransfer.optimize.progress.Diverged` with
+the last finite image: no NaN image is ever returned.
 """
 
 from __future__ import annotations
 
 import math
-import time
-import warnings
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
 from typing import cast
 
 import torch
-from PIL import Image
 from torch import Tensor
 
-from .errors import RunError
-from .images import to_pil
-from .losses import BatchObjective, Objective, smooth_total_variation, total_variations
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One step's report.
-
-    Attributes:
-        step: steps done so far, counted over all scales (1-based).
-        total: the steps of the whole run.
-        size: the long side of the image being optimised now.
-        style, content, tv: the weighted loss terms at this step (before the update).
-        loss: their sum.
-        elapsed: seconds since the run started.
-    """
-
-    step: int
-    total: int
-    size: int
-    style: float
-    content: float
-    tv: float
-    loss: float
-    elapsed: float
-    _image: Tensor = field(repr=False, compare=False)
-
-    def image(self) -> Image.Image:
-        """The current image as a PIL image (a copy, made on demand)."""
-        return to_pil(self._image)
-
-    def tensor(self) -> Tensor:
-        """The current image as a ``(1, 3, H, W)`` tensor (a copy)."""
-        return self._image.detach().clone()
-
-
-Callback = Callable[[Progress], None]
-
-#: Asked before every evaluation: ``True`` ends the run with the best image so far.
-StopCheck = Callable[[], bool]
+from ..losses import BatchObjective, Objective, smooth_total_variation, total_variations
+from .lowpass import LowPassBoost
+from .progress import Diverged, Interrupted, Reporter, StopAsked
 
 #: L-BFGS's curvature pairs ``(s, y, 1 / s.y)``, oldest first (see :func:`run_lbfgs`).
 Curvature = list[tuple[Tensor, Tensor, float]]
-
-
-class Interrupted(KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C, or a stop asked for); ``image`` holds the image at that moment."""
-
-    def __init__(self, image: Tensor, step: int) -> None:
-        super().__init__(f"interrupted at step {step}")
-        self.image = image
-        self.step = step
-
-
-class Diverged(RunError):
-    """The loss became NaN or infinite; ``image`` holds the last finite image."""
-
-    def __init__(self, image: Tensor, step: int) -> None:
-        super().__init__(f"the loss became NaN or infinite at step {step}")
-        self.image = image
-        self.step = step
-
-
-class LearningRateLowered(RuntimeWarning):
-    """Adam diverged once and goes on from the last finite image with half its learning rate."""
-
-
-class KerasAdam:
-    """Adam with the update rule of Keras (and so of the seed).
-
-    For gradient ``g`` at step ``t``::
-
-        m = b1 m + (1 - b1) g
-        v = b2 v + (1 - b2) g^2
-        x = x - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
-
-    Keras adds ``eps`` to ``sqrt(v)`` *before* the bias correction, unlike
-    ``torch.optim.Adam``; with the seed's large ``eps = 0.1`` the two differ.
-    """
-
-    def __init__(self, lr: float, beta1: float, beta2: float, eps: float) -> None:
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
-        self.t = 0
-        self.m: Tensor | None = None
-        self.v: Tensor | None = None
-
-    def step(self, x: Tensor, grad: Tensor) -> None:
-        """Update ``x`` in place."""
-        if self.m is None or self.v is None:
-            self.m = torch.zeros_like(x)
-            self.v = torch.zeros_like(x)
-        self.t += 1
-        self.m.mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
-        self.v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        alpha = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        x.addcdiv_(self.m, self.v.sqrt().add_(self.eps), value=-alpha)
-
-    def state(self) -> tuple[int, Tensor | None, Tensor | None]:
-        """A copy of the moments and the step count, for :meth:`restore`."""
-        return self.t, _clone(self.m), _clone(self.v)
-
-    def restore(self, state: tuple[int, Tensor | None, Tensor | None]) -> None:
-        """Go back to a :meth:`state` (the learning rate is kept)."""
-        self.t, self.m, self.v = state
-
-
-def _clone(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.clone()
-
-
-class _StopAsked(Exception):
-    """Raised before an evaluation when the run's ``should_stop()`` says so."""
-
-
-#: The fraction of an evaluation a budgeted run keeps free after its last one: the final scoring's forward pass.
-SCORING_RESERVE = 0.5
-
-
-@dataclass
-class Reporter:
-    """Counts steps over scales, turns loss terms into :class:`Progress`, asks whether to stop, and keeps the clock.
-
-    Attributes:
-        deadline: the ``time.perf_counter()`` by which the current scale must
-            end (its share of a time budget), or ``None``.  An optimiser asks
-            :meth:`out_of_time` before each evaluation and ends the scale,
-            keeping its best image, when the next evaluation would pass it.
-        evaluation_seconds: the last evaluation's duration at this scale
-            (from one report to the next), ``None`` before the second report
-            of a scale (the first includes building the targets).
-    """
-
-    total: int
-    callback: Callback | None
-    start: float = field(default_factory=time.perf_counter)
-    step: int = 0
-    should_stop: StopCheck | None = None
-    deadline: float | None = None
-    evaluation_seconds: float | None = None
-    _last: float | None = field(default=None, repr=False)
-
-    def check_stop(self) -> None:
-        """Raise :class:`_StopAsked` when ``should_stop()`` returns True (called before each evaluation)."""
-        if self.should_stop is not None and self.should_stop():
-            raise _StopAsked
-
-    def new_scale(self, deadline: float | None) -> None:
-        """A scale begins: its deadline, and no evaluation time measured at its size yet."""
-        self.deadline, self.evaluation_seconds, self._last = deadline, None, None
-
-    def out_of_time(self) -> bool:
-        """Whether one more evaluation would end after :attr:`deadline` (never before one is timed at this scale).
-
-        One more evaluation and :data:`SCORING_RESERVE` of one more: the
-        result's loss terms are computed once more after the run (a forward
-        pass, about a third of an evaluation), so that a budgeted process ends
-        within its budget plus the time to save.
-        """
-        if self.deadline is None:
-            return False
-        ahead = (1 + SCORING_RESERVE) * self.evaluation_seconds if self.evaluation_seconds is not None else 0.0
-        return self._last is not None and time.perf_counter() + ahead > self.deadline
-
-    def __call__(self, terms: dict[str, Tensor], image: Tensor) -> float:
-        now = time.perf_counter()
-        if self._last is not None:
-            self.evaluation_seconds = now - self._last
-        self._last = now
-        self.step += 1
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        loss = values["style"] + values["content"] + values["tv"]
-        if self.callback is not None:
-            self.callback(
-                Progress(
-                    step=self.step,
-                    total=self.total,
-                    size=max(image.shape[-2:]),
-                    loss=loss,
-                    elapsed=time.perf_counter() - self.start,
-                    _image=image.detach(),
-                    **values,
-                )
-            )
-        return loss
-
-
-def run_adam(
-    objective: Objective,
-    init: Tensor,
-    steps: int,
-    optimizer: KerasAdam,
-    report: Reporter,
-) -> Tensor:
-    """The seed's ``train_step`` ``steps`` times: a gradient step, then clip to [0, 1].
-
-    Fewer when the next step would pass ``report.deadline`` (a time budget,
-    :meth:`Reporter.out_of_time`): the run then ends with the image so far.
-
-    Each step evaluates the loss of the current image and then updates it.
-    When the loss or its gradient is not finite (the image itself is NaN, or
-    the loss overflows), the image and the optimiser's moments go back to
-    their state before the last update, the learning rate is halved (a
-    :class:`LearningRateLowered` warning says so) and the run goes on; the
-    repeated evaluation counts as a step.  This happens once per run.
-
-    Returns:
-        The image after the last update.
-
-    Raises:
-        Interrupted: on Ctrl-C or a stop asked for (``report.should_stop``),
-            with the current image (the last finite one if the current one is not).
-        Diverged: when the loss or its gradient is not finite a second time,
-            with the last image whose loss was finite.
-    """
-    x = init.detach().clone().requires_grad_(True)
-    last_good, last_state = init.detach().clone(), optimizer.state()
-    lowered = False
-    try:
-        for _ in range(steps):
-            report.check_stop()
-            if report.out_of_time():
-                break
-            terms = objective.terms(x)
-            total = terms["style"] + terms["content"] + terms["tv"]
-            (grad,) = torch.autograd.grad(total, x)
-            loss = report(terms, x)
-            if not math.isfinite(loss) or not torch.isfinite(grad).all():
-                if lowered:
-                    raise Diverged(last_good, report.step)
-                lowered = True
-                optimizer.restore(last_state)
-                optimizer.lr /= 2
-                with torch.no_grad():
-                    x.copy_(last_good)
-                warnings.warn(
-                    LearningRateLowered(
-                        f"the loss became NaN or infinite at step {report.step}; going on from the last "
-                        f"finite image with the learning rate halved to {optimizer.lr:g}"
-                    ),
-                    stacklevel=2,
-                )
-                continue
-            last_good, last_state = x.detach().clone(), optimizer.state()
-            with torch.no_grad():
-                optimizer.step(x, grad)
-                x.clamp_(0.0, 1.0)
-    except (KeyboardInterrupt, _StopAsked):
-        current = x.detach().clamp(0.0, 1.0)
-        raise Interrupted(current if bool(torch.isfinite(current).all()) else last_good, report.step) from None
-    if not bool(torch.isfinite(x).all()):  # the last update, never evaluated, went wrong
-        raise Diverged(last_good, report.step)
-    return x.detach()
 
 
 def run_lbfgs(
@@ -384,7 +127,7 @@ def run_lbfgs(
             terms = objective.terms(xr)
             tv = tv_weight * smooth_total_variation(xr, tv_eps) if tv_eps > 0 else terms["tv"]
             point = run.tell(terms, terms["style"] + terms["content"] + tv, xr)
-    except (KeyboardInterrupt, _StopAsked):
+    except (KeyboardInterrupt, StopAsked):
         raise Interrupted(run.best, report.step) from None
     return run.best
 
@@ -461,7 +204,7 @@ def run_lbfgs_batch(
                     )
                 except Diverged as exc:
                     results[i], points[i] = exc, None
-    except (KeyboardInterrupt, _StopAsked):
+    except (KeyboardInterrupt, StopAsked):
         for i, p in enumerate(points):
             if p is not None:
                 results[i] = Interrupted(runs[i].best, reports[i].step)
@@ -554,52 +297,6 @@ class LbfgsRun:
             self._end()
             return None
         return self._next((total, grad))
-
-
-class LowPassBoost:
-    """The SPD operator ``P = I + gain * sum_k G_k`` on images: each ``G_k`` a Gaussian blur of ``sigmas[k]`` px.
-
-    L-BFGS's initial inverse Hessian becomes ``H_0 = tau P`` instead of
-    ``tau I``: a step then moves the image's smooth, large-scale components
-    (up to ``1 + gain * len(sigmas)`` times) further than its fine detail.
-    The seed objective is stiff in fine texture and flat in broad colour
-    changes, so with ``H_0 = tau I`` the broad changes (a sky turning red
-    under The Scream) come last; measured in docs/benchmarks.md.
-
-    Each blur is the Gaussian's transfer function ``exp(-2 pi^2 sigma^2 |f|^2)``
-    applied by FFT to the image zero-padded by ``3 sigma`` on every side, then
-    cropped: ``P = E^T C E`` with ``E`` the zero-padding and ``C`` circulant
-    with a positive spectrum ``1 + gain * sum_k exp(...)``, so ``P`` is
-    symmetric positive definite, as ``H_0`` must be.
-    """
-
-    def __init__(self, gain: float, sigmas: Sequence[float]) -> None:
-        self.gain, self.sigmas = float(gain), tuple(float(s) for s in sigmas)
-        self._spectrum: dict[tuple[int, int, torch.device], Tensor] = {}
-        self.pad = max(1, math.ceil(3 * max(self.sigmas))) if self.sigmas else 0
-
-    def spectrum(self, h: int, w: int, device: torch.device) -> Tensor:
-        """``1 + gain * sum_k exp(-2 pi^2 sigma_k^2 |f|^2)`` on the ``rfft2`` grid of an ``h`` x ``w`` image."""
-        key = (h, w, device)
-        if key not in self._spectrum:
-            fy = torch.fft.fftfreq(h, device=device).view(-1, 1)
-            fx = torch.fft.rfftfreq(w, device=device).view(1, -1)
-            f2 = fy * fy + fx * fx
-            t = torch.ones_like(f2)
-            for sigma in self.sigmas:
-                t += self.gain * torch.exp(-2 * math.pi**2 * sigma**2 * f2)
-            self._spectrum[key] = t
-        return self._spectrum[key]
-
-    def __call__(self, q: Tensor) -> Tensor:
-        """``P q`` for a ``(B, C, H, W)`` tensor (float32 arithmetic)."""
-        if not self.sigmas or self.gain == 0:
-            return q.clone()
-        h, w, r = q.shape[-2], q.shape[-1], self.pad
-        padded = torch.nn.functional.pad(q.float(), (r, r, r, r))
-        t = self.spectrum(h + 2 * r, w + 2 * r, q.device)
-        out: Tensor = torch.fft.irfft2(torch.fft.rfft2(padded) * t, s=(h + 2 * r, w + 2 * r))
-        return out[..., r : r + h, r : r + w].to(q.dtype).contiguous()
 
 
 #: What the iterations yield (a point to evaluate) and are sent back (the objective and its gradient there).
