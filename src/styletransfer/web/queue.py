@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StyleTransferError
+from ..fileio import save_file_atomically
 from ..jobs import Job, JobResult, Observer, run_job
+from ..pipeline import total_steps
 from .store import CANCELLED, DONE, FAILED, QUEUED, Store
 
 #: Seconds between the snapshots a running job leaves for a restart.
@@ -93,8 +95,6 @@ class _Watch(Observer):
             self._snapshot(p, step)
 
     def _snapshot(self, p: Any, step: int) -> None:
-        from ..fileio import save_file_atomically
-
         image = p.image()
         save_file_atomically(self.folder / "snapshot.png", lambda f: image.save(f, "PNG"))
         self.store.snapshot(self.job_id, step)
@@ -224,8 +224,6 @@ def resumed(job: Job, snapshot: Path, done: int) -> tuple[Job, int]:
     """
     options = dict(job.options)
     options["init"] = str(snapshot)
-    from ..pipeline import total_steps
-
     total = total_steps(job.preset())
     offset = 0
     if total == options["steps"] and done < total:
