@@ -19,7 +19,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from styletransfer.options import OPTIONS  # noqa: E402
-from styletransfer.web import server as server_module  # noqa: E402
+from styletransfer.web import studio as studio_module  # noqa: E402
 from styletransfer.web.checks import NOT_IN_STUDIO, WEB_OPTIONS  # noqa: E402
 from styletransfer.web.queue import Queue  # noqa: E402
 from styletransfer.web.server import Config  # noqa: E402
@@ -160,7 +160,7 @@ def test_the_estimate_is_bounded_at_once(client: TestClient) -> None:
 
 
 def test_the_estimate_cache_keeps_only_the_newest(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "ESTIMATE_CACHE", 2)
+    monkeypatch.setattr(studio_module, "ESTIMATE_CACHE", 2)
     for steps in (2, 3, 4, 2):
         assert client.get(f"/api/estimate?width=48&height=36&size=32&steps={steps}").status_code == 200
     studio = client.app.state.studio  # type: ignore[attr-defined]
@@ -202,7 +202,7 @@ def test_a_job_whose_images_would_not_fit_in_memory_is_refused_before_decoding(
 ) -> None:
     from styletransfer.web.checks import DECODE_BYTES_PER_PIXEL
 
-    monkeypatch.setattr(server_module, "free_memory", lambda: 2 * 48 * 36 * DECODE_BYTES_PER_PIXEL)
+    monkeypatch.setattr(studio_module, "free_memory", lambda: 2 * 48 * 36 * DECODE_BYTES_PER_PIXEL)
     for client in studio_client(tmp_path, run_jobs=False):
         assert _submit(client, images, styles=1).status_code == 201
         answer = _submit(client, images, styles=2)

@@ -20,6 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
+from ..examples import example_path
+from ..images import to_pil
 from ..job import Job, make_job
 from ..runner import run_job
 from .checks import WebError
@@ -55,10 +59,6 @@ def encode(image: Any, fmt: str) -> tuple[bytes, str]:
 
 def run_instant(job: Job, fmt: str) -> Picture:
     """Run an ``instant`` job (no output file) and encode its picture; the caller is on the instant thread."""
-    from PIL import Image
-
-    from ..images import to_pil
-
     begun = time.perf_counter()
     result = run_job(job)
     if result.image is None:  # an instant run is never stopped: this is a bug
@@ -87,8 +87,6 @@ class InstantRunner:
 
     @staticmethod
     def _warm() -> None:
-        from ..examples import example_path
-
         try:
             job = make_job(
                 example_path("tubingen.jpg"), example_path("starry_night.jpg"), None, preset="instant", size=64

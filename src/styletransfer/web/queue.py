@@ -18,7 +18,9 @@ from typing import Any
 
 from ..errors import StyleTransferError
 from ..events import JobResult, Observer
+from ..fileio import save_file_atomically
 from ..job import Job
+from ..pipeline import total_steps
 from ..runner import run_job
 from .store import CANCELLED, DONE, FAILED, QUEUED, Store
 
@@ -95,8 +97,6 @@ class _Watch(Observer):
             self._snapshot(p, step)
 
     def _snapshot(self, p: Any, step: int) -> None:
-        from ..fileio import save_file_atomically
-
         image = p.image()
         save_file_atomically(self.folder / "snapshot.png", lambda f: image.save(f, "PNG"))
         self.store.snapshot(self.job_id, step)
@@ -226,8 +226,6 @@ def resumed(job: Job, snapshot: Path, done: int) -> tuple[Job, int]:
     """
     options = dict(job.options)
     options["init"] = str(snapshot)
-    from ..pipeline import total_steps
-
     total = total_steps(job.preset())
     offset = 0
     if total == options["steps"] and done < total:
