@@ -11,7 +11,7 @@ The flow is OpenCV's DIS (dense inverse search): no weights to download.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -123,3 +123,19 @@ def long_term_masks(certainties: Sequence[np.ndarray]) -> list[np.ndarray]:
         masks.append(np.maximum(c - closer, 0.0).astype(np.float32))
         closer = closer + c
     return masks
+
+
+#: The flows of a video: ``(s, t)`` to the backward flow of frame ``t`` to frame ``s < t`` and its certainty mask.
+Flows = dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
+
+#: A flow provider: for each frame pair ``(a, b)`` given, the backward flow of ``b`` (to ``a``) and its certainty mask.
+FlowMap = Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], Iterable[tuple[np.ndarray, np.ndarray]]]
+
+
+def _flow_pair(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return flow_and_mask(*pair)
+
+
+def local_flows(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The flows and masks of each pair, here, one after another."""
+    return [_flow_pair(p) for p in pairs]

@@ -17,10 +17,12 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from torch import Tensor
 
 from ..errors import InputError, MissingExtra, OptionError, OutputError
@@ -260,3 +262,10 @@ def _open_audio(av: Any, source: Path | None) -> Any:
         container.close()
         return None
     return container
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """``picture`` encoded as PNG, as :func:`~styletransfer.images.save_image` writes it."""
+    buffer = BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,10 +1,10 @@
 """Videos on Ray: each video on its own actor; the flows and certainty masks of all of them in parallel Ray tasks.
 
 Only the driver reads and writes files.  It prepares every video
-(:func:`~styletransfer.video.prepare_video`: the clip read, the finished frames
+(:func:`~styletransfer.video.plan.prepare_video`: the clip read, the finished frames
 found), computes the flows the videos still need in Ray tasks (1 CPU each,
 all videos at once, before the actors take the CPUs), then sends each video's
-frame work (:class:`~styletransfer.video.FrameWork`, plain data) to an actor.
+frame work (:class:`~styletransfer.video.frames.FrameWork`, plain data) to an actor.
 A video's frames stay in order, since each starts from the previous one; the
 actor streams every finished frame back (its PNG bytes and its record) and the
 driver keeps it in that video's work directory at once, so a killed run
@@ -23,7 +23,10 @@ from typing import Any
 
 from ..batch.ray_executor import ATTEMPTS, StyleWorker, connect_ray, release_ray
 from ..batch.worker import one_line
-from . import FrameRecord, FrameWork, VideoPlan, VideoResult, local_flows, png_bytes, stylise_frames
+from .flow import local_flows
+from .frames import FrameRecord, FrameWork, stylise_frames
+from .io import png_bytes
+from .plan import VideoPlan, VideoResult
 
 #: Frame pairs per flow task.
 PAIRS_PER_TASK = 4
