@@ -16,6 +16,7 @@ from .common import (
     _front_end,
     _job_options,
     _Parser,
+    _positive_int,
 )
 
 
@@ -36,6 +37,16 @@ def _cmd_batch(argv: Sequence[str]) -> int:
     parser.add_argument("--name", default="{stem}_{style}.png", help="output names (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="run every item again, done or not")
     _add_executor_options(parser)
+    parser.add_argument(
+        "--group",
+        type=_positive_int,
+        metavar="N",
+        help=(
+            "optimise up to N items of one size, styles and settings together in one batch, each with its own "
+            "L-BFGS state (default: 8 with a CUDA GPU, 1 on the CPU, where batching does not pay)"
+        ),
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per item, only the summary and errors")
     _add_table_options(parser)
     args = parser.parse_args(argv)
     batch = _front_end("batch")

@@ -133,26 +133,20 @@ def _job_options(args: argparse.Namespace) -> dict[str, Any]:
     return {o.name: getattr(args, o.name) for o in OPTIONS}
 
 
-def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+def _add_executor_options(
+    parser: argparse.ArgumentParser,
+    *,
+    workers: int | None = 1,
+    workers_help: str = "worker processes or Ray actors (default: 1)",
+) -> None:
+    """Where the work runs (``batch``'s items, ``video``'s videos): ``--executor``, ``--workers``, ``--ray-address``."""
     parser.add_argument(
         "--executor", choices=("local", "ray"), default="local", help="where items run (default: local)"
     )
-    parser.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N", help="worker processes or Ray actors (default: 1)"
-    )
+    parser.add_argument("--workers", type=_positive_int, default=workers, metavar="N", help=workers_help)
     parser.add_argument(
         "--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT (default: start a local Ray)"
     )
-    parser.add_argument(
-        "--group",
-        type=_positive_int,
-        metavar="N",
-        help=(
-            "optimise up to N items of one size, styles and settings together in one batch, each with its own "
-            "L-BFGS state (default: 8 with a CUDA GPU, 1 on the CPU, where batching does not pay)"
-        ),
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no line per item, only the summary and errors")
 
 
 def _front_end(module: str, extra: str | None = None) -> Any:

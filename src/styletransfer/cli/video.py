@@ -11,6 +11,7 @@ from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     PROG,
+    _add_executor_options,
     _add_table_options,
     _err,
     _front_end,
@@ -74,13 +75,9 @@ def _cmd_video(argv: Sequence[str]) -> int:
         "--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work; several: DIR/NAME)"
     )
     parser.add_argument("--fps", type=float, metavar="F", help="frame rate of a directory of frames (default: 24)")
-    parser.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="ray: each video on an actor, flows in tasks"
+    _add_executor_options(
+        parser, workers=None, workers_help="with --executor ray: the most actors (default: one a video)"
     )
-    parser.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="with --executor ray: the most actors (default: one a video)"
-    )
-    parser.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: 'auto' or HOST:PORT")
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per frame")
     _add_table_options(parser)
     args = parser.parse_args(argv)
