@@ -1,9 +1,19 @@
 """The command-line interface: a thin layer over :mod:`styletransfer.api`.
 
-``styletransfer CONTENT STYLE -o OUT`` stylises; ``styletransfer COMMAND ...``
-runs one of the other commands (``loss``, ``demo``, ``layers``, ``stats``,
-``classify``, ``figures``, ``rerun``).  Torch is imported only
-when a command runs, so ``--help`` answers at once.
+``styletransfer CONTENT STYLE -o OUT`` stylises (:mod:`.run`);
+``styletransfer COMMAND ...`` runs one of the other commands, each in its module:
+
+- ``demo``: the main command on the bundled example (:mod:`.run`);
+- ``loss``, ``layers``, ``stats``, ``classify``, ``figures``: what the seed's
+  notebook shows about its objective, network and images (:mod:`.inspect`);
+- ``rerun``: a run again from its manifest (:mod:`.rerun`);
+- ``batch``: many images, resumable (:mod:`.batch`);
+- ``video``: videos with temporal consistency (:mod:`.video`);
+- ``serve``: the local web studio (:mod:`.serve`).
+
+What they share (the parser, the option table's arguments, messages and exit
+codes) is in :mod:`.common`.  Torch is imported only when a command runs, so
+``--help`` answers at once.
 
 Every failure is one line on stderr, ``styletransfer: error: ...``, naming the
 file or option (as a flag: ``--size``) and saying what to do, with exit code 2
