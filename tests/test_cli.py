@@ -225,7 +225,7 @@ def test_progress_bar_fills_when_the_stopping_rule_ends_the_run(capsys: pytest.C
     """A run stopped by its rule at 3 of at most 10 evaluations ends the bar at 3/3, not 3/10."""
     from types import SimpleNamespace
 
-    from styletransfer.cli import _ProgressBar
+    from styletransfer.cli.run import _ProgressBar
     from styletransfer.events import JobResult
 
     bar = _ProgressBar(quiet=False)

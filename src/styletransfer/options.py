@@ -44,6 +44,9 @@ COLOR_MODES: tuple[str, ...] = ("luminance", "histogram", "luminance-only")
 #: the neurons whose receptive field lies inside the region (Gatys et al. 2017).
 MASK_MODES: tuple[str, ...] = ("simple", "inside")
 
+#: ``batch``'s default output name in OUT_DIR: each content's stem and each style's (``--name``).
+BATCH_NAME: str = "{stem}_{style}.png"
+
 #: The named starting images of ``init`` (anything else is an image path).
 INIT_CHOICES: tuple[str, ...] = ("content", "noise", "style")
 

@@ -33,11 +33,10 @@ executor, the outputs written back), :mod:`~styletransfer.batch.worker`,
 """
 
 from .ledger import LEDGER, Item, is_done, read_ledger, settings_hash
-from .plan import DEFAULT_NAME, collect_inputs, plan_items
+from .plan import collect_inputs, plan_items
 from .run import Executor, Summary, make_executor, run_batch
 
 __all__ = [
-    "DEFAULT_NAME",
     "LEDGER",
     "Executor",
     "Item",

@@ -1,6 +1,6 @@
 """A batch's items: the content images found, each with every style (or the blend of all), and their output names.
 
-An output name is a pattern (:data:`DEFAULT_NAME`) with ``{stem}``,
+An output name is a pattern (:data:`~styletransfer.options.BATCH_NAME`) with ``{stem}``,
 ``{style}`` and ``{index}``; it must give every item its own file inside the
 output directory, and none of the batch's own files.
 """
@@ -16,13 +16,11 @@ from ..errors import OptionError
 from ..fileio import regular_file
 from ..folder_lock import LOCK_NAME
 from ..job import make_job
+from ..options import BATCH_NAME
 from .ledger import LEDGER, Item, settings_hash
 
 #: What a directory contributes as content images (by extension, case-insensitive).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-
-#: The default output name: the content's stem and the style's.
-DEFAULT_NAME = "{stem}_{style}.png"
 
 
 def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = False) -> list[Path]:
@@ -52,7 +50,7 @@ def plan_items(
     styles: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
-    name: str = DEFAULT_NAME,
+    name: str = BATCH_NAME,
     recursive: bool = False,
     **options: Any,
 ) -> list[Item]:

@@ -1,0 +1,72 @@
+"""``styletransfer batch INPUT... -o DIR --style S...``: many images, resumable (:mod:`styletransfer.batch`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..options import BATCH_NAME
+from .common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    PROG,
+    _add_executor_options,
+    _add_table_options,
+    _err,
+    _front_end,
+    _job_options,
+    _Parser,
+    _positive_int,
+)
+
+
+def _cmd_batch(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} batch",
+        description=(
+            "Stylise every content image (files, or directories' images) with every style, or with one blend of "
+            "all styles when --style-blend is given. Resumable: OUT_DIR/batch.jsonl records each item; the same "
+            "command again skips what is done. A broken input is a failed item; the exit code is 1 if any failed. "
+            "--time is each item's budget, from that item's start."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="content images or directories")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory for the results")
+    parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
+    parser.add_argument("--recursive", action="store_true", help="descend into the input directories")
+    parser.add_argument("--name", default=BATCH_NAME, help="output names (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="run every item again, done or not")
+    _add_executor_options(parser)
+    parser.add_argument(
+        "--group",
+        type=_positive_int,
+        metavar="N",
+        help=(
+            "optimise up to N items of one size, styles and settings together in one batch, each with its own "
+            "L-BFGS state (default: 8 with a CUDA GPU, 1 on the CPU, where batching does not pay)"
+        ),
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per item, only the summary and errors")
+    _add_table_options(parser)
+    args = parser.parse_args(argv)
+    batch = _front_end("batch")
+    items = batch.plan_items(
+        args.inputs, args.style, args.output, name=args.name, recursive=args.recursive, **_job_options(args)
+    )
+    executor = batch.make_executor(
+        args.executor, args.workers, address=args.ray_address, weights=args.weights, group=args.group
+    )
+
+    def report(record: dict[str, Any]) -> None:
+        if record["status"] == "failed":
+            _err(f"{record['item']}: {record['error']}")
+        elif not args.quiet:
+            print(f"{record['status']} {record['output']} ({record['seconds']:.2f} s)", file=sys.stderr)
+
+    try:
+        summary = batch.run_batch(items, args.output, executor, overwrite=args.overwrite, on_record=report)
+    finally:
+        executor.close()
+    print(summary.line())
+    return EXIT_FAILURE if summary.failed else (EXIT_INTERRUPTED if summary.stopped else 0)
