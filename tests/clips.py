@@ -174,6 +174,19 @@ def occlusion_frames(
     return frames, revealed
 
 
+def read_frames(directory: Path) -> list[np.ndarray]:
+    """The PNG frames of ``directory``, in name order, as RGB arrays."""
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(directory.glob("*.png"))]
+
+
+def small_style(directory: Path, width: int, height: int) -> Path:
+    """The Starry Night resized to ``width`` x ``height``, as ``directory/starry.png``."""
+    path = directory / "starry.png"
+    with Image.open(example_path("starry_night.jpg")) as im:
+        im.resize((width, height), Image.BILINEAR).save(path)
+    return path
+
+
 def write_frames(frames: list[np.ndarray], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for t, f in enumerate(frames):

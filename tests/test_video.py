@@ -15,6 +15,8 @@ from tests.clips import (
     occlusion_frames,
     pan_frames,
     pan_zoom_clip,
+    read_frames,
+    small_style,
     static_frames,
     true_mask,
     write_frames,
@@ -23,35 +25,16 @@ from tests.clips import (
 
 pytest.importorskip("cv2")
 av = pytest.importorskip("av")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: The issue's targets are measured at 60 evaluations for the first frame (and for every frame of the baseline),
 #: and the default third of them, 20, for each later frame.
 STEPS, FRAME_STEPS = 60, 20
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the machine is shared, and two threads on a busy 2-core CPU are slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _frames(directory: Path) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(directory.glob("*.png"))]
-
-
 @pytest.fixture(scope="module")
 def style(tmp_path_factory) -> Path:
-    from styletransfer.examples import example_path
-
-    path = tmp_path_factory.mktemp("style") / "starry.png"
-    with Image.open(example_path("starry_night.jpg")) as im:
-        im.resize((64, 50), Image.BILINEAR).save(path)
-    return path
+    return small_style(tmp_path_factory.mktemp("style"), 64, 50)
 
 
 #: The clip of the targets: 3 frames of a pan (2 px right, 1 down a frame), then 3 of a zoom pulling back 6 % a frame.
@@ -84,8 +67,8 @@ def pan(tmp_path_factory, style) -> dict:
         "root": root,
         "clip": clip,
         "source": source,
-        "temporal": _frames(root / "temporal"),
-        "independent": _frames(root / "independent"),
+        "temporal": read_frames(root / "temporal"),
+        "independent": read_frames(root / "independent"),
         "metrics": json.loads((root / "t.json").read_text()),
         "baseline_metrics": json.loads((root / "i.json").read_text()),
     }
@@ -155,7 +138,7 @@ def test_a_stopped_video_continues_from_the_last_finished_frame(style, tmp_path)
     second = stylize_video(source, style, out, **options)
     assert second.status == "complete" and second.done_now == 2
     assert [r.frame for r in second.records] == [1, 2, 3, 4]
-    for a, b in zip(_frames(out), _frames(tmp_path / "unbroken"), strict=True):
+    for a, b in zip(read_frames(out), read_frames(tmp_path / "unbroken"), strict=True):
         assert np.array_equal(a, b)  # the same pixels as the unbroken run
 
 
@@ -166,7 +149,7 @@ def test_a_static_clip_does_not_drift(style, tmp_path):
     result = stylize_video(source, style, tmp_path / "out", size=48, steps=10, frame_steps=3, device="cpu")
     assert result.status == "complete"
     weights = np.array([0.299, 0.587, 0.114])
-    luma = [float((f.astype(np.float64) @ weights).mean()) for f in _frames(tmp_path / "out")]
+    luma = [float((f.astype(np.float64) @ weights).mean()) for f in read_frames(tmp_path / "out")]
     drift = max(abs(y - luma[0]) for y in luma)
     print(f"luminance drift over 20 static frames: {drift:.3f} / 255")
     assert drift < 2.0
@@ -256,7 +239,7 @@ def test_long_term_consistency_brings_back_what_a_passing_bar_hid(style, tmp_pat
             source, style, out, size=48, steps=40, frame_steps=15, long_term=j, flows=flows, device="cpu"
         )
         assert result.status == "complete"
-        o = [f.astype(np.float64) / 255 for f in _frames(out)]
+        o = [f.astype(np.float64) / 255 for f in read_frames(out)]
         errors[j] = float(np.mean([((o[t] - o[t - 3]) ** 2).sum(-1)[revealed[t]].mean() for t in range(3, 6)]))
     print(f"uncovered strip against the frame that last saw it: long-term {errors[3]:.5f}, without {errors[0]:.5f}")
     assert errors[3] < 0.7 * errors[0]
@@ -267,7 +250,7 @@ def test_long_term_runs_with_dis_flows_from_the_command_line(style, tmp_path):
     source = write_frames(frames, tmp_path / "in")
     args = ["video", str(source), "-o", str(tmp_path / "out"), "--style", str(style), "--size", "48"]
     assert main([*args, "--steps", "4", "--long-term", "3", "--device", "cpu", "-q"]) == 0
-    assert len(_frames(tmp_path / "out")) == 4
+    assert len(read_frames(tmp_path / "out")) == 4
     state = json.loads((tmp_path / "out.work" / "settings.json").read_text())
     assert state["long_term"] == 3
 
@@ -285,7 +268,7 @@ def test_several_videos_into_one_directory(style, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["video", str(a), str(b), "-o", str(out), "--style", str(style), "--size", "32", "--steps", "2"]
     assert main([*args, "--device", "cpu", "--metrics", str(tmp_path / "m")]) == 0
-    assert len(_frames(out / "a")) == 3 and (out / "b.mp4").is_file()
+    assert len(read_frames(out / "a")) == 3 and (out / "b.mp4").is_file()
     assert (out / "a.work" / "frames").is_dir() and (out / "b.mp4.work" / "frames").is_dir()
     assert json.loads((tmp_path / "m" / "b.json").read_text())["frames"][2]["frame"] == 3
     err = capsys.readouterr().err
@@ -345,7 +328,7 @@ def test_a_frame_folder_gets_every_image_check(style, tmp_path, capsys, bad):
         "other-size": "the frames differ in size (frame_00001.png is 48x32, frame_00002.png 40x32)",
     }
     if bad == "fifo":  # not a frame file: the other frames make the clip, and nobody opened the FIFO
-        assert code == 0 and fifo.readers == 0 and len(_frames(tmp_path / "o")) == 3
+        assert code == 0 and fifo.readers == 0 and len(read_frames(tmp_path / "o")) == 3
     else:
         assert code == 2 and expected[bad] in err, err
         assert not (tmp_path / "o").exists()

