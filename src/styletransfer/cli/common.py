@@ -48,26 +48,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(text: str) -> int:
-    """A whole number >= 1 (for the subcommands' own options: the inspection commands', serve's limits)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _int_at_least(least: int, refusal: str) -> Callable[[str], int]:
+    """An argparse type: a whole number ``>= least``; ``refusal`` (with ``{value}``) says why another is not."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(refusal.format(value=value))
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    """A whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+#: A whole number >= 1 (for the subcommands' own options: the inspection commands', serve's limits).
+_positive_int = _int_at_least(1, "must be at least 1, not {value}")
+#: A whole number >= 0.
+_non_negative_int = _int_at_least(0, "must be 0 or more, not {value}")
 
 
 def _flag(name: str) -> str:
