@@ -22,6 +22,7 @@ Run it to make the README's clip: ``python tests/clips.py DIR`` writes
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def pan_zoom_clip(
         np.asarray(np.clip(np.rint(_bilinear(texture, c.x + xs / c.scale, c.y + ys / c.scale)), 0, 255), np.uint8)
         for c in cameras
     ]
-    known = [true_flow(a, b, height, width) for a, b in zip(cameras, cameras[1:])]
+    known = [true_flow(a, b, height, width) for a, b in itertools.pairwise(cameras)]
     return KnownClip(frames, [f for f, _ in known], [m for _, m in known])
 
 

@@ -24,7 +24,7 @@ def starry() -> Path:
     return example_path("starry_night.jpg")
 
 
-@pytest.fixture()
+@pytest.fixture
 def tiny_pair(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]:
     """A 64x48 content PNG and a 64x40 style PNG."""
     c, s = tmp_path / "content.png", tmp_path / "style.png"
@@ -33,7 +33,7 @@ def tiny_pair(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]
     return c, s
 
 
-@pytest.fixture()
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
@@ -52,7 +52,7 @@ def ray_cluster():
         ray.shutdown()
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(tmp_path: Path) -> Iterator[Any]:
     """A studio's test client (the web extra): jobs run."""
     from tests.web_client import studio_client
@@ -60,7 +60,7 @@ def client(tmp_path: Path) -> Iterator[Any]:
     yield from studio_client(tmp_path)
 
 
-@pytest.fixture()
+@pytest.fixture
 def paused(tmp_path: Path) -> Iterator[Any]:
     """A studio's test client whose jobs stay queued (no runner): the queue's own behaviour."""
     from tests.web_client import studio_client

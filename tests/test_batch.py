@@ -27,7 +27,7 @@ def one_thread(monkeypatch):
     monkeypatch.setattr("styletransfer.batch.local.cpu_count", lambda: 1)
 
 
-@pytest.fixture()
+@pytest.fixture
 def folder(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]:
     """Three 32x24 photos and a broken file in a directory, and a 32x26 style."""
     photos = tmp_path / "photos"

@@ -42,7 +42,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture()
+@pytest.fixture
 def contents(tubingen: Path) -> list[Image.Image]:
     """Three 40x30 contents: two crops of Tübingen and a flat grey (its run stops early)."""
     with Image.open(tubingen) as im:
@@ -50,7 +50,7 @@ def contents(tubingen: Path) -> list[Image.Image]:
     return [*crops, Image.new("RGB", (40, 30), (128, 128, 128))]
 
 
-@pytest.fixture()
+@pytest.fixture
 def style(starry: Path) -> Image.Image:
     with Image.open(starry) as im:
         return im.resize((40, 32), Image.BILINEAR)

@@ -46,7 +46,7 @@ def test_optimum_partly_on_the_bounds_is_found_and_the_box_is_kept() -> None:
     out, seen = _run(objective, torch.full(shape, 0.5, dtype=torch.float64), 200)
     seen_images = [p.tensor() for p in seen]
     assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in seen_images)
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     torch.testing.assert_close(out, target.clamp(0.0, 1.0), atol=1e-6, rtol=0)
     assert bool((out[target < 0] == 0).all()) and bool((out[target > 1] == 1).all())
 
@@ -125,8 +125,8 @@ def test_a_dark_image_stays_in_the_box_and_does_not_stick_at_zero(tiny_pair: tup
     settings = resolve_settings("fast", size=48, steps=30, device="cpu")
     seen: list[Progress] = []
     out = stylize_tensor(dark, style, settings, callback=seen.append)
-    assert all(0.0 <= float(p.tensor().min()) and float(p.tensor().max()) <= 1.0 for p in seen)
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert all(float(p.tensor().min()) >= 0.0 and float(p.tensor().max()) <= 1.0 for p in seen)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert float((out == 0).float().mean()) < float((dark == 0).float().mean())
     assert math.isfinite(seen[-1].loss)
 

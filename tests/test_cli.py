@@ -146,7 +146,7 @@ def test_errors_are_one_line(
 ) -> None:
     content, style = tiny_pair
     argv = [a.format(content=content, style=style, tmp=tmp_path) for a in args]
-    assert main(argv + ["--size", "32", "--steps", "1", "-q"]) == 2
+    assert main([*argv, "--size", "32", "--steps", "1", "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("styletransfer: error:")
 

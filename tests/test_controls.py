@@ -34,7 +34,7 @@ def build_objective(content: torch.Tensor, styles: list[torch.Tensor], **kw: obj
     )  # type: ignore[arg-type]
 
 
-@pytest.fixture()
+@pytest.fixture
 def tensors(tiny_pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     content, style = tiny_pair
     c, s = load_img(content, 32), load_img(style, 32)

@@ -31,7 +31,7 @@ from styletransfer.losses import Objective
 from styletransfer.optimize import Diverged, KerasAdam, LearningRateLowered, Progress
 
 
-@pytest.fixture()
+@pytest.fixture
 def nan_at(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
     """Make the objective's style term NaN (gradient too) at the evaluations numbered in the set."""
     steps: set[int] = set()
@@ -46,7 +46,7 @@ def nan_at(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
         return t
 
     monkeypatch.setattr(Objective, "terms", terms)
-    yield steps
+    return steps
 
 
 def _pixels(path: Path) -> np.ndarray:

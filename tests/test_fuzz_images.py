@@ -97,7 +97,7 @@ def _check_loader(data: bytes) -> str:
     # The seed's float32 truncation can make the long side 31 (a 6x107 image): compare with scaled_shape.
     assert decoded.ndim == 4 and decoded.shape[:2] == (1, 3) and min(decoded.shape[2:]) >= 1
     assert tuple(x.shape) == (1, 3, *scaled_shape(decoded.shape[2], decoded.shape[3], 32))
-    assert bool(x.isfinite().all()) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert bool(x.isfinite().all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     return "decoded"
 
 

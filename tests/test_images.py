@@ -41,7 +41,7 @@ def test_load_img_modes_become_rgb(tmp_path: Path, mode: str) -> None:
     Image.new("RGB", (20, 10), (200, 100, 50)).convert(mode).save(p)
     x = load_img(p, 20)
     assert x.shape == (1, 3, 10, 20)
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
 
 
 def test_resize_matches_half_pixel_bilinear() -> None:
@@ -135,7 +135,7 @@ def test_the_umask_is_read_once_and_never_changed(tmp_path: Path, monkeypatch: p
 
     from styletransfer import fileio
 
-    assert fileio.UMASK == fileio._read_umask()  # /proc's value, read without setting it
+    assert fileio._read_umask() == fileio.UMASK  # /proc's value, read without setting it
     calls: list[int] = []
     real = os.umask
     monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real(mask))

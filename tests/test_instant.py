@@ -189,7 +189,7 @@ def test_a_style_vector_is_computed_once_per_image(images: dict[str, torch.Tenso
 def test_any_shape_comes_back_at_its_own_size(shape: tuple[int, int], images: dict[str, torch.Tensor]) -> None:
     content = torch.rand(1, 3, *shape)
     out = transform(content, style_vector(images["style"]))
-    assert out.shape == content.shape and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert out.shape == content.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_cli_writes_the_output_size_and_a_manifest_that_reruns_exactly(tiny_pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -284,7 +284,7 @@ def test_batch_runs_every_photo(tiny_pair, tmp_path: Path) -> None:  # type: ign
 def test_the_memory_guard_uses_the_instant_estimate() -> None:
     big = replace(INSTANT, size=4096)
     check_memory(big, 3072, 4096, torch.device("cpu"), available=5 * 2**30)  # 4.1 GiB (an optimisation: 31 GiB)
-    with pytest.raises(OptionError, match="the largest size that fits is about size 4[0-9]{3}"):
+    with pytest.raises(OptionError, match=r"the largest size that fits is about size 4[0-9]{3}"):
         check_memory(replace(INSTANT, size=6000), 4500, 6000, torch.device("cpu"), available=2**32)
 
 

@@ -22,7 +22,7 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(im).copy()
 
 
-@pytest.fixture()
+@pytest.fixture
 def recorded(tiny_pair: tuple[Path, Path], tmp_path: Path) -> tuple[Path, dict]:
     content, style = tiny_pair
     out = tmp_path / "run.png"
@@ -141,7 +141,7 @@ def test_rerun_clamps_the_recorded_threads_to_the_cores(recorded: tuple[Path, di
     from styletransfer.batch.worker import cpu_count
     from styletransfer.cli import rerun_threads
 
-    out, m = recorded
+    _out, m = recorded
     m["device"]["threads"] = cpu_count() + 61
     edited = tmp_path / "threads.json"
     edited.write_text(json.dumps(m))

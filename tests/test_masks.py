@@ -255,8 +255,25 @@ def test_save_masks_writes_what_each_layer_sees(tmp_path: Path, tiny_pair: tuple
     m, r = _save(tmp_path, "m.png", _half(48, 64)), _save(tmp_path, "r.png", _half(40, 64))
     out, masks_dir = tmp_path / "out.png", tmp_path / "seen"
     code = main(
-        [str(content), str(style), "-o", str(out), "--masks", str(m), "--style-masks", str(r)]
-        + ["--size", "32", "--steps", "2", "--device", "cpu", "--save-masks", str(masks_dir), "--quiet"]
+        [
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--masks",
+            str(m),
+            "--style-masks",
+            str(r),
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--save-masks",
+            str(masks_dir),
+            "--quiet",
+        ]
     )
     assert code == 0 and out.exists()
     seen = Image.open(masks_dir / "mask1_block2_conv1.png")

@@ -34,7 +34,7 @@ def test_short_run_lowers_the_loss_and_stays_in_range(tiny_pair: tuple[Path, Pat
     assert [p.step for p in seen] == list(range(1, 21)) and seen[-1].total == 20
     assert seen[-1].loss < 0.5 * seen[0].loss
     assert all(math.isclose(p.loss, p.style + p.content + p.tv, rel_tol=1e-6) for p in seen)
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert out.shape == (1, 3, 48, 64)
     assert seen[3].image().size == (64, 48) and seen[3].elapsed <= seen[4].elapsed
 
@@ -80,7 +80,7 @@ def test_lbfgs_run_lowers_the_loss_inside_the_box(tiny_pair: tuple[Path, Path]) 
     out = stylize_tensor(content, style, settings, callback=seen.append)
     assert len(seen) == 15 and [p.step for p in seen] == list(range(1, 16))
     assert min(p.loss for p in seen) < 0.2 * seen[0].loss
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     # The returned image is the best one evaluated, and its reported loss is exact.
     from styletransfer.images import load_img
     from styletransfer.pipeline import build_objective

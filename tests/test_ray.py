@@ -20,7 +20,7 @@ from styletransfer.vgg import default_weights_path
 pytest.importorskip("ray")
 
 
-@pytest.fixture()
+@pytest.fixture
 def photos(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[list[Path], Path]:
     paths = []
     with Image.open(tubingen) as im:

@@ -54,7 +54,7 @@ def bounded(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, before)
 
 
-@pytest.fixture()
+@pytest.fixture
 def two_contents(tiny_pair: tuple[Path, Path], tmp_path: Path) -> tuple[list[Path], Path]:
     """Two 64x48 contents (the photo and it upside down) and a style."""
     content, style = tiny_pair

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_dis_end_point_error_on_the_pan_is_below_half_a_pixel():
 
     frames = [f.astype(np.float32) / 255 for f in pan_frames(4, 64, 48)]
     known = true_mask(48, 64)
-    for prev, cur in zip(frames, frames[1:]):
+    for prev, cur in itertools.pairwise(frames):
         backward, mask = flow_and_mask(prev, cur)
         epe = np.sqrt(((backward - np.array([2.0, 1.0])) ** 2).sum(-1))[known].mean()
         assert epe < 0.5
@@ -92,7 +93,7 @@ def test_dis_end_point_error_on_the_zoom_is_below_half_a_pixel():
 
     clip = pan_zoom_clip(**CLIP)
     frames = [f.astype(np.float32) / 255 for f in clip.frames]
-    for t, (prev, cur) in enumerate(zip(frames, frames[1:])):
+    for t, (prev, cur) in enumerate(itertools.pairwise(frames)):
         backward, mask = flow_and_mask(prev, cur)
         known = clip.masks[t]
         epe = np.sqrt(((backward - clip.flows[t]) ** 2).sum(-1))[known].mean()

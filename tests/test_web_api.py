@@ -16,11 +16,11 @@ from PIL import Image
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from styletransfer.options import OPTIONS  # noqa: E402
-from styletransfer.web.store import valid_id  # noqa: E402
-from tests.web_client import BASE, png, studio_client  # noqa: E402
+from styletransfer.options import OPTIONS
+from styletransfer.web.store import valid_id
+from tests.web_client import BASE, png, studio_client
 
 
 @pytest.fixture(scope="module")

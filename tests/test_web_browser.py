@@ -16,7 +16,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 pytest.importorskip("playwright.sync_api")
 
-from .studio_process import Server, serve  # noqa: E402
+from .studio_process import Server, serve
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture()
+@pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
@@ -39,7 +39,7 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
         context.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def pictures(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]:
     content, style = tmp_path / "photo.png", tmp_path / "painting.png"
     Image.open(tubingen).convert("RGB").resize((64, 48)).save(content)

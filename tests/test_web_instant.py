@@ -22,12 +22,12 @@ from PIL import Image
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from styletransfer.examples import example_path  # noqa: E402
-from tests.web_client import png, studio_client  # noqa: E402
+from styletransfer.examples import example_path
+from tests.web_client import png, studio_client
 
-from .studio_process import Server, serve  # noqa: E402
+from .studio_process import Server, serve
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def images() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture()
+@pytest.fixture
 def instant_client(tmp_path: Path) -> Iterator[TestClient]:
     yield from studio_client(tmp_path, max_upload_mb=0.5)
 

@@ -16,15 +16,15 @@ from PIL import Image
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from styletransfer.options import OPTIONS  # noqa: E402
-from styletransfer.web import studio as studio_module  # noqa: E402
-from styletransfer.web.checks import NOT_IN_STUDIO, WEB_OPTIONS  # noqa: E402
-from styletransfer.web.queue import Queue  # noqa: E402
-from styletransfer.web.server import Config  # noqa: E402
-from styletransfer.web.store import QUEUED, RUNNING, Store  # noqa: E402
-from tests.web_client import png, studio_client  # noqa: E402
+from styletransfer.options import OPTIONS
+from styletransfer.web import studio as studio_module
+from styletransfer.web.checks import NOT_IN_STUDIO, WEB_OPTIONS
+from styletransfer.web.queue import Queue
+from styletransfer.web.server import Config
+from styletransfer.web.store import QUEUED, RUNNING, Store
+from tests.web_client import png, studio_client
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from .studio_process import Server, serve  # noqa: E402
+from .studio_process import Server, serve
 
 pytestmark = pytest.mark.slow
 
@@ -127,11 +127,12 @@ def test_listening_beyond_this_machine_makes_a_token_and_prints_its_url(tmp_path
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5)
                 raise AssertionError("answered without the token")
             except urllib.error.HTTPError as exc:
-                assert exc.code == 401
+                refused = exc.code
                 break
             except OSError:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
+        assert refused == 401
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/health", headers={"Authorization": f"Bearer {token}"}
         )

@@ -72,7 +72,7 @@ def test_unknown_tile_size_is_refused() -> None:
         W.WinogradConv(torch.zeros(1, 1, 3, 3), torch.zeros(1), 3)
 
 
-@pytest.fixture()
+@pytest.fixture
 def one_thread() -> Iterator[None]:
     """One torch thread, where the network uses Winograd (:data:`styletransfer.vgg.WINOGRAD_MAX_THREADS`)."""
     threads = torch.get_num_threads()
@@ -103,7 +103,7 @@ def test_network_uses_winograd_only_on_wide_fp32_cpu_layers(monkeypatch: pytest.
     # block2_conv2 (32 px) and block3_conv1..4 (16 px); block1 and block2_conv1 have fewer channels,
     # block4_conv1 is 8 px a side
     assert used == [128, 128, 256, 256, 256]
-    assert all(c >= WINOGRAD_MIN_CHANNELS for c in used) and 64 // 4 == WINOGRAD_MIN_SIDE
+    assert all(c >= WINOGRAD_MIN_CHANNELS for c in used) and WINOGRAD_MIN_SIDE == 64 // 4
     used.clear()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         get_vgg()(x, ["block4_conv1"])

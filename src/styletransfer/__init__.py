@@ -96,24 +96,25 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "LAYER_NAMES",
+    "OPTIONS",
+    "PRESETS",
+    "VGG19",
     "Diverged",
     "ImageError",
     "InputError",
     "Interrupted",
     "Job",
     "JobResult",
-    "LAYER_NAMES",
-    "OPTIONS",
     "Objective",
     "Observer",
     "OptionError",
     "OutputError",
-    "PRESETS",
     "Preset",
     "Progress",
     "StyleTransferError",
-    "VGG19",
     "WeightsError",
+    "__version__",
     "classify",
     "example_path",
     "get_preset",
@@ -142,7 +143,6 @@ __all__ = [
     "stylize",
     "total_variation",
     "write_figures",
-    "__version__",
 ]
 
 

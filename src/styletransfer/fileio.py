@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -67,10 +68,8 @@ def private_folder(parent: str | os.PathLike[str], name: str) -> Path:
     """
     path = Path(parent) / name
     for _ in range(2):
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
             raise UnsafeFolder(f"{path}: is a link or a file, not this user's private folder; remove it")

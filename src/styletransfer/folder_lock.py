@@ -41,7 +41,7 @@ class FolderLock:
 
     def acquire(self) -> FolderLock:
         """Take the lock, or raise :class:`FolderBusy` naming the holder."""
-        f = open(self.path, "a+", encoding="utf-8")
+        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open as long as the lock is
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -87,10 +87,7 @@ def _region_entries(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _device(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {"type": device.type, "name": name, "threads": torch.get_num_threads()}
 
 

@@ -35,7 +35,7 @@ class CsvLog(Observer):
 
     def start(self, run: JobStart) -> None:
         try:
-            self.file = open(self.path, "w", newline="", buffering=1)  # line-buffered: each row is seen as written
+            self.file = open(self.path, "w", newline="", buffering=1)  # noqa: SIM115 - open for the run, closed in close(); line-buffered
         except OSError as exc:
             raise OptionError(
                 "log", f"{{option}} {self.path}: cannot write it ({exc.strerror}); choose another path"

@@ -234,7 +234,7 @@ def read_keras_h5(path: Path, names: Iterable[str]) -> dict[str, list[Tensor]]:
     except OSError as exc:
         raise WeightsError(f"{path}: not a readable HDF5 file") from exc
     with f:
-        group = f["model_weights"] if "model_weights" in f else f
+        group = f.get("model_weights", f)
         present = set(_h5_names(group.attrs.get("layer_names", list(group.keys()))))
         result = {}
         for name in names:

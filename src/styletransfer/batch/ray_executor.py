@@ -13,6 +13,7 @@ one's place), up to :data:`ATTEMPTS` times.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -56,10 +57,8 @@ def connect_ray(address: str | None) -> tuple[Any, bool]:
 def release_ray(ray: Any, actors: list[Any], started: bool) -> None:
     """Kill ``actors`` (those already dead are skipped), and shut Ray down when this process ``started`` it."""
     for actor in actors:
-        try:
+        with contextlib.suppress(Exception):  # already dead
             ray.kill(actor)
-        except Exception:  # already dead
-            pass
     if started:
         ray.shutdown()
 

@@ -17,6 +17,7 @@ from .lowpass import LowPassBoost
 from .progress import SCORING_RESERVE, Callback, Diverged, Interrupted, Progress, Reporter, StopCheck
 
 __all__ = [
+    "SCORING_RESERVE",
     "Callback",
     "Curvature",
     "Diverged",
@@ -26,7 +27,6 @@ __all__ = [
     "LowPassBoost",
     "Progress",
     "Reporter",
-    "SCORING_RESERVE",
     "StopCheck",
     "run_adam",
     "run_lbfgs",

@@ -68,13 +68,13 @@ from .settings import (
 )
 
 __all__ = [
-    "FacesProtected",
-    "Inputs",
     "LARGE_PIXELS",
-    "Optimised",
     "PIXEL_EXPONENT",
     "RUN_OVERHEAD",
     "STYLE_TARGETS",
+    "FacesProtected",
+    "Inputs",
+    "Optimised",
     "Settings",
     "batch_key",
     "batch_limit",

@@ -6,6 +6,7 @@ is measured at a small size on this machine and scaled to each scale's pixels.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import replace
@@ -148,7 +149,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     bought: list[int] | None = None
     if settings.time_budget is not None:  # what the budget buys: each scale's share at its evaluation time
         ends = [0.0, *cast(list[float], scale_deadlines(0.0, settings.time_budget, shapes, steps))]
-        shares = [b - a for a, b in zip(ends, ends[1:])]
+        shares = [b - a for a, b in itertools.pairwise(ends)]
         bought = [planned_evaluations(share - t, t, n) for share, t, n in zip(shares, per_eval, steps)]
         seconds = min(seconds, settings.time_budget)
     return {

@@ -107,9 +107,9 @@ class Guard:
         if scope["path"].startswith("/api/") and fetch_site is not None and fetch_site not in SAME_SITE:
             return error_response(403, f"a {fetch_site} request may not use this API (Sec-Fetch-Site)")
         origin = headers.get("origin")
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin is not None:
-            if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
-                return error_response(403, f"requests from {origin} may not change anything here")
+        changes = scope["method"] not in ("GET", "HEAD", "OPTIONS")
+        if changes and origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
+            return error_response(403, f"requests from {origin} may not change anything here")
         token = self.token
         if token is not None and not self._has_token(scope, headers, token):
             return error_response(

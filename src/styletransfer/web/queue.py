@@ -234,4 +234,4 @@ def resumed(job: Job, snapshot: Path, done: int) -> tuple[Job, int]:
     return Job(job.content, job.styles, job.output, options, job.preset_fields), offset
 
 
-__all__ = ["Queue", "Live", "encode_jpeg", "resumed", "QUEUED"]
+__all__ = ["QUEUED", "Live", "Queue", "encode_jpeg", "resumed"]
