@@ -518,7 +518,7 @@ def test_minimum_size_runs(tiny_pair: tuple[Path, Path], tmp_path: Path, capsys:
 
 
 def test_minimum_size_follows_the_layers_in_use(tiny_pair: tuple[Path, Path]) -> None:
-    from styletransfer.architecture import min_input_side
+    from styletransfer.vgg_layers import min_input_side
 
     assert min_input_side(["block1_conv1"]) == 1
     assert min_input_side(["block3_conv1", "block2_conv2"]) == 4
@@ -702,7 +702,7 @@ def test_unexpected_error_during_a_run_is_exit_1(
     def out_of_memory(*args: object, **kwargs: object) -> None:
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nsee the docs")
 
-    monkeypatch.setattr(styletransfer.runner, "optimise", out_of_memory)
+    monkeypatch.setattr(styletransfer.runner, "optimize", out_of_memory)
     content, style = tiny_pair
     code, err = _cli([content, style, "-o", tmp_path / "o.png", *FAST], capsys)
     assert code == 1

@@ -148,13 +148,13 @@ def test_grouped_batch_gives_the_same_pixels_and_a_broken_item_fails_alone(folde
 
     photos, style = folder
     sizes: list[int] = []
-    real = styletransfer.runner.optimise_batch
+    real = styletransfer.runner.optimize_batch
 
     def counting(inputs, *args, **kwargs):  # the real batched run, counted
         sizes.append(len(inputs))
         return real(inputs, *args, **kwargs)
 
-    monkeypatch.setattr(styletransfer.runner, "optimise_batch", counting)
+    monkeypatch.setattr(styletransfer.runner, "optimize_batch", counting)
     args = ["--style", str(style), *TINY, "--manifest"]
     with torch.backends.mkldnn.flags(enabled=False):
         assert main(["batch", str(photos), "-o", str(tmp_path / "one"), *args]) == 1

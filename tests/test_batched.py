@@ -22,13 +22,13 @@ from torch import Tensor
 from styletransfer.losses import BatchObjective
 from styletransfer.optimize import Diverged, Interrupted
 from styletransfer.pipeline import (
-    Optimised,
+    Optimized,
     Settings,
     batch_key,
     decode_inputs,
     objective_at,
-    optimise,
-    optimise_batch,
+    optimize,
+    optimize_batch,
     resolve_settings,
     stylize_batch,
 )
@@ -60,19 +60,19 @@ def _sequential(contents: list[Image.Image], style: Image.Image, settings: Setti
     runs = []
     for c in contents:
         losses: list[float] = []
-        image = optimise(decode_inputs(c, style), settings, callback=lambda p, n=losses: n.append(p.loss)).image
+        image = optimize(decode_inputs(c, style), settings, callback=lambda p, n=losses: n.append(p.loss)).image
         runs.append((image, losses))
     return runs
 
 
 def _batched(contents: list[Image.Image], style: Image.Image, settings: Settings) -> list[tuple[Tensor, list]]:
     losses: list[list[float]] = [[] for _ in contents]
-    out = optimise_batch(
+    out = optimize_batch(
         [decode_inputs(c, style) for c in contents],
         settings,
         callbacks=[lambda p, n=n: n.append(p.loss) for n in losses],
     )
-    assert all(isinstance(o, Optimised) for o in out)
+    assert all(isinstance(o, Optimized) for o in out)
     return [(o.image, n) for o, n in zip(out, losses)]  # type: ignore[union-attr]
 
 
@@ -127,7 +127,7 @@ def test_batch_objective_is_each_images_own_objective(contents, style):
 def test_a_stop_interrupts_every_run_with_its_best_image(contents, style):
     settings = resolve_settings("fast", size=40, device="cpu", steps=10)
     evaluations = []
-    out = optimise_batch(
+    out = optimize_batch(
         [decode_inputs(c, style) for c in contents[:2]],
         settings,
         callbacks=[lambda p: evaluations.append(p.step), None],
@@ -141,9 +141,9 @@ def test_a_diverged_run_leaves_the_batch_and_the_others_finish(contents, style):
     settings = resolve_settings("fast", size=40, device="cpu", steps=5)
     inputs = [decode_inputs(c, style) for c in contents[:2]]
     inputs[1].init = torch.full_like(inputs[1].content_pixels, float("nan"))  # a NaN start: a NaN loss
-    out = optimise_batch(inputs, settings)
-    assert isinstance(out[0], Optimised) and isinstance(out[1], Diverged)
-    alone = optimise(decode_inputs(contents[0], style), settings).image
+    out = optimize_batch(inputs, settings)
+    assert isinstance(out[0], Optimized) and isinstance(out[1], Diverged)
+    alone = optimize(decode_inputs(contents[0], style), settings).image
     assert float((out[0].image - alone).abs().max()) < 1e-4
 
 
@@ -166,7 +166,7 @@ def test_what_cannot_share_a_batch(contents, style):
     assert batch_key(a, resolve_settings("tutorial", size=40, device="cpu")) is None  # Adam
     assert batch_key(a, resolve_settings("fast", size=40, device="cpu", preserve_colors="histogram")) is None
     with pytest.raises(Exception, match="a batch needs"):
-        optimise_batch([a, wide], settings)
+        optimize_batch([a, wide], settings)
 
 
 def test_stylize_batch_returns_one_image_per_content(contents, style):
@@ -191,7 +191,7 @@ def test_bf16_runs_that_stop_early_finish_in_fp32(contents, style):
     # stop_rtol 1: the rule fires as soon as its window is full, after 4 evaluations; then 4 more in fp32.
     ((_, losses),) = _sequential(contents[:1], style, settings)
     assert len(losses) == 8
-    assert optimise(decode_inputs(contents[0], style), settings).objective.precision == "fp32"
+    assert optimize(decode_inputs(contents[0], style), settings).objective.precision == "fp32"
     ((_, exact),) = _sequential(contents[:1], style, replace(settings, precision="fp32"))
     assert len(exact) == 4  # fp32 from the start: no second phase
     assert [len(n) for _, n in _batched(contents[:2], style, settings)] == [8, 8]

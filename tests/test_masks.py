@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from styletransfer import api
-from styletransfer.architecture import CONV_NAMES, LAYER_NAMES
 from styletransfer.cli import main
 from styletransfer.errors import InputError, OptionError
 from styletransfer.job import make_job
@@ -29,6 +28,7 @@ from styletransfer.masks import alpha_masks, kmeans_masks, load_mask, parse_auto
 from styletransfer.pipeline import decode_inputs
 from styletransfer.runner import prepare
 from styletransfer.vgg import get_vgg, preprocess
+from styletransfer.vgg_layers import CONV_NAMES, LAYER_NAMES
 
 torch.set_num_threads(1)
 

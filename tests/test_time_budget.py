@@ -15,7 +15,7 @@ from styletransfer.driver import scale_deadlines
 from styletransfer.errors import OptionError
 from styletransfer.job import make_job
 from styletransfer.optimize import KerasAdam, Reporter, run_adam, run_lbfgs
-from styletransfer.pipeline import decode_inputs, objective_at, optimise, plan, resolve_settings
+from styletransfer.pipeline import decode_inputs, objective_at, optimize, plan, resolve_settings
 from styletransfer.runner import run_job
 
 
@@ -96,7 +96,7 @@ def test_a_coarse_to_fine_run_keeps_time_for_its_last_scale(tiny_pair: tuple[Pat
     def on_step(p) -> None:  # type: ignore[no-untyped-def]
         steps_at[p.size] = steps_at.get(p.size, 0) + 1
 
-    result = optimise(inputs, settings, callback=on_step, on_scale=lambda size, _: sizes.append(size))
+    result = optimize(inputs, settings, callback=on_step, on_scale=lambda size, _: sizes.append(size))
     assert sizes == [48, 96]
     assert steps_at[96] > 1  # the first scale did not spend it all
     assert result.image.shape[-1] == 96

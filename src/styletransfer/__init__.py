@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import loss_terms, plan, stylize
-    from .architecture import LAYER_NAMES
     from .classifier import classify, imagenet_classes
     from .display import show
     from .errors import InputError, OptionError, OutputError, StyleTransferError
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     from .presets import PRESETS, Preset, get_preset
     from .runner import run_job, run_jobs
     from .vgg import VGG19, WeightsError, get_vgg, preprocess
+    from .vgg_layers import LAYER_NAMES
 
 __version__ = "0.1.0"
 
@@ -76,7 +76,7 @@ _EXPORTS = {
     "VGG19": "vgg",
     "get_vgg": "vgg",
     "preprocess": "vgg",
-    "LAYER_NAMES": "architecture",
+    "LAYER_NAMES": "vgg_layers",
     "example_path": "examples",
     "layers": "inspection",
     "layer_stats": "inspection",

@@ -26,7 +26,7 @@ from .pipeline import (
     evaluate,
     finish_image,
     load_checked,
-    optimise,
+    optimize,
     resolve_settings,
     styles_list,
 )
@@ -160,7 +160,7 @@ def stylize(
             (Adam first halves its learning rate once, with a
             ``LearningRateLowered`` warning); its ``image`` is the last finite one.
         styletransfer.errors.OptionError: for an impossible option (``size``
-            outside :func:`~styletransfer.architecture.min_input_side` ..
+            outside :func:`~styletransfer.vgg_layers.min_input_side` ..
             ``MAX_SIZE``, an unknown layer, preset or device, a weight that is
             not finite); its ``option`` names it.
         styletransfer.images.ImageError: for an unreadable image or one too
@@ -219,7 +219,7 @@ def stylize(
         preset=settings.preset,
     )
     try:
-        image = optimise(inputs, settings, callback=callback, should_stop=should_stop, started=started).image
+        image = optimize(inputs, settings, callback=callback, should_stop=should_stop, started=started).image
     except Interrupted as stop:
         if should_stop is None or not should_stop():
             raise

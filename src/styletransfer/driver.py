@@ -1,7 +1,7 @@
 """One scale of a run, for one image or a batch: the optimiser, bf16 and its fp32 finish, the stop and the clock.
 
-Single runs (:func:`~styletransfer.pipeline.optimise`), batched runs
-(:func:`~styletransfer.pipeline.optimise_batch`) and video frames all run
+Single runs (:func:`~styletransfer.pipeline.optimize`), batched runs
+(:func:`~styletransfer.pipeline.optimize_batch`) and video frames all run
 each scale through :func:`run_scale`, so the precision switch, the stopping
 rule and the time budget are decided in one place.  A time budget is split
 over the scales of a coarse-to-fine run by :func:`scale_deadlines` before the

@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .architecture import LAYERS, check_layers
 from .errors import InputError, OptionError
 from .images import ImageLike, load_img, to_tensor
 from .losses import gram_matrix, neighbour_differences
 from .presets import SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
 from .vgg import get_vgg, preprocess
+from .vgg_layers import LAYERS, check_layers
 
 
 def layers() -> list[dict[str, object]]:

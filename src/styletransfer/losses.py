@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .architecture import check_layers
 from .errors import Notice, OptionError
 from .masks import VANISHED, fit_mask, mask_weight, propagate
 from .vgg import VGG19, preprocess
+from .vgg_layers import check_layers
 
 
 def gram_matrix(features: Tensor) -> Tensor:

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from .architecture import LAYER_INDEX, LAYERS, check_layers
 from .errors import OptionError
 from .images import ImageError, ImageLike, open_image
+from .vgg_layers import LAYER_INDEX, LAYERS, check_layers
 
 #: A mask's aspect ratio may differ from its frame's by this fraction (or one pixel) and still be resized to it.
 ASPECT_TOLERANCE = 0.02

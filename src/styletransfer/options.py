@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .architecture import LAYER_NAMES
 from .errors import OptionError
 from .presets import DEFAULT_PRESET, INSTANT_OPTIONS, PRESETS, Preset
+from .vgg_layers import LAYER_NAMES
 
 #: The largest long side (``size``) of an output: WebP's limit, the smallest of
 #: the output formats' (PNG, TIFF and JPEG allow 65,500 or more).

@@ -27,7 +27,7 @@ from .observers import file_observers
 from .optimize import Diverged, Interrupted, Progress
 from .pipeline import (
     Inputs,
-    Optimised,
+    Optimized,
     Settings,
     batch_key,
     batch_limit,
@@ -38,8 +38,8 @@ from .pipeline import (
     finish_image,
     layer_masks,
     objective_at,
-    optimise,
-    optimise_batch,
+    optimize,
+    optimize_batch,
     resolve_settings,
     total_steps,
 )
@@ -111,7 +111,7 @@ def run_job(
     should_stop: Callable[[], bool] | None = None,
     started: float | None = None,
 ) -> JobResult:
-    """Run ``job``: check, decode, optimise, save the image, and tell ``observers``.
+    """Run ``job``: check, decode, optimize, save the image, and tell ``observers``.
 
     The job's time budget (its ``time`` option) counts from ``started`` (a
     ``time.perf_counter()`` value: the CLI passes its process's start), by
@@ -137,7 +137,7 @@ def run_job(
     try:
         run.start()
         try:
-            outcome: Optimised | Interrupted | Diverged = optimise(
+            outcome: Optimized | Interrupted | Diverged = optimize(
                 run.inputs,
                 run.settings,
                 callback=run.progress,
@@ -164,7 +164,7 @@ def run_jobs(
     there gets its exception in the result, alone.  The others are grouped by
     :func:`~styletransfer.pipeline.batch_key` (the settings, the styles, each
     scale's shape; L-BFGS without regions): a group of two or more runs
-    through :func:`~styletransfer.pipeline.optimise_batch`, one batched
+    through :func:`~styletransfer.pipeline.optimize_batch`, one batched
     forward and backward per evaluation for all its images, each with its own
     L-BFGS state; every job still has its own observers, stop rule, output
     (saved atomically) and :class:`JobResult`.  A lone job runs as
@@ -218,11 +218,11 @@ def run_jobs(
         try:
             for run in runs:
                 run.start()
-            outcomes: list[Optimised | Interrupted | Diverged]
+            outcomes: list[Optimized | Interrupted | Diverged]
             if len(runs) == 1:
                 try:
                     outcomes = [
-                        optimise(
+                        optimize(
                             runs[0].inputs,
                             runs[0].settings,
                             callback=runs[0].progress,
@@ -234,7 +234,7 @@ def run_jobs(
                 except (Interrupted, Diverged) as stop:
                     outcomes = [stop]
             else:
-                outcomes = optimise_batch(
+                outcomes = optimize_batch(
                     [r.inputs for r in runs],
                     runs[0].settings,
                     callbacks=[r.progress for r in runs],
@@ -278,8 +278,8 @@ class _Run:
         for obs in self.observers:
             obs.scale(size, image)
 
-    def finish(self, outcome: Optimised | Interrupted | Diverged) -> JobResult:
-        """Save the image of ``outcome`` (an ``Optimised``, ``Interrupted`` or ``Diverged``) and tell the observers."""
+    def finish(self, outcome: Optimized | Interrupted | Diverged) -> JobResult:
+        """Save the image of ``outcome`` (an ``Optimized``, ``Interrupted`` or ``Diverged``) and tell the observers."""
 
         objective = content = None
         error = None

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .architecture import CONV_NAMES, LAYER_INDEX, LAYERS, check_layers
 from .errors import InputError, OptionError
 from .fileio import file_sha256, regular_file
+from .vgg_layers import CONV_NAMES, LAYER_INDEX, LAYERS, check_layers
 from .winograd import WinogradConv, winograd_conv2d
 
 #: The ImageNet mean pixel in BGR order, on the 0..255 scale (Keras 'caffe' mode).

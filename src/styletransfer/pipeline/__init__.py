@@ -7,7 +7,7 @@ It knows nothing of files to write, progress bars or signals (that is
 - :mod:`.inputs`: each input decoded once, and the checks before any work;
 - :mod:`.objective`: one scale's objective, the style targets computed once and kept;
 - :mod:`.mixing`: scale mixing (a style with another image's fine texture);
-- :mod:`.run`: :func:`optimise` coarse to fine, :func:`optimise_batch`, the instant preset's pass, the picture;
+- :mod:`.run`: :func:`optimize` coarse to fine, :func:`optimize_batch`, the instant preset's pass, the picture;
 - :mod:`.estimate`: the dry run's scales, evaluations, time and memory.
 
 Each input is decoded once (:func:`decode_inputs`); each scale of a
@@ -44,14 +44,14 @@ from .objective import (
     styles_at,
 )
 from .run import (
-    Optimised,
+    Optimized,
     batch_key,
     batch_limit,
     budget_deadlines,
     finish_image,
     instant_image,
-    optimise,
-    optimise_batch,
+    optimize,
+    optimize_batch,
     stylize_batch,
     stylize_tensor,
 )
@@ -74,7 +74,7 @@ __all__ = [
     "STYLE_TARGETS",
     "FacesProtected",
     "Inputs",
-    "Optimised",
+    "Optimized",
     "Settings",
     "batch_key",
     "batch_limit",
@@ -98,8 +98,8 @@ __all__ = [
     "native_bf16",
     "needed_sides",
     "objective_at",
-    "optimise",
-    "optimise_batch",
+    "optimize",
+    "optimize_batch",
     "plan",
     "resolve_device",
     "resolve_settings",

@@ -107,7 +107,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     the budget: a run stopped by a convergence test takes fewer.
 
     Under bf16 with L-BFGS, a scale whose budget ``N`` exceeds the stopping
-    window ``w`` may switch to its fp32 finish (:func:`optimise`) as early as
+    window ``w`` may switch to its fp32 finish (:func:`optimize`) as early as
     after ``w + 1`` evaluations, so its time is bounded by ``(w + 2) t_bf16 +
     (N - w) t_fp32`` (each part computes its targets once), with ``t_fp32``
     probed as well.

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..architecture import min_input_side
 from ..errors import Notice, OptionError
 from ..images import ImageLike, image_size, read_alpha, resize, scaled_shape, to_tensor
 from ..losses import blend_weights
@@ -38,6 +37,7 @@ from ..masks import (
 from ..memory import check_decoding, check_memory
 from ..options import INIT_CHOICES, MAX_SIZE
 from ..presets import TUTORIAL, Preset
+from ..vgg_layers import min_input_side
 from .settings import Settings, stage_sizes
 
 
@@ -57,7 +57,7 @@ def _smallest_size(height: int, width: int, least: int) -> int:
 def check_shape(image: ImageLike, t: Tensor, size: int, layers: Sequence[str], role: str, option: str = "size") -> None:
     """Refuse an image that, loaded at long side ``size``, is too thin for ``layers``.
 
-    VGG19's pools need :func:`~styletransfer.architecture.min_input_side`
+    VGG19's pools need :func:`~styletransfer.vgg_layers.min_input_side`
     pixels on *each* side; a long thin image scaled to ``size`` on its long
     side can fall short on the other.
 

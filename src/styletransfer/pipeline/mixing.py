@@ -12,7 +12,6 @@ from typing import Any
 
 from torch import Tensor
 
-from ..architecture import LAYER_INDEX
 from ..errors import OptionError
 from ..images import resize
 from ..losses import Objective, Weights
@@ -23,6 +22,7 @@ from ..optimize import (
     run_lbfgs,
 )
 from ..vgg import get_vgg
+from ..vgg_layers import LAYER_INDEX
 from .inputs import Inputs, check_shape, shape_at
 from .objective import styles_at
 from .settings import Settings

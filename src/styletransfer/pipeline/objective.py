@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..architecture import min_input_side
 from ..color import luminance_image, match_color, match_luminance
 from ..errors import OptionError
 from ..images import ImageLike, resize, to_tensor
@@ -26,6 +25,7 @@ from ..masks import (
 )
 from ..presets import Preset
 from ..vgg import get_vgg
+from ..vgg_layers import min_input_side
 from .inputs import Inputs, decode_inputs, load_checked
 from .settings import Settings
 

@@ -1,4 +1,4 @@
-"""Running a preset: :func:`optimise` (one image, coarse to fine), :func:`optimise_batch` (several in one batch),
+"""Running a preset: :func:`optimize` (one image, coarse to fine), :func:`optimize_batch` (several in one batch),
 the instant preset's one pass (:func:`instant_image`), and the finished picture (:func:`finish_image`).
 """
 
@@ -38,8 +38,8 @@ from .settings import Settings, configure_device, stage_sizes, stage_steps, tota
 
 
 @dataclass
-class Optimised:
-    """What :func:`optimise` gives back.
+class Optimized:
+    """What :func:`optimize` gives back.
 
     Attributes:
         image: the optimised ``(1, 3, H, W)`` image on the CPU (before :func:`finish_image`).
@@ -53,7 +53,7 @@ class Optimised:
     content: Tensor | None
 
 
-def optimise(
+def optimize(
     inputs: Inputs,
     settings: Settings,
     *,
@@ -62,7 +62,7 @@ def optimise(
     on_scale: Callable[[int, Tensor], None] | None = None,
     wrap_objective: Callable[[Objective, Tensor], Objective] | None = None,
     started: float | None = None,
-) -> Optimised:
+) -> Optimized:
     """Optimise the image at each scale of :func:`stage_sizes`, coarse to fine.
 
     Each scale resizes the decoded content and styles to its size, computes its
@@ -94,7 +94,7 @@ def optimise(
     check_inputs(inputs, settings)
     configure_device(settings)
     if p.instant:
-        return Optimised(instant_image(inputs, settings), None, None)
+        return Optimized(instant_image(inputs, settings), None, None)
     begin = time.perf_counter() if started is None else started
     if inputs.fine_style is not None:
         mix_scales(inputs, settings, should_stop=should_stop)
@@ -131,7 +131,7 @@ def optimise(
     if stage is None or stage.content.shape[-2:] != x.shape[-2:]:  # the last scale was skipped
         objective, c, _ = objective_at(inputs, settings, p.size)
         stage = Stage(objective, objective, c)
-    return Optimised(x.cpu(), stage.objective, stage.content)
+    return Optimized(x.cpu(), stage.objective, stage.content)
 
 
 def instant_image(inputs: Inputs, settings: Settings) -> Tensor:
@@ -191,7 +191,7 @@ def lowpass(preset: Preset, image: Tensor) -> LowPassBoost | None:
 
 
 def can_batch(inputs: Inputs, settings: Settings) -> bool:
-    """Whether a run can share a batch (:func:`optimise_batch`) with others of the same settings and shape.
+    """Whether a run can share a batch (:func:`optimize_batch`) with others of the same settings and shape.
 
     It can when it uses L-BFGS and its objective differs from theirs in the
     content alone: no regions (``masks``, ``style_masks``), no ``fine_style``,
@@ -229,7 +229,7 @@ def batch_limit(inputs: Inputs, settings: Settings) -> int:
     return batch_capacity(settings.preset, h, w, settings.device)
 
 
-def optimise_batch(
+def optimize_batch(
     inputs: Sequence[Inputs],
     settings: Settings,
     *,
@@ -237,24 +237,24 @@ def optimise_batch(
     should_stop: StopCheck | None = None,
     on_scale: Sequence[Callable[[int, Tensor], None] | None] | None = None,
     started: float | None = None,
-) -> list[Optimised | Interrupted | Diverged]:
-    """:func:`optimise` for several contents at once: one batched forward and backward per evaluation.
+) -> list[Optimized | Interrupted | Diverged]:
+    """:func:`optimize` for several contents at once: one batched forward and backward per evaluation.
 
     The runs must share a :func:`batch_key` (the settings, the styles, each
     scale's shape).  At each scale of :func:`stage_sizes`, every run still
-    going builds its objective as :func:`optimise` does, and
+    going builds its objective as :func:`optimize` does, and
     :func:`~styletransfer.optimize.run_lbfgs_batch` optimises them together,
     each image with its own L-BFGS state, line search, cap and stopping rule
-    (and under bf16, as in :func:`optimise`, its fp32 finish).
-    Image ``b``'s result is what :func:`optimise` gives it alone, up to the
+    (and under bf16, as in :func:`optimize`, its fp32 finish).
+    Image ``b``'s result is what :func:`optimize` gives it alone, up to the
     rounding of batched convolutions.  ``callbacks[b]`` and ``on_scale[b]``
     hear run ``b`` only.  A time budget (``settings.time_budget`` from
-    ``started``) is every run's own, as in :func:`optimise`: the runs start
+    ``started``) is every run's own, as in :func:`optimize`: the runs start
     together, so they share each scale's deadline and all end by
     ``started + time_budget``.
 
     Returns:
-        Per run: its :class:`Optimised`, or the :class:`Interrupted` (a stop was
+        Per run: its :class:`Optimized`, or the :class:`Interrupted` (a stop was
         asked for) or :class:`Diverged` that ended it (a diverged run leaves
         the batch; the others go on).
 
@@ -277,7 +277,7 @@ def optimise_batch(
     callbacks = [None] * n if callbacks is None else list(callbacks)
     hooks = [None] * n if on_scale is None else list(on_scale)
     reports = [Reporter(total_steps(p), cb, should_stop=should_stop) for cb in callbacks]
-    results: list[Optimised | Interrupted | Diverged | None] = [None] * n
+    results: list[Optimized | Interrupted | Diverged | None] = [None] * n
     xs: list[Tensor | None] = [None] * n
     shapes = [shape_at(inputs[0].content_pixels, size) for size in stage_sizes(p)]
     deadlines = budget_deadlines(settings, begin, shapes)
@@ -289,7 +289,7 @@ def optimise_batch(
             for b in going:  # out of time: the upsampled image, scored at the final size
                 xs[b] = resize(cast(Tensor, xs[b]), shapes[scale]).clamp(0.0, 1.0)
                 objective, c, _ = objective_at(inputs[b], settings, p.size)
-                results[b] = Optimised(cast(Tensor, xs[b]).cpu(), objective, c)
+                results[b] = Optimized(cast(Tensor, xs[b]).cpu(), objective, c)
             continue
 
         def build(precision: str, b: int, size: int = size) -> Stage:
@@ -314,11 +314,11 @@ def optimise_batch(
                 results[b] = out
                 continue
             xs[b] = out
-            results[b] = Optimised(out.cpu(), stage.objective, stage.content)
+            results[b] = Optimized(out.cpu(), stage.objective, stage.content)
             hook = hooks[b]
             if hook is not None:
                 hook(size, out.detach().cpu())
-    return [cast(Optimised | Interrupted | Diverged, r) for r in results]
+    return [cast(Optimized | Interrupted | Diverged, r) for r in results]
 
 
 def stylize_batch(
@@ -328,18 +328,18 @@ def stylize_batch(
     *,
     should_stop: StopCheck | None = None,
 ) -> list[Tensor]:
-    """Decode the inputs and :func:`optimise_batch`: one ``(1, 3, H, W)`` CPU image per content, in order.
+    """Decode the inputs and :func:`optimize_batch`: one ``(1, 3, H, W)`` CPU image per content, in order.
 
     :func:`stylize_tensor` for several contents of one shape at the run's
     sizes (see :func:`batch_key`), in one batch.  For each run's own outcome
-    (a stop or a divergence does not end the others) use :func:`optimise_batch`.
+    (a stop or a divergence does not end the others) use :func:`optimize_batch`.
 
     Raises:
         Interrupted, Diverged: the first content's, in order, whose run ended so.
     """
     inputs = [decode_inputs(c, style, settings.preset.init, preset=settings.preset) for c in contents]
     images = []
-    for out in optimise_batch(inputs, settings, should_stop=should_stop):
+    for out in optimize_batch(inputs, settings, should_stop=should_stop):
         if isinstance(out, (Interrupted, Diverged)):
             raise out
         images.append(out.image)
@@ -356,9 +356,9 @@ def stylize_tensor(
     should_stop: StopCheck | None = None,
     on_scale: Callable[[int, Tensor], None] | None = None,
 ) -> Tensor:
-    """Decode the inputs and :func:`optimise`; the ``(1, 3, H, W)`` CPU image, before :func:`finish_image`."""
+    """Decode the inputs and :func:`optimize`; the ``(1, 3, H, W)`` CPU image, before :func:`finish_image`."""
     inputs = decode_inputs(content, style, settings.preset.init if init is None else init, preset=settings.preset)
-    return optimise(inputs, settings, callback=callback, should_stop=should_stop, on_scale=on_scale).image
+    return optimize(inputs, settings, callback=callback, should_stop=should_stop, on_scale=on_scale).image
 
 
 def finish_image(image: Tensor, inputs: Inputs, settings: Settings) -> Image.Image:

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ..architecture import LAYER_NAMES, check_layers, min_input_side
 from ..errors import OptionError
 from ..options import BY_NAME, MAX_SIZE, check_options
 from ..presets import DEFAULT_PRESET, Preset, get_preset
+from ..vgg_layers import LAYER_NAMES, check_layers, min_input_side
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,7 +86,7 @@ def check_precision(precision: str, device: torch.device, optimizer: str = "lbfg
     the seed's losses exactly.  Small images stay fp32 because there bf16
     gains least (2.1x per evaluation at 128 px, 3.3x at 512 px) and its
     rounding stalls L-BFGS soonest: at 128 px it stalls after about 300
-    evaluations, and even with the fp32 finish of :func:`optimise` one pair
+    evaluations, and even with the fp32 finish of :func:`optimize` one pair
     of the varied set ended 0.2% above the tutorial's loss (docs/benchmarks.md).
 
     Raises:

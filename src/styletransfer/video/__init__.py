@@ -47,7 +47,7 @@ work directory, the output, the metrics), :mod:`~styletransfer.video.run`
 """
 
 from .flow import local_flows
-from .frames import FrameRecord, FrameWork, instant_frames, stylise_frames
+from .frames import FrameRecord, FrameWork, instant_frames, stylize_frames
 from .instant import DEFAULT_INSTANT_BLEND
 from .io import png_bytes
 from .plan import VideoPlan, VideoResult, instant_blend, plan_videos, prepare_video
@@ -73,6 +73,6 @@ __all__ = [
     "png_bytes",
     "prepare_video",
     "run_here",
-    "stylise_frames",
+    "stylize_frames",
     "stylize_video",
 ]

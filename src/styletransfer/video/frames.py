@@ -1,7 +1,7 @@
 """The frame loop, on plain data: each frame stylised in turn, warm-started and held by the temporal term.
 
 :class:`FrameWork` is what the loop needs (no paths, no files: it travels to a
-Ray actor); :func:`stylise_frames` yields each finished frame with its
+Ray actor); :func:`stylize_frames` yields each finished frame with its
 :class:`FrameRecord`.  An optimised frame ``t > 0`` starts from the stylised
 frames before it warped into its place
 (:func:`~styletransfer.video.temporal.starting_image`) and is held near them by
@@ -30,7 +30,7 @@ from ..pipeline import (
     build_objective,
     evaluate,
     finish_image,
-    optimise,
+    optimize,
     resolve_device,
     styles_at,
 )
@@ -111,7 +111,7 @@ class _Evaluations:
         self.done = p.step
 
 
-def stylise_frames(
+def stylize_frames(
     work: FrameWork, should_stop: Callable[[], bool] | None = None
 ) -> Iterator[tuple[int, Image.Image, FrameRecord]]:
     """Stylise frames ``work.start .. work.count - 1`` in turn; yield each as ``(t, picture, record)``.
@@ -141,7 +141,7 @@ def stylise_frames(
         inputs = Inputs(content, list(work.styles), content, None, work.style_pixels, init)
         count = _Evaluations()
         try:  # a time budget is this frame's: it counts from the frame's start
-            result = optimise(
+            result = optimize(
                 inputs, settings, callback=count, should_stop=should_stop, wrap_objective=wrap, started=started
             )
         except Interrupted:

@@ -4,7 +4,7 @@
 and prepares the work directory (:mod:`styletransfer.video.workdir`);
 :class:`VideoPlan` knows the frames already done and the frame pairs whose
 flows the others need, hands the rest to the frame loop as plain data
-(:meth:`VideoPlan.frame_work`, :func:`~styletransfer.video.frames.stylise_frames`),
+(:meth:`VideoPlan.frame_work`, :func:`~styletransfer.video.frames.stylize_frames`),
 keeps each finished frame (:meth:`VideoPlan.save_frame`) and writes the
 output and metrics at the end (:meth:`VideoPlan.finish`).
 :func:`plan_videos` prepares several videos; they run here

@@ -24,7 +24,7 @@ from typing import Any
 from ..batch.ray_executor import ATTEMPTS, StyleWorker, connect_ray, release_ray
 from ..batch.worker import one_line
 from .flow import local_flows
-from .frames import FrameRecord, FrameWork, stylise_frames
+from .frames import FrameRecord, FrameWork, stylize_frames
 from .io import png_bytes
 from .plan import VideoPlan, VideoResult
 
@@ -37,7 +37,7 @@ class VideoWorker(StyleWorker):
 
     def frames(self, work: FrameWork, device: str) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
         """Stylise ``work``'s frames in turn; yield each as ``(t, PNG bytes, record)`` as soon as it is done."""
-        for t, picture, record in stylise_frames(work.on_node(self.weights, device), self.stop.is_set):
+        for t, picture, record in stylize_frames(work.on_node(self.weights, device), self.stop.is_set):
             yield t, png_bytes(picture), dict(record.__dict__)
 
 

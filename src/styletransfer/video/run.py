@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .flow import FlowMap, Flows, local_flows
-from .frames import FrameRecord, stylise_frames
+from .frames import FrameRecord, stylize_frames
 from .plan import VideoPlan, VideoResult, prepare_video
 from .temporal import DEFAULT_TEMPORAL_WEIGHT
 
@@ -33,7 +33,7 @@ def run_here(
     started = time.perf_counter()
     work = plan.frame_work(plan_flows(plan, flows))
     done_now = 0
-    for t, picture, record in stylise_frames(work, should_stop):
+    for t, picture, record in stylize_frames(work, should_stop):
         plan.save_frame(t, picture, record)
         done_now += 1
         if on_frame is not None:

@@ -102,7 +102,7 @@ def starting_image(targets: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
 def temporal_wrapper(
     targets: Sequence[tuple[Tensor, Tensor]], weight: float, settings: Settings
 ) -> Callable[[Objective, Tensor], Objective]:
-    """The ``wrap_objective`` of :func:`~styletransfer.pipeline.optimise` that adds the temporal term at each scale.
+    """The ``wrap_objective`` of :func:`~styletransfer.pipeline.optimize` that adds the temporal term at each scale.
 
     At a scale smaller than the targets, they are resized to it, and the masks
     too (kept 0 or 1: resized values above 0.5 become 1).
