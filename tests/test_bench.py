@@ -1,7 +1,9 @@
-"""The bench scripts' own arithmetic and smoke runs (the benchmarks themselves are too slow for CI)."""
+"""The bench scripts' own arithmetic and smoke runs (the benchmarks themselves are too slow for CI), and their layout."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 from pathlib import Path
 
@@ -11,6 +13,11 @@ import torch
 from bench import common
 from bench.benchmarks import gpu, whole_run
 from bench.tuning import ceiling
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = sorted(
+    ".".join(p.relative_to(BENCH.parent).with_suffix("").parts) for p in BENCH.glob("*/*.py") if p.name != "__init__.py"
+)
 
 
 def test_vgg_gflop_counts_forward_and_input_backward() -> None:
@@ -160,3 +167,33 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
     assert 0.9 < runs["bf16"]["ratio_to_fp32"] < 1.1
     assert [(r["precision"], r["size"]) for r in result["instant"]] == [("fp32", 32), ("bf16", 32)]
     assert all(r["ms"] > 0 for r in result["instant"])
+
+
+@pytest.mark.parametrize("module", SCRIPTS)
+def test_each_script_imports_and_gives_its_module_command_line(module: str) -> None:
+    """Run as ``python -m bench.<kind>.<name>`` from the root: no ``sys.path`` edits, the docstring says so."""
+    path = BENCH.parent.joinpath(*module.split(".")).with_suffix(".py")
+    source = path.read_text()
+    assert "sys.path" not in source
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    assert f"python -m {module}" in doc or f"python3 -m {module}" in doc
+    assert "python bench/" not in doc and "bench/bench.py" not in doc
+    if module == "bench.benchmarks.studio":
+        pytest.importorskip("playwright")
+    importlib.import_module(module)
+
+
+def test_the_scripts_are_sorted_by_kind() -> None:
+    assert not [p.name for p in BENCH.glob("*.py") if p.name not in ("__init__.py", "common.py")]
+    assert {p.parent.name for p in BENCH.glob("*/*.py")} == {"benchmarks", "tuning", "figures"}
+    assert (BENCH / "data" / "pairs_reference.json").is_file()
+
+
+def test_median_seconds_runs_its_warm_ups_untimed() -> None:
+    calls: list[int] = []
+    assert common.median_seconds(lambda: calls.append(1), repeats=3, warmups=2) >= 0
+    assert len(calls) == 5
+
+
+def test_git_commit_names_the_checkout() -> None:
+    assert common.git_commit()  # a short hash here, "unknown" outside a git checkout
