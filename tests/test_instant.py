@@ -142,7 +142,7 @@ def test_the_port_agrees_with_the_int8_graph_within_its_rounding(images: dict[st
 
     Measured here (72x96 Tübingen, Starry Night's vector): output mean |diff| 0.036,
     99th percentile 0.16, max 0.45 (in [0, 1]); the style vector differs by 1.1% of
-    its norm.  At 384x512 (bench/instant.py): mean 0.02-0.04, 99th percentile 0.08-0.18.
+    its norm.  At 384x512 (bench/benchmarks/instant.py): mean 0.02-0.04, 99th percentile 0.08-0.18.
     """
     predictor, _ = networks("cpu")
     style = images["style"]

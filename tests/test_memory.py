@@ -14,7 +14,7 @@ from styletransfer.presets import FAST, TUTORIAL
 
 
 def test_estimate_follows_the_measured_line() -> None:
-    # The measured basis (bench/highres.py, without L-BFGS history): 1.0, 2.5, 8.1 GiB.
+    # The measured basis (bench/benchmarks/highres.py, without L-BFGS history): 1.0, 2.5, 8.1 GiB.
     for (h, w), measured in (((384, 512), 1.0), ((768, 1024), 2.5), ((1536, 2048), 8.1)):
         model = memory.BASE_BYTES + memory.BYTES_PER_PIXEL * h * w
         assert model / 2**30 == pytest.approx(measured, rel=0.1)

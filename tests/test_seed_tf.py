@@ -1,11 +1,10 @@
-"""The seed's own TensorFlow code (bench/seed_tf.py) against our `tutorial` preset.
+"""The seed's own TensorFlow code (tests/seed_tf.py) against our `tutorial` preset.
 
 Needs the `bench` extra (TensorFlow); skipped without it.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,9 @@ import pytest
 import torch
 
 pytest.importorskip("tensorflow")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import seed_tf  # noqa: E402
 
 from styletransfer.pipeline import resolve_settings, stylize_tensor  # noqa: E402
+from tests import seed_tf  # noqa: E402
 
 
 def test_first_three_steps_agree_with_the_tutorial_preset(tubingen: Path, starry: Path) -> None:

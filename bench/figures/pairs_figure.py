@@ -1,14 +1,14 @@
 """The varied set's figure: one row per pair, its photo and style, then each preset's result with its loss and time.
 
-    python bench/pairs_figure.py OUT.png --size 384 --rows fast.json quality.json --out bench/out/pairs
+    python -m bench.figures.pairs_figure OUT.png --size 384 --rows fast.json quality.json --out bench/out/pairs
 
-``--rows`` are files that ``bench/pairs.py --json`` wrote (any presets; a row
+``--rows`` are files that ``bench/benchmarks/pairs.py --json`` wrote (any presets; a row
 names its pair and, through its image file, its preset). Each result cell is
 captioned with the preset, the seed loss of its saved PNG as a multiple of the
 tutorial preset's 1000-step loss, its evaluations and its wall time. The
 tutorial's own images (written by ``pairs.py`` when it measures a reference,
 ``PAIR_SIZE_tutorial.png``) get their column when present, captioned from
-``bench/pairs_reference.json``. A pair with no image for a preset shows an
+``bench/data/pairs_reference.json``. A pair with no image for a preset shows an
 empty cell that says so.
 """
 
@@ -21,10 +21,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pairs import PAIRS, ROOT, TRANSFORMS, load_reference, pair_images  # noqa: E402
-
-from styletransfer.images import save_image  # noqa: E402
+from bench.benchmarks.pairs import PAIRS, TRANSFORMS, load_reference, pair_images
+from bench.common import OUT, SHARED_IMAGES
+from styletransfer.images import save_image
 
 CELL = 192  # the long side of every cell, pixels
 CAPTION = 26  # two lines of caption above each cell
@@ -51,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--rows", type=Path, nargs="+", required=True, help="JSON rows written by pairs.py --json")
     parser.add_argument("--presets", nargs="+", default=["fast", "quality"], help="result columns, in order")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "pairs", help="pairs.py's --out")
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images")
+    parser.add_argument("--out", type=Path, default=OUT / "pairs", help="pairs.py's --out")
+    parser.add_argument("--images", type=Path, default=SHARED_IMAGES)
     args = parser.parse_args(argv)
 
     rows: dict[tuple[str, str], dict] = {}

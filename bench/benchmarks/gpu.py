@@ -1,7 +1,7 @@
 """The GPU check of issue 15, prepared to run in one go on a lent GPU.
 
-    PYTHONPATH=src python3 bench/gpu.py --json $OUT/gpu.json          # on CUDA (a few minutes on an H200)
-    python bench/gpu.py --device cpu --sizes 64 --batch 2 --batch-size 64 \\
+    PYTHONPATH=src python3 -m bench.benchmarks.gpu --json $OUT/gpu.json   # on CUDA (a few minutes on an H200)
+    python -m bench.benchmarks.gpu --device cpu --sizes 64 --batch 2 --batch-size 64 \\
         --batch-evaluations 3 --run-size 64 --run-steps 5              # the smoke test the suite runs
 
 For each precision the device can run (``fp32``, ``tf32``, ``bf16`` on CUDA;
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from bench.common import median_seconds, seed_loss
 from styletransfer import example_path
 from styletransfer.errors import MissingExtra, OptionError
 from styletransfer.images import load_img
@@ -56,9 +56,6 @@ from styletransfer.pipeline import (
     optimise_batch,
     resolve_settings,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pairs import seed_loss  # noqa: E402
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -85,15 +82,13 @@ def settings_for(precision: str, device: str, **overrides: Any) -> Settings | st
 
 def timed(fn: Callable[[], None], device: torch.device, repeats: int, warmups: int = 2) -> float:
     """The median wall seconds of ``repeats`` calls of ``fn`` after ``warmups``, the device synchronised around each."""
-    times = []
-    for i in range(warmups + repeats):
-        synchronize(device)
-        start = time.perf_counter()
+
+    def synchronized() -> None:
         fn()
         synchronize(device)
-        if i >= warmups:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    synchronize(device)
+    return median_seconds(synchronized, repeats, warmups)
 
 
 def evaluation_seconds(settings: Settings, size: int, repeats: int, compiled: bool = False) -> float:

@@ -1,6 +1,6 @@
 """Per-step time and peak memory of a preset at several sizes.
 
-    python bench/highres.py --sizes 512 1024 2048 --steps 3
+    python -m bench.benchmarks.highres --sizes 512 1024 2048 --steps 3
 
 Each size runs in its own process (so that its peak RSS is its own) for
 ``--steps`` steps of the preset (default ``fast``); the table gives the median
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from bench.common import ROOT, peak_rss_mib
 
 
 def measure(preset: str, size: int, steps: int) -> dict:
@@ -41,7 +42,7 @@ def measure(preset: str, size: int, steps: int) -> dict:
         "step_s": statistics.median(gaps[1:] or gaps),
         "first_s": gaps[0],
         "full_steps": resolve_settings(preset, size=size, device="cpu").preset.steps,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": peak_rss_mib(),
         # L-BFGS keeps `history` pairs of image-sized float32 vectors once its memory is full
         # (fewer at high resolution: lbfgs_history bounds them by the preset's history_mib).
         "history_mib": (
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|")
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--preset", args.preset, "--steps", str(args.steps), "--one", str(size)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", __spec__.name, "--preset", args.preset, "--steps", str(args.steps)]
+        proc = subprocess.run([*cmd, "--one", str(size)], capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             print(f"| {size} | failed: {proc.stderr.strip().splitlines()[-1:]} | | | |")
             continue

@@ -1,7 +1,7 @@
 """The ceiling of coarse-to-fine for the seed objective at 512 px (docs/benchmarks.md).
 
-    python bench/ceiling.py                  # about 4 minutes on 2 cores (150 evaluations)
-    python bench/ceiling.py --blur 4 --evaluations 60
+    python -m bench.tuning.ceiling            # about 4 minutes on 2 cores (150 evaluations)
+    python -m bench.tuning.ceiling --blur 4 --evaluations 60
 
 The best start a coarser scale could hand to the 512 px stage is the answer
 itself without its fine detail.  This starts the default's L-BFGS at 512 px
@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from bench.common import ROOT, TUTORIAL_FINAL_LOSS
 from styletransfer.examples import example_path
 from styletransfer.images import load_img, read_image
 from styletransfer.losses import gram_matrix
@@ -30,11 +30,6 @@ from styletransfer.optimize import Progress, Reporter, run_lbfgs
 from styletransfer.pipeline import build_objective, resolve_settings
 from styletransfer.presets import SEED_STYLE_LAYERS
 from styletransfer.vgg import get_vgg, preprocess
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench import TUTORIAL_FINAL_LOSS  # noqa: E402
 
 
 def blurred(image: torch.Tensor, factor: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Put images side by side with captions: ``python bench/side_by_side.py OUT.png A.png:caption B.png:caption ...``."""
+"""Put images side by side with captions: ``python -m bench.figures.side_by_side OUT.png A.png:caption B.png:caption ...``."""
 
 from __future__ import annotations
 

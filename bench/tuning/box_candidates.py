@@ -1,6 +1,6 @@
-"""Ways to keep the image in [0, 1] under L-BFGS, compared on the pairs of ``bench/pairs.py``.
+"""Ways to keep the image in [0, 1] under L-BFGS, compared on the pairs of ``bench/benchmarks/pairs.py``.
 
-    python bench/box_candidates.py --pair dark_tubingen-frida --method project clamp straight reflect
+    python -m bench.tuning.box_candidates --pair dark_tubingen-frida --method project clamp straight reflect
 
 Methods (each the seed objective with the smoothed TV, the same budget of
 evaluations, no early stop; the reported loss is the exact seed loss of the
@@ -31,14 +31,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pairs import PAIRS, ROOT, bounds_fractions, pair_images, seed_loss  # noqa: E402
-
-from styletransfer.images import save_image  # noqa: E402
-from styletransfer.losses import smooth_total_variation  # noqa: E402
-from styletransfer.optimize import Reporter, run_lbfgs  # noqa: E402
-from styletransfer.pipeline import build_objective, resolve_settings  # noqa: E402
+from bench.benchmarks.pairs import PAIRS, bounds_fractions, pair_images
+from bench.common import SHARED_IMAGES, seed_loss
+from styletransfer.images import save_image
+from styletransfer.losses import smooth_total_variation
+from styletransfer.optimize import Reporter, run_lbfgs
+from styletransfer.pipeline import build_objective, resolve_settings
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -116,7 +114,7 @@ def run_torch_lbfgs(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images")
+    parser.add_argument("--images", type=Path, default=SHARED_IMAGES)
     parser.add_argument("--pair", default="dark_tubingen-frida")
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--evaluations", type=int, default=300)

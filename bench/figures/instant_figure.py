@@ -1,6 +1,6 @@
 """The README's instant figure: the bundled photo, then the instant preset in three styles and at half strength.
 
-    python bench/instant_figure.py docs/images/instant.jpg
+    python -m bench.figures.instant_figure docs/images/instant.jpg
 
 Each picture is ``stylize(..., preset="instant", size=SIZE)`` (the Python API), its time printed.
 """

@@ -1,11 +1,11 @@
 """A full coarse-to-fine run at high resolution: wall time, peak RSS and look per scale.
 
-    python bench/highres_run.py --size 2048 --out docs/images/highres
+    python -m bench.benchmarks.highres_run --size 2048 --out docs/images/highres
 
 Runs the preset (default ``fast``) on Tübingen x Starry Night at ``--size``.
 The schedule passes through every smaller scale (512, 1024, ...), and a run
 at a smaller size is exactly the beginning of this one, so each scale's end
-gives that size's wall time, peak RSS and image.  ``bench/highres_compare.py``
+gives that size's wall time, peak RSS and image.  ``bench/figures/highres_compare.py``
 then draws the results side by side and measures how well the look is kept.
 (The seed loss of a result downsampled to 512 px is not a measure of the
 look: the style term reacts to the loss of fine texture that any
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
 import torch
+
+from bench.common import peak_rss_mib
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_scale(size: int, image: torch.Tensor) -> None:
         wall = time.perf_counter() - start
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss = peak_rss_mib()
         path = save_image(image, out / f"tubingen_starry_{size}.png")
         rows.append(
             {

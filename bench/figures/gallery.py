@@ -1,7 +1,7 @@
 """Make docs/gallery.md: each creative control's effect, with the exact command under each image.
 
-    python bench/gallery.py            # all entries (about 30 min on 2 cores)
-    python bench/gallery.py --only blend-70-30
+    python -m bench.figures.gallery     # all entries (about 30 min on 2 cores)
+    python -m bench.figures.gallery --only blend-70-30
 
 Every image is made by the ``styletransfer`` command shown under it, run from
 the repository root.  Small images (256 px, 120 L-BFGS evaluations) keep the
@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT
+
 EX = "src/styletransfer/data/examples"
 BASE = ["--size", "256", "--steps", "120", "-q"]
 STARRY, SCREAM, SHIPWRECK = f"{EX}/starry_night.jpg", f"{EX}/the_scream.jpg", f"{EX}/shipwreck.jpg"
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Gallery: what each control does",
         "",
         "Tübingen in the style of three paintings, made by the commands under each",
-        "image (run from the repository root; `python bench/gallery.py` makes them",
+        "image (run from the repository root; `python -m bench.figures.gallery` makes them",
         "all). Small images keep the gallery cheap: 256 px, 120 L-BFGS evaluations of",
         "the default `fast` preset. Every other setting is the default, so each image",
         "differs from the Starry Night reference in one control only.",

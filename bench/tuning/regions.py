@@ -1,6 +1,6 @@
 """Each half's Gram distance to both styles, for the two-region example of docs/regions.md.
 
-    python bench/regions.py [docs/images/gallery/regions-halves.png]
+    python -m bench.tuning.regions [docs/images/gallery/regions-halves.png]
 
 For each half (the masks docs/images/regions/left.png and right.png) and each
 style, the mean over the seed's five style layers of

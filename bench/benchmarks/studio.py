@@ -1,6 +1,6 @@
 """The web studio, measured and photographed: first preview after Start, /api/health latency during a run.
 
-    python bench/studio.py --size 512            # prints the numbers, writes docs/images/studio_*.png
+    python -m bench.benchmarks.studio --size 512            # prints the numbers, writes docs/images/studio_*.png
 
 Starts ``styletransfer serve`` on a free port with a fresh data directory,
 drives Debian's Chromium with Playwright (``apt-get install chromium``): picks
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import ROOT
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """The seed's own code: TensorFlow's "Neural style transfer" tutorial, as the seed gives it.
 
-A benchmark baseline, not part of the package (it needs the ``bench`` extra:
-``pip install -e '.[bench]'``).  The functions below are the seed's
+The reference the tests check our ``tutorial`` preset against (tests/test_seed_tf.py) and the
+baseline of the whole-run benchmark (bench/benchmarks/whole_run.py); not part of the package (it
+needs the ``bench`` extra: ``pip install -e '.[bench]'``).  The functions below are the seed's
 (``../shared/seed/``, restated in ``../shared/docs/seed-algorithm.md``), with
 three changes that do not touch the arithmetic:
 
@@ -12,9 +13,9 @@ three changes that do not touch the arithmetic:
   that the run can be checked against ours; the seed's returns nothing;
 - no notebook display every 100 steps (``display.clear_output``, ``imshow``).
 
-    python bench/seed_tf.py --steps 24            # per-step time, the estimated 1000-step time
-    python bench/seed_tf.py --steps 1000 --output seed.png   # the seed's full run (about an hour)
-    python bench/seed_tf.py --steps 24 --json     # one JSON line, for bench/bench.py
+    python -m tests.seed_tf --steps 24            # per-step time, the estimated 1000-step time
+    python -m tests.seed_tf --steps 1000 --output seed.png   # the seed's full run (about an hour)
+    python -m tests.seed_tf --steps 24 --json     # one JSON line, for bench/benchmarks/whole_run.py
 """
 
 from __future__ import annotations

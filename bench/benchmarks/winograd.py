@@ -1,7 +1,7 @@
 """Benchmark: Winograd F(m x m, 3x3) against PyTorch's convolution, per VGG19 layer and per evaluation.
 
-    python bench/winograd.py                         # 512 and 256 px, 1 and 2 threads
-    python bench/winograd.py --sizes 512 --threads 2 --repeats 5 --no-layers
+    python -m bench.benchmarks.winograd               # 512 and 256 px, 1 and 2 threads
+    python -m bench.benchmarks.winograd --sizes 512 --threads 2 --repeats 5 --no-layers
 
 Per layer (every convolution the seed's losses reach, ``block1_conv1`` to
 ``block5_conv2``, on a square ``size x size`` image): one forward and one

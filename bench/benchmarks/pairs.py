@@ -1,8 +1,8 @@
 """Benchmark: the default preset against the `tutorial` preset on a varied set of pairs.
 
-    python bench/pairs.py --reference-only   # measure (and cache) the tutorial's 1000-step losses
-    python bench/pairs.py                    # the default on every pair at 384 and 512 px
-    python bench/pairs.py --size 384 --set tune --pairs dark_frida
+    python -m bench.benchmarks.pairs --reference-only   # measure (and cache) the tutorial's 1000-step losses
+    python -m bench.benchmarks.pairs                    # the default on every pair at 384 and 512 px
+    python -m bench.benchmarks.pairs --size 384 --set tune --pairs dark_frida
 
 Eight content x style pairs: photos and styles from ``../shared/data/images``
 (``--images DIR``), some photos made dark, bright, low-contrast, grayscale or
@@ -11,7 +11,7 @@ with many channel values at exactly 0 or 1, where a box-constrained optimiser
 can get stuck.  Nothing from the image folder is copied into the repository.
 
 For each pair the `tutorial` preset's 1000-step seed loss is measured once and
-cached in ``bench/pairs_reference.json`` (keyed by pair and size, with the
+cached in ``bench/data/pairs_reference.json`` (keyed by pair and size, with the
 commit, date and thread count that measured it); later runs reuse it.  Each
 run then times ``--probe-steps`` tutorial steps before and after running the
 compared preset to its end (the tutorial's wall time is estimated as the mean
@@ -35,7 +35,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,12 +44,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from bench.common import DATA, OUT, SHARED_IMAGES, git_commit, seed_loss
 from styletransfer.images import load_img, save_image
 from styletransfer.optimize import Progress
-from styletransfer.pipeline import build_objective, resolve_settings, stylize_tensor
+from styletransfer.pipeline import resolve_settings, stylize_tensor
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "bench" / "pairs_reference.json"
+REFERENCE = DATA / "pairs_reference.json"
 
 
 def _luma(x: Tensor) -> Tensor:
@@ -109,17 +108,6 @@ def bounds_fractions(x: Tensor) -> tuple[float, float]:
     return float((q == 0).float().mean()), float((q == 255).float().mean())
 
 
-def seed_loss(image: Tensor, content: Tensor, style: Tensor, size: int) -> dict[str, float]:
-    """The seed objective (tutorial weights) of ``image`` rounded to 8 bits, each term and ``total``."""
-    settings = resolve_settings("tutorial", size=size, device="cpu")
-    obj = build_objective(settings, content, [style])
-    q = (image.clamp(0, 1) * 255).round() / 255
-    with torch.no_grad():
-        terms = {k: float(v) for k, v in obj.terms(q).items()}
-    terms["total"] = terms["style"] + terms["content"] + terms["tv"]
-    return terms
-
-
 def run(preset: str, content: Tensor, style: Tensor, size: int, steps: int | None = None, **overrides) -> dict:
     """Run ``preset``; its wall time, per-step seconds, evaluations, final image and loss curve."""
     settings = resolve_settings(preset, size=size, steps=steps, device="cpu", **overrides)
@@ -138,14 +126,6 @@ def run(preset: str, content: Tensor, style: Tensor, size: int, steps: int | Non
     wall = time.perf_counter() - start
     step_s = statistics.median(times[1:] or times)  # the first step includes building the targets
     return {"wall": wall, "step_s": step_s, "evaluations": len(times), "image": image, "curve": curve}
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def load_reference() -> dict:
@@ -230,7 +210,7 @@ def print_tables(rows: list[dict], args: argparse.Namespace, size: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "images")
+    parser.add_argument("--images", type=Path, default=SHARED_IMAGES)
     parser.add_argument("--size", type=int, nargs="+", default=[384, 512], help="long sides, each run in turn")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", choices=("tune", "check", "all"), default="all")
@@ -250,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-reference", action="store_true", help="measure no missing reference (its loss shows as nan)"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "pairs")
+    parser.add_argument("--out", type=Path, default=OUT / "pairs")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument(
         "--table", type=Path, nargs="+", default=None, help="only print the tables of rows saved by --json"

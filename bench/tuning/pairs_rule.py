@@ -1,15 +1,15 @@
-"""Tune the early-stopping rule on loss curves recorded by ``bench/pairs.py --stop-window 0 --json F``.
+"""Tune the early-stopping rule on loss curves recorded by ``bench/benchmarks/pairs.py --stop-window 0 --json F``.
 
-    python bench/pairs_rule.py bench/out/tune_curves.json
-    python bench/pairs_rule.py bench/out/tune_curves.json --window 50 --rtol 0.005
-    python bench/pairs_rule.py --size 384 --switch-rtol 0.005 curves/*.json   # bf16 runs, fp32 finish
+    python -m bench.tuning.pairs_rule bench/out/tune_curves.json
+    python -m bench.tuning.pairs_rule bench/out/tune_curves.json --window 50 --rtol 0.005
+    python -m bench.tuning.pairs_rule --size 384 --switch-rtol 0.005 curves/*.json   # bf16 runs, fp32 finish
 
 The rule (``Preset.stop_rtol``, ``Preset.stop_window``): with ``b_k`` the
 lowest loss of the first ``k`` evaluations, stop after evaluation ``k`` when
 ``k > w`` and ``b_{k-w} - b_k <= rtol * b_k``.  The rule only truncates a run
 (the iterates do not depend on it), so a curve recorded without it tells
 where any rule would have stopped and at which loss.  Loss here is the
-reported (unrounded) seed loss; ``bench/pairs.py`` scores the saved 8-bit image.
+reported (unrounded) seed loss; ``bench/benchmarks/pairs.py`` scores the saved 8-bit image.
 
 Without ``--window``, prints for a grid of rules the worst ratio to the
 tutorial's 1000-step loss and the median and largest number of evaluations
@@ -32,9 +32,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pairs import REFERENCE  # noqa: E402
+from bench.benchmarks.pairs import REFERENCE
 
 
 def best_so_far(curve: list[float]) -> list[float]:

@@ -7,8 +7,8 @@ one image after another and as :func:`styletransfer.pipeline.optimise_batch`
 for all four at once, alternately, ``--repeats`` times; the medians are
 printed (other work on a shared machine only adds time).
 
-    python bench/batched.py                               # 4 images, 256 px, 10 evaluations, 1 thread
-    python bench/batched.py --images 4 --size 256 --steps 10 --threads 1 --repeats 3
+    python -m bench.benchmarks.batched                    # 4 images, 256 px, 10 evaluations, 1 thread
+    python -m bench.benchmarks.batched --images 4 --size 256 --steps 10 --threads 1 --repeats 3
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Throughput of `batch` (1 worker, 2 local workers, Ray with 2 actors), Ray's start-up, and `video`'s per-frame time.
 
-    RAY_USAGE_STATS_ENABLED=0 .venv/bin/python bench/batch_video.py [--steps 30] [--sizes 256 512] [--frames 4]
+    RAY_USAGE_STATS_ENABLED=0 .venv/bin/python -m bench.benchmarks.batch_video [--steps 30] [--sizes 256 512] [--frames 4]
         [--skip-ray] [--skip-batch] [--json results.json]
 
 Eight 256 px images (crops of the bundled photos) with the Starry Night, each
@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from PIL import Image  # noqa: E402
 
 from styletransfer.batch import make_executor, plan_items, run_batch  # noqa: E402

@@ -1,6 +1,6 @@
 """Per-layer style terms of the seed objective (the table in docs/benchmarks.md).
 
-    python bench/style_layers.py
+    python -m bench.tuning.style_layers
 
 For the content image, the tutorial preset's 1000-step result, and that result
 downsampled 2x and upsampled back, prints each style layer's weighted term
@@ -9,18 +9,15 @@ downsampled 2x and upsampled back, prints each style layer's weighted term
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
+from bench.common import ROOT
 from styletransfer.examples import example_path
 from styletransfer.images import load_img, read_image
 from styletransfer.losses import gram_matrix
 from styletransfer.presets import SEED_STYLE_LAYERS, TUTORIAL
 from styletransfer.vgg import get_vgg, preprocess
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def per_layer_style_terms(image: torch.Tensor, style_grams: dict[str, torch.Tensor]) -> dict[str, float]:

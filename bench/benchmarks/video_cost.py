@@ -1,6 +1,6 @@
 """Seconds per evaluation of `video` (per frame) against `batch` (per image): the same process, size and threads.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/video_cost.py [--threads 1] [--size 256] [--steps 10]
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.benchmarks.video_cost [--threads 1] [--size 256] [--steps 10]
 
 Three frames of the pan (tests/clips.py) run as images (``run_job``, what a
 batch item runs) after a warm-up that loads the network, then the four-frame
@@ -11,20 +11,17 @@ Prints the best time per evaluation of each.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from styletransfer.examples import example_path  # noqa: E402
-from styletransfer.job import make_job  # noqa: E402
-from styletransfer.runner import run_job  # noqa: E402
-from styletransfer.video import stylize_video  # noqa: E402
-from tests.clips import pan_frames, write_frames  # noqa: E402
+from styletransfer.examples import example_path
+from styletransfer.job import make_job
+from styletransfer.runner import run_job
+from styletransfer.video import stylize_video
+from tests.clips import pan_frames, write_frames
 
 
 def main() -> None:

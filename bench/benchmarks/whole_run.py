@@ -1,8 +1,8 @@
 """Benchmark: whole runs, start to saved file, of our presets against the seed's own code and pastiche.
 
-    python bench/bench.py                              # Tübingen x Starry Night, 512 px: fast and quality
-    python bench/bench.py --presets fast               # the default alone (about 5 minutes)
-    python bench/bench.py --seed-steps 0 --pastiche-steps 0   # without the peers
+    python -m bench.benchmarks.whole_run               # Tübingen x Starry Night, 512 px: fast and quality
+    python -m bench.benchmarks.whole_run --presets fast        # the default alone (about 5 minutes)
+    python -m bench.benchmarks.whole_run --seed-steps 0 --pastiche-steps 0   # without the peers
 
 What users would run, timed in the same run with the same threads
 (``--threads``, 2 by default), each in a fresh process:
@@ -17,7 +17,7 @@ What users would run, timed in the same run with the same threads
   counted from the process's start (the start-up is the process's wall time
   less the log's last elapsed time, so it also holds the final save: the
   column errs long);
-- the seed's own code (TensorFlow 2 / Keras, ``bench/seed_tf.py``; needs the
+- the seed's own code (TensorFlow 2 / Keras, ``tests/seed_tf.py``; needs the
   ``bench`` extra: ``pip install -e '.[bench]'``): its first step (which
   compiles its ``tf.function``) and its per-step time over ``--seed-steps``
   more steps estimate its 1000 steps;
@@ -38,12 +38,9 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import importlib.util
 import json
 import os
-import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -52,19 +49,21 @@ from pathlib import Path
 
 import torch
 
+from bench.common import (
+    OUT,
+    ROOT,
+    SEED_FINAL_LOSS,
+    TUTORIAL_FINAL_LOSS,
+    git_commit,
+    machine_description,
+    missing,
+    peak_rss_mib,
+)
 from styletransfer import loss_terms
 from styletransfer.examples import example_path
 from styletransfer.images import load_img
 from styletransfer.pipeline import resolve_settings
 from styletransfer.vgg import LAYERS
-
-ROOT = Path(__file__).resolve().parent.parent
-#: The tutorial preset's 1000-step seed loss at 512 px on the saved PNG, measured 2026-11-28
-#: with the channels-last network of commit 2dbe86e, 2 threads (the seed's own TensorFlow code:
-#: 5.318e6; the same preset with the arithmetic of commit e9c2cca: 5.3545e6). See docs/benchmarks.md.
-TUTORIAL_FINAL_LOSS = 5.3184e6
-#: The seed's own TensorFlow code after its 1000 steps, evaluated on its saved PNG at 512 px.
-SEED_FINAL_LOSS = 5.318e6
 
 
 def vgg_gflop(height: int, width: int, last: str = "block5_conv2") -> float:
@@ -230,45 +229,8 @@ def cli_run(
     }
 
 
-def machine_description() -> str:
-    """The CPU model, its cores and threads, and whether it has AVX-512, AVX-512-BF16 and AMX tiles."""
-    info: dict[str, str] = {}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}).stdout
-        info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
-    except OSError:
-        pass
-    flags = set(info.get("Flags", "").split())
-    if not flags and Path("/proc/cpuinfo").is_file():  # no lscpu
-        text = Path("/proc/cpuinfo").read_text()
-        found = re.search(r"^flags\s*:(.*)$", text, re.M)
-        flags = set(found.group(1).split()) if found else set()
-        name = re.search(r"^model name\s*:(.*)$", text, re.M)
-        if name and not info.get("Model name"):
-            info["Model name"] = name.group(1).strip()
-    model = info.get("Model name") or platform.processor() or platform.machine()
-    cpus = info.get("CPU(s)") or str(os.cpu_count())
-    per_core = info.get("Thread(s) per core", "")
-    cores = (
-        int(info["Core(s) per socket"]) * int(info.get("Socket(s)", "1") or 1)
-        if info.get("Core(s) per socket", "").isdigit()
-        else None
-    )
-    core_text = f"{cores} cores, {cpus} logical CPUs" if cores else f"{cpus} logical CPUs"
-    if per_core:
-        core_text += f" ({per_core} per core)"
-    features = ", ".join(
-        f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512f", "avx512_bf16", "amx_tile")
-    )
-    return f"{model}; {core_text}; {features if flags else 'CPU flags unknown'}"
-
-
-def missing(module: str) -> bool:
-    return importlib.util.find_spec(module) is None
-
-
 def seed_tf_probe(content: Path, style: Path, steps: int, size: int, threads: int, out: Path) -> dict | str:
-    """Time the seed's TensorFlow code (``bench/seed_tf.py``) in a child process.
+    """Time the seed's TensorFlow code (``tests/seed_tf.py``) in a child process, from the repository's root.
 
     Returns:
         seed_tf's measurement (the losses, the first step's seconds, the later
@@ -276,11 +238,12 @@ def seed_tf_probe(content: Path, style: Path, steps: int, size: int, threads: in
     """
     if missing("tensorflow"):
         return "skipped: TensorFlow is not installed (pip install -e '.[bench]')"
-    command = [sys.executable, str(ROOT / "bench/seed_tf.py"), "--json", "--steps", str(steps)]
+    content, style, out = (Path(p).resolve() for p in (content, style, out))  # the child runs in ROOT
+    command = [sys.executable, "-m", "tests.seed_tf", "--json", "--steps", str(steps)]
     command += ["--content", str(content), "--style", str(style), "--max-dim", str(size), "--threads", str(threads)]
     command += ["--output", str(out)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         return f"failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or ['no message'])[-1]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -347,15 +310,6 @@ def pastiche_probe(content: Path, style: Path, steps: int, size: int | None, thr
     }
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-
-
 def print_table(seed: dict | str, peer: dict | str, tutorial: dict, ours: dict[str, dict], size: int) -> None:
     """The headline table: each program's whole run and when it reaches the seed's 1000-step loss."""
     base = next(iter(ours))
@@ -416,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=int, default=None, help="cap our presets' steps (a quick check, not a whole run)"
     )
     parser.add_argument("--probe-steps", type=int, default=24, help="tutorial steps timed for its per-step time")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/out")
+    parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2, help="threads for torch, TensorFlow and pastiche alike")
     parser.add_argument("--size", type=int, default=512, help="the long side (the losses assume 512)")
     parser.add_argument(
@@ -482,9 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * gflop / eval_ms * 1000 / peak:.0f}% of this machine's {peak:.0f} GFLOP/s peak ({peak_probe}); the convolutions "
         f"alone: {gflop / conv_ms * 1000:.0f} GFLOP/s = {100 * gflop / conv_ms * 1000 / peak:.0f}%"
     )
-    print(
-        f"peak RSS of this process (the profile): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
-    )
+    print(f"peak RSS of this process (the profile): {peak_rss_mib():.0f} MiB")
     total_ms = sum(ms for _, ms in rows)
     print(f"\nwhere one evaluation goes ({profiled_ms:.0f} ms wall, torch.profiler self CPU time):\n")
     print("| part | ms | share |")

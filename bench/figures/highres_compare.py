@@ -1,8 +1,8 @@
 """Side-by-side figure of the coarse-to-fine results at 512, 1024 and 2048 px.
 
-    python bench/highres_compare.py DIR -o docs/images/highres_compare.png
+    python -m bench.figures.highres_compare DIR -o docs/images/highres_compare.png
 
-DIR holds ``tubingen_starry_{512,1024,2048}.png`` from ``bench/highres_run.py``.
+DIR holds ``tubingen_starry_{512,1024,2048}.png`` from ``bench/benchmarks/highres_run.py``.
 Top row: the whole images at the same display size (the look: stroke scale
 and style strength).  Bottom row: the same region (a quarter of the width,
 around the church tower) at each image's own pixels, upsampled with nearest
