@@ -31,12 +31,12 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-import numpy as np  # noqa: E402
-import PIL.Image  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import PIL.Image
+import tensorflow as tf
 
-from styletransfer.examples import example_path  # noqa: E402
-from styletransfer.vgg import load_weights  # noqa: E402
+from styletransfer.examples import example_path
+from styletransfer.vgg import load_weights
 
 #: The seed's layers, weights and optimiser settings.
 CONTENT_LAYERS = ["block5_conv2"]
@@ -176,10 +176,7 @@ class SeedRun:
         style_loss *= STYLE_WEIGHT / len(STYLE_LAYERS)
 
         content_loss = tf.add_n(
-            [
-                tf.reduce_mean((content_outputs[name] - self.content_targets[name]) ** 2)
-                for name in content_outputs.keys()
-            ]
+            [tf.reduce_mean((content_outputs[name] - self.content_targets[name]) ** 2) for name in content_outputs]
         )
         content_loss *= CONTENT_WEIGHT / len(CONTENT_LAYERS)
         loss = style_loss + content_loss

@@ -13,8 +13,8 @@ import torch
 
 pytest.importorskip("tensorflow")
 
-from styletransfer.pipeline import resolve_settings, stylize_tensor  # noqa: E402
-from tests import seed_tf  # noqa: E402
+from styletransfer.pipeline import resolve_settings, stylize_tensor
+from tests import seed_tf
 
 
 def test_first_three_steps_agree_with_the_tutorial_preset(tubingen: Path, starry: Path) -> None:

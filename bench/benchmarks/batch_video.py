@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from styletransfer.batch import make_executor, plan_items, run_batch  # noqa: E402
-from styletransfer.examples import example_path  # noqa: E402
-from tests.clips import pan_frames, write_frames  # noqa: E402
+from styletransfer.batch import make_executor, plan_items, run_batch
+from styletransfer.examples import example_path
+from tests.clips import pan_frames, write_frames
 
 
 def images(directory: Path) -> list[Path]:

@@ -2,8 +2,8 @@
 
 Four crops of Tübingen (one shape) with The Starry Night, the ``fast``
 preset's L-BFGS with a fixed number of evaluations (no early stop, so that
-both runs do the same work), timed as :func:`styletransfer.pipeline.optimise`
-one image after another and as :func:`styletransfer.pipeline.optimise_batch`
+both runs do the same work), timed as :func:`styletransfer.pipeline.optimize`
+one image after another and as :func:`styletransfer.pipeline.optimize_batch`
 for all four at once, alternately, ``--repeats`` times; the medians are
 printed (other work on a shared machine only adds time).
 
@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from styletransfer import example_path
-from styletransfer.pipeline import decode_inputs, optimise, optimise_batch, resolve_settings
+from styletransfer.pipeline import decode_inputs, optimize, optimize_batch, resolve_settings
 
 
 def main() -> None:
@@ -39,15 +39,15 @@ def main() -> None:
         w, h = im.size
         crops = [im.crop((k * 16, k * 12, w - 48 + k * 16, h - 36 + k * 12)) for k in range(args.images)]
     style = example_path("starry_night.jpg")
-    optimise(decode_inputs(crops[0], style), resolve_settings("fast", size=args.size, steps=2, device=args.device))
+    optimize(decode_inputs(crops[0], style), resolve_settings("fast", size=args.size, steps=2, device=args.device))
     seq, bat = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
         for c in crops:
-            optimise(decode_inputs(c, style), settings)
+            optimize(decode_inputs(c, style), settings)
         seq.append(time.perf_counter() - start)
         start = time.perf_counter()
-        optimise_batch([decode_inputs(c, style) for c in crops], settings)
+        optimize_batch([decode_inputs(c, style) for c in crops], settings)
         bat.append(time.perf_counter() - start)
         print(f"sequential {seq[-1]:.1f} s, batched {bat[-1]:.1f} s", flush=True)
     s, b = statistics.median(seq), statistics.median(bat)

@@ -14,9 +14,9 @@ For each precision the device can run (``fp32``, ``tf32``, ``bf16`` on CUDA;
    under ``torch.compile`` (its first calls excluded).
 2. **A batch**: ``--batch`` (16) crops of Tübingen at ``--batch-size`` (512)
    px with The Starry Night, ``--batch-evaluations`` L-BFGS evaluations each
-   (no early stop) through :func:`~styletransfer.pipeline.optimise_batch`:
+   (no early stop) through :func:`~styletransfer.pipeline.optimize_batch`:
    images per second, against the images per second of one image alone
-   (:func:`~styletransfer.pipeline.optimise`, the same evaluations).
+   (:func:`~styletransfer.pipeline.optimize`, the same evaluations).
 3. **The result**: the default (``fast``, its stopping rule, at most
    ``--run-steps``) at ``--run-size`` (512) px, its wall time, evaluations
    and seed loss (the tutorial's objective of the 8-bit result, computed in
@@ -52,8 +52,8 @@ from styletransfer.pipeline import (
     Settings,
     build_objective,
     decode_inputs,
-    optimise,
-    optimise_batch,
+    optimize,
+    optimize_batch,
     resolve_settings,
 )
 
@@ -120,9 +120,9 @@ def batch_rates(settings: Settings, n: int, repeats: int) -> dict[str, float]:
     """Images per second for ``n`` contents batched, and one content alone (same evaluations, no early stop)."""
     style = example_path("starry_night.jpg")
     inputs = [decode_inputs(c, style) for c in crops(n)]
-    optimise(inputs[0], settings)  # warm-up: the network, the style targets, cuDNN's autotuner
-    alone = timed(lambda: optimise(inputs[0], settings), settings.device, repeats, warmups=0)
-    batched = timed(lambda: optimise_batch(inputs, settings), settings.device, repeats, warmups=1)
+    optimize(inputs[0], settings)  # warm-up: the network, the style targets, cuDNN's autotuner
+    alone = timed(lambda: optimize(inputs[0], settings), settings.device, repeats, warmups=0)
+    batched = timed(lambda: optimize_batch(inputs, settings), settings.device, repeats, warmups=1)
     return {"alone_s": alone, "batched_s": batched, "alone_images_s": 1 / alone, "batched_images_s": n / batched}
 
 
@@ -136,7 +136,7 @@ def default_run(settings: Settings) -> dict[str, Any]:
 
     synchronize(settings.device)
     start = time.perf_counter()
-    result = optimise(inputs, settings, callback=count)
+    result = optimize(inputs, settings, callback=count)
     synchronize(settings.device)
     wall = time.perf_counter() - start
     size = settings.preset.size
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.compile:
                 try:
                     row["compiled_ms"] = 1000 * evaluation_seconds(s, size, args.repeats, compiled=True)
-                except Exception as e:  # noqa: BLE001 - a compiler failure is a result to report
+                except Exception as e:
                     row["compiled_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
             out["evaluation"].append(row)
             compiled = f"{row['compiled_ms']:.1f}" if "compiled_ms" in row else row.get("compiled_error", "-")

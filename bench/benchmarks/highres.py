@@ -36,7 +36,7 @@ def measure(preset: str, size: int, steps: int) -> dict:
         settings,
         callback=lambda p: stamps.append(time.perf_counter()),
     )
-    gaps = [b - a for a, b in zip([start] + stamps, stamps)]
+    gaps = [b - a for a, b in zip([start, *stamps], stamps)]
     return {
         "size": size,
         "step_s": statistics.median(gaps[1:] or gaps),

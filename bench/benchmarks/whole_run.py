@@ -286,7 +286,7 @@ def pastiche_probe(content: Path, style: Path, steps: int, size: int | None, thr
     if defaults is None:
         return "skipped: pastiche is not installed (pip install pastiche)"
     steps = max(2, steps)
-    command = pastiche_command(content, style, out, size, steps) + ["--info-step", "1"]
+    command = [*pastiche_command(content, style, out, size, steps), "--info-step", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)

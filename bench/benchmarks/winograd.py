@@ -36,11 +36,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from styletransfer import vgg as network
-from styletransfer.architecture import LAYERS
 from styletransfer.examples import example_path
 from styletransfer.images import load_img
 from styletransfer.pipeline import build_objective, resolve_settings
 from styletransfer.vgg import WINOGRAD_MIN_CHANNELS, get_vgg
+from styletransfer.vgg_layers import LAYERS
 from styletransfer.winograd import WinogradConv, winograd_conv2d
 
 #: The last layer the seed's losses reach (its content layer).

@@ -22,6 +22,7 @@ time, the best loss every 50 evaluations).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -105,10 +106,8 @@ def run_torch_lbfgs(
         total.backward()
         return total
 
-    try:
+    with contextlib.suppress(_Spent):
         opt.step(closure)
-    except _Spent:
-        pass
     return best[1]
 
 

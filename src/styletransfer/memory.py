@@ -7,7 +7,7 @@ The estimate for one scale of ``H x W`` pixels (float32, the default layers)::
           + STYLE_BYTES_PER_PIXEL * style pixels           # the style targets' forward
 
 ``BASE_BYTES`` and ``BYTES_PER_PIXEL`` are a least-squares line through the
-peak RSS measured by ``bench/highres.py`` on this project's CPU machine
+peak RSS measured by ``bench/benchmarks/highres.py`` on this project's CPU machine
 (PyTorch 2.13, 3 steps at one scale, without the L-BFGS history):
 512x384 1.0 GiB, 1024x768 2.5 GiB, 2048x1536 8.1 GiB, that is 0.55 GiB
 plus 2.45 KiB per pixel.  The style forward runs without gradients, so only

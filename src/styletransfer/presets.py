@@ -196,7 +196,7 @@ TUTORIAL = Preset(
 #: The default: the seed's objective, minimised by projected L-BFGS inside the [0, 1] box, for
 #: a budget per pixel: 320 evaluations at 384 px, in proportion to the pixels elsewhere (40 at
 #: 128 px, 142 at 256, 569 at 512; above 512 px, 569 at the 512 px scale and 40 at each finer
-#: one).  Tuned on the tune half of bench/pairs.py's eight pairs (within 1.05x of the tutorial
+#: one).  Tuned on the tune half of bench/benchmarks/pairs.py's eight pairs (within 1.05x of the tutorial
 #: preset's 1000-step loss at 384 and 512 px), checked on the other half (docs/benchmarks.md,
 #: "Fast as a user feels it").
 FAST = replace(
@@ -219,7 +219,7 @@ FAST = replace(
 
 #: Down to the tutorial's loss: L-BFGS until the best loss falls by less than 0.15% over 50
 #: evaluations, at most 1500 (the previous default, 0.3% and 1000, reached the tutorial
-#: preset's 1000-step loss on all eight pairs of bench/pairs.py at 384 px).
+#: preset's 1000-step loss on all eight pairs of bench/benchmarks/pairs.py at 384 px).
 QUALITY = replace(
     FAST,
     name="quality",

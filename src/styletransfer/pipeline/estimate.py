@@ -27,7 +27,7 @@ PROBE_SIDE = 256
 
 #: How an evaluation's time grows with its pixels ``n``: ``t ~ n ** PIXEL_EXPONENT``.
 #: Fitted to the median evaluation of real runs on a 2-core AVX-512/AMX CPU
-#: (``bench/estimate.py``, Tübingen x Starry Night, 2 threads): 0.547 s at
+#: (``bench/benchmarks/estimate.py``, Tübingen x Starry Night, 2 threads): 0.547 s at
 #: 256x192, 1.63 s at 512x384, 5.87 s at 1024x768 (exponents 0.79 and 0.92
 #: between them): the fixed costs of small images fade as the size grows.
 PIXEL_EXPONENT = 0.85
