@@ -176,7 +176,10 @@ class SeedRun:
         style_loss *= STYLE_WEIGHT / len(STYLE_LAYERS)
 
         content_loss = tf.add_n(
-            [tf.reduce_mean((content_outputs[name] - self.content_targets[name]) ** 2) for name in content_outputs]
+            [
+                tf.reduce_mean((content_outputs[name] - self.content_targets[name]) ** 2)
+                for name in content_outputs.keys()
+            ]
         )
         content_loss *= CONTENT_WEIGHT / len(CONTENT_LAYERS)
         loss = style_loss + content_loss
