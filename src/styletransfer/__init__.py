@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .vgg import VGG19, WeightsError, get_vgg, preprocess
     from .vgg_layers import LAYER_NAMES
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _EXPORTS = {
     "stylize": "api",

@@ -38,7 +38,6 @@ from typing import Any
 import PIL
 import torch
 
-from . import __version__
 from .errors import InputError
 from .events import JobResult, JobStart
 from .fileio import file_sha256, regular_file, save_file_atomically
@@ -47,6 +46,7 @@ from .instant.weights import model_hashes
 from .job import Job, make_job
 from .options import INIT_CHOICES, OPTIONS
 from .presets import DEFAULT_PRESET, PRESETS, Preset
+from .version import __version__
 from .vgg import default_weights_path, weights_sha256
 
 #: The manifest format's version.

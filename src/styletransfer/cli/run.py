@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..events import JobResult, JobStart, Observer
 from ..job import Job, make_job
+from ..version import __version__
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
