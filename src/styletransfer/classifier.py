@@ -32,9 +32,8 @@ from torch import Tensor
 from .errors import OptionError
 from .images import ImageLike, load_img, resize
 from .vgg import VGG19, WeightsError, load_weights, preprocess, read_keras_h5
+from .vgg_layers import FULL_WEIGHTS
 
-#: Keras' full VGG19 weights, with the classifier layers.
-FULL_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels.h5"
 #: Where Keras keeps it (``$KERAS_HOME/models``, by default ``~/.keras/models``).
 FULL_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + FULL_WEIGHTS
 #: The classifier's input side, pixels.

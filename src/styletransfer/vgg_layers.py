@@ -74,3 +74,7 @@ def min_input_side(names: Iterable[str]) -> int:
     """
     factors = [LAYERS[LAYER_INDEX[n]].factor for n in check_layers(names)]
     return max(factors, default=1)
+
+
+#: Keras' full VGG19 weights file, with the classifier layers (``classify`` reads it; torch-free, for its help).
+FULL_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels.h5"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..presets import SEED_CONTENT_LAYERS, SEED_STYLE_LAYERS
+from ..vgg_layers import FULL_WEIGHTS
 from .common import PROG, _add_options, _Parser, _positive_int
 
 #: The options of ``styletransfer loss`` besides its images.
@@ -137,8 +138,6 @@ def _cmd_stats(argv: Sequence[str]) -> int:
 
 
 def _cmd_classify(argv: Sequence[str]) -> int:
-    from ..classifier import FULL_WEIGHTS
-
     parser = _Parser(
         prog=f"{PROG} classify",
         description=(
