@@ -38,8 +38,7 @@ from PIL import Image, ImageOps
 from bench.common import machine_description, median_seconds
 from styletransfer.examples import example_path
 from styletransfer.images import resize, scaled_shape, to_tensor
-from styletransfer.instant.model import _pad as pad4
-from styletransfer.instant.model import style_crop, style_vector, transform
+from styletransfer.instant.model import networks, pad4, style_crop, style_vector, transform
 from styletransfer.instant.weights import PREDICT_FILE, TRANSFORM_FILE, model_path
 
 PHOTOS = ("tubingen.jpg", "shipwreck.jpg")
@@ -102,8 +101,6 @@ def passes(threads: int, repeats: int) -> dict[str, Any]:
 
 def _fresh_vector(crop: torch.Tensor) -> torch.Tensor:
     """The predictor's pass on ``crop`` without the cache (a tiny change of pixels defeats it)."""
-    from styletransfer.instant.model import networks
-
     predictor, _ = networks("cpu")
     with torch.inference_mode():
         vector: torch.Tensor = predictor(crop)

@@ -504,9 +504,7 @@ def check_applicable(preset: Preset, values: Mapping[str, Any]) -> None:
         if o.name not in values or values[o.name] is None:
             continue
         value = values[o.name]
-        default = getattr(preset, o.name) if o.from_preset and o.name != "init" else o.default
-        if o.name == "init":
-            default = preset.init
+        default = getattr(preset, o.name) if o.from_preset else o.default
         if isinstance(value, list):
             value = tuple(value)
         if value == default:

@@ -20,10 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
 from ..examples import example_path
-from ..images import to_pil
 from ..job import Job, make_job
 from ..runner import run_job
 from .checks import WebError
@@ -63,7 +60,7 @@ def run_instant(job: Job, fmt: str) -> Picture:
     result = run_job(job)
     if result.image is None:  # an instant run is never stopped: this is a bug
         raise WebError(500, "the instant run ended without a picture")
-    image = result.image if isinstance(result.image, Image.Image) else to_pil(result.image)
+    image = result.image
     seconds = time.perf_counter() - begun
     data, media_type = encode(image, fmt)
     return Picture(data, media_type, image.width, image.height, seconds)
