@@ -18,7 +18,7 @@ def test_serve_without_the_web_extra_says_what_to_install(
     monkeypatch.setitem(sys.modules, "styletransfer.web.server", None)  # as if fastapi were missing
     assert main(["serve"]) == 1
     err = capsys.readouterr().err
-    assert "pip install 'styletransfer[web]'" in err and len(err.strip().splitlines()) == 1
+    assert "pip install 'gatys-styletransfer[web]'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_serve_help_names_its_flags(capsys: pytest.CaptureFixture[str]) -> None:

@@ -292,13 +292,13 @@ def _opencv() -> Any:
         cv2 = importlib.import_module("cv2")
     except ImportError:
         raise OptionError(
-            "protect_faces", "{option} needs OpenCV: pip install 'styletransfer[faces]' (opencv-python-headless)"
+            "protect_faces", "{option} needs OpenCV: pip install 'gatys-styletransfer[faces]' (opencv-python-headless)"
         ) from None
     if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 moved the Haar cascades out of the main wheel
         raise OptionError(
             "protect_faces",
             f"{{option}} needs OpenCV 4's Haar cascades, not in OpenCV {cv2.__version__}: "
-            "pip install 'styletransfer[faces]' ('opencv-python-headless<5')",
+            "pip install 'gatys-styletransfer[faces]' ('opencv-python-headless<5')",
         )
     return cv2
 

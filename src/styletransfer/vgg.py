@@ -228,7 +228,9 @@ def read_keras_h5(path: Path, names: Iterable[str]) -> dict[str, list[Tensor]]:
     try:
         import h5py
     except ModuleNotFoundError as exc:
-        raise WeightsError(f"{path}: reading Keras .h5 weights needs h5py: pip install 'styletransfer[h5]'") from exc
+        raise WeightsError(
+            f"{path}: reading Keras .h5 weights needs h5py: pip install 'gatys-styletransfer[h5]'"
+        ) from exc
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

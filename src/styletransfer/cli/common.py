@@ -156,7 +156,7 @@ def _front_end(module: str, extra: str | None = None) -> Any:
     except ModuleNotFoundError as exc:
         if extra is None or (exc.name or "").startswith(package):
             raise
-        raise MissingExtra(f"{module} needs {exc.name}: pip install 'styletransfer[{extra}]'") from None
+        raise MissingExtra(f"{module} needs {exc.name}: pip install 'gatys-styletransfer[{extra}]'") from None
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ def _cmd_serve(argv: Sequence[str]) -> int:
     try:
         from ..web.server import serve
     except ImportError as exc:
-        _err(f"serve needs the web extra ({exc.name} is missing): pip install 'styletransfer[web]'")
+        _err(f"serve needs the web extra ({exc.name} is missing): pip install 'gatys-styletransfer[web]'")
         return 1
     try:
         return serve(

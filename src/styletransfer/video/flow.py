@@ -23,7 +23,7 @@ def _cv2() -> Any:
     try:
         import cv2
     except ModuleNotFoundError:
-        raise MissingExtra("video needs OpenCV: pip install 'styletransfer[video]'") from None
+        raise MissingExtra("video needs OpenCV: pip install 'gatys-styletransfer[video]'") from None
     return cv2
 
 

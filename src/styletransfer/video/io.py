@@ -40,7 +40,7 @@ def _av() -> Any:
     try:
         import av
     except ModuleNotFoundError:
-        raise MissingExtra("video files need PyAV: pip install 'styletransfer[video]'") from None
+        raise MissingExtra("video files need PyAV: pip install 'gatys-styletransfer[video]'") from None
     return av
 
 
