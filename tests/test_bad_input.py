@@ -345,14 +345,51 @@ def test_read_only_output_directory(
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    content, style = tiny_pair
+    argv = [content, style, "-o", locked / "out.png", *FAST]
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("this user can write in a read-only directory (root)")
-        content, style = tiny_pair
-        code, err = _cli([content, style, "-o", locked / "out.png", *FAST], capsys)
-        assert code == 2 and "permission denied; choose another path" in _one_error_line(err)
+        if os.access(locked, os.W_OK):  # root (as in CI): run the command without root's power to write anywhere
+            code, err = _without_dac_override(argv)
+        else:
+            code, err = _cli(argv, capsys)
+        line = _one_error_line(err)
+        assert code == 2 and f"cannot write in {locked} (permission denied); choose another path" in line
+        assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+def _without_dac_override(argv: list[object]) -> tuple[int, str]:
+    """The CLI in a child process that has dropped the capabilities that let root ignore file permissions.
+
+    ``CAP_DAC_OVERRIDE`` (1) and ``CAP_DAC_READ_SEARCH`` (2) leave the bounding set
+    (``prctl(PR_CAPBSET_DROP)``), so the child, still uid 0, is held to the
+    owner's permission bits like any user.
+    """
+    import ctypes
+    import subprocess
+    import sys
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop = 24
+
+    def drop() -> None:
+        for capability in (1, 2):
+            if libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    probe = subprocess.run([sys.executable, "-c", ""], preexec_fn=drop, check=False)
+    if probe.returncode != 0:
+        pytest.skip("root here cannot drop CAP_DAC_OVERRIDE (no CAP_SETPCAP)")
+    child = subprocess.run(
+        [sys.executable, "-m", "styletransfer", *map(str, argv)],
+        preexec_fn=drop,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return child.returncode, child.stderr
 
 
 def test_unwritable_output_directory_is_refused_before_the_run(
