@@ -34,13 +34,28 @@ def tiny_pair(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[Path, Path]
 
 
 @pytest.fixture
+def photos(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[list[Path], Path]:
+    """Four 32x24 crops of Tübingen and a 32x26 Starry Night: a batch that runs in seconds."""
+    paths = []
+    with Image.open(tubingen) as im:
+        for i in range(4):
+            p = tmp_path / f"p{i}.png"
+            im.crop((40 * i, 20 * i, 300 + 40 * i, 215 + 20 * i)).resize((32, 24), Image.BILINEAR).save(p)
+            paths.append(p)
+    style = tmp_path / "style.png"
+    with Image.open(starry) as im:
+        im.resize((32, 26), Image.BILINEAR).save(style)
+    return paths, style
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """One local Ray instance for the whole test session (2 CPUs, no dashboard), always shut down."""
+    """One local Ray instance for a test module (2 CPUs, no dashboard), always shut down."""
     import os
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"

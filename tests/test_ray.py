@@ -20,20 +20,6 @@ from styletransfer.vgg import default_weights_path
 pytest.importorskip("ray")
 
 
-@pytest.fixture
-def photos(tmp_path: Path, tubingen: Path, starry: Path) -> tuple[list[Path], Path]:
-    paths = []
-    with Image.open(tubingen) as im:
-        for i in range(4):
-            p = tmp_path / f"p{i}.png"
-            im.crop((40 * i, 20 * i, 300 + 40 * i, 215 + 20 * i)).resize((32, 24), Image.BILINEAR).save(p)
-            paths.append(p)
-    style = tmp_path / "style.png"
-    with Image.open(starry) as im:
-        im.resize((32, 26), Image.BILINEAR).save(style)
-    return paths, style
-
-
 def _pixels(path: str) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im)
@@ -83,6 +69,7 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
 
     try:
         summary = run_batch(items, tmp_path / "out", executor, on_record=kill_a_busy_actor)
+        ray_cluster.get([actor.pid.remote() for actor in executor.actors])  # the replacement has started
     finally:
         executor.close()
     assert killed, "no actor was busy when the first item finished"

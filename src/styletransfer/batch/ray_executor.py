@@ -7,8 +7,10 @@ system with the driver; actors killed by Ray leave no new file behind, since
 the next one on that node finds the copy there).  Items travel as
 shipped payloads (:func:`~styletransfer.batch.worker.run_payload`): the input
 files' bytes go out, the written files' bytes come back.  An item whose actor
-fails or is killed is run again on another actor (a new one takes the dead
-one's place), up to :data:`ATTEMPTS` times.
+fails or is killed is run again on another actor, up to :data:`ATTEMPTS`
+times.  A new actor takes the dead one's place, and is given work only once it
+has started: when a node leaves the cluster, the new actor may have nowhere to
+run, and the items go on, on the actors that are left.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ModuleNotFoundError:
-        raise MissingExtra("the Ray executor needs Ray: pip install 'styletransfer[ray]'") from None
+        raise MissingExtra("the Ray executor needs Ray: pip install 'gatys-styletransfer[ray]'") from None
     return ray
 
 
@@ -159,6 +161,8 @@ class RayExecutor:
         self.actor_class = ray.remote(StyleWorker)
         self.actors: list[Any] = [self._new_actor() for _ in range(self.workers)]
         self._busy: dict[Any, tuple[int, Any]] = {}
+        #: Replacements not yet started, by the reference that resolves when they have.
+        self._starting: dict[Any, Any] = {}
 
     def _new_actor(self) -> Any:
         options: dict[str, Any] = {"num_cpus": self.threads, "max_restarts": 0}
@@ -173,13 +177,18 @@ class RayExecutor:
     def run(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(index, outcome)`` for each payload as it finishes; a dead actor's items run again elsewhere.
 
+        The run ends when every payload has its outcome, even while a
+        replacement still waits for room on the cluster (it is kept for the
+        next call, and stopped by :meth:`close`).
+
         The payloads go out in groups (:func:`~styletransfer.batch.worker.chunks`), a group's outcomes come back together.
         """
         ray = self.ray
+        died = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)
         groups = chunks(payloads, self.group)
         queue = deque(range(len(groups)))
         tries = [0] * len(groups)
-        idle = list(self.actors)
+        idle = [a for a in self.actors if a not in self._starting.values()]
         self._busy = {}
         while queue or self._busy:
             while queue and idle:
@@ -187,16 +196,30 @@ class RayExecutor:
                 actor = idle.pop()
                 tries[g] += 1
                 self._busy[actor.run.remote([payloads[i] for i in groups[g]], self.group)] = (g, actor)
-            ready, _ = ray.wait(list(self._busy), num_returns=1)
+            if not self._busy and not self._starting:  # every actor died, and so did their replacements
+                for g in queue:
+                    yield from (
+                        (i, {"status": "failed", "error": "no Ray worker is left to run it"}) for i in groups[g]
+                    )
+                break
+            ready, _ = ray.wait([*self._busy, *self._starting], num_returns=1)
             for ref in ready:
+                if ref in self._starting:  # a replacement has started: it takes work from now on
+                    actor = self._starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(actor)
+                    except died:  # its node went too
+                        self.actors = [a for a in self.actors if a is not actor]
+                    continue
                 g, actor = self._busy.pop(ref)
                 try:
                     outcomes = ray.get(ref)
                     idle.append(actor)
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                except died as exc:
                     replacement = self._new_actor()
                     self.actors = [a for a in self.actors if a is not actor] + [replacement]
-                    idle.append(replacement)
+                    self._starting[replacement.pid.remote()] = replacement
                     if tries[g] < ATTEMPTS:
                         queue.appendleft(g)
                         continue
@@ -210,4 +233,4 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the actors, and the local Ray instance if this executor started it."""
         release_ray(self.ray, self.actors, self.started)
-        self.actors, self.started = [], False
+        self.actors, self.started, self._starting = [], False, {}

@@ -9,7 +9,10 @@ A video's frames stay in order, since each starts from the previous one; the
 actor streams every finished frame back (its PNG bytes and its record) and the
 driver keeps it in that video's work directory at once, so a killed run
 resumes after the last frame that came back.  A video whose actor dies is sent
-again, from its last kept frame, to a new actor, up to :data:`ATTEMPTS` times.
+again, from its last kept frame, up to :data:`ATTEMPTS` times: to the first
+actor that is free, which may be the dead one's replacement once it has
+started (when a node leaves the cluster, the replacement may have nowhere to
+run, and the videos go on, on the actors that are left).
 """
 
 from __future__ import annotations
@@ -105,7 +108,15 @@ class RayVideos:
         began = [time.perf_counter()] * len(plans)
         results: list[VideoResult | None] = [None] * len(plans)
         running: dict[int, Any] = {}
+        starting = 0  # replacements not yet started
         stopping = False
+
+        def replace(actor: Any) -> None:
+            nonlocal starting
+            self.actors = [a for a in self.actors if a is not actor]
+            starting += 1
+            threading.Thread(target=_started, args=(ray, self._new_actor(threads), events), daemon=True).start()
+
         while waiting or running:
             while waiting and idle and not stopping:
                 i = waiting.popleft()
@@ -118,7 +129,7 @@ class RayVideos:
                 )
                 threading.Thread(target=_drain, args=(ray, stream, i, events), daemon=True).start()
                 running[i] = actor
-            if not running:
+            if not running and (not starting or stopping):
                 break
             try:
                 kind, i, item = events.get(timeout=0.2)
@@ -127,6 +138,13 @@ class RayVideos:
                     stopping = True
                     for actor in running.values():
                         ray.kill(actor)
+                continue
+            if kind in ("started", "lost"):  # a replacement started, or its node is gone too
+                starting -= 1
+                if kind == "started":
+                    idle.append(item)
+                else:
+                    self.actors = [a for a in self.actors if a is not item]
                 continue
             plan = plans[i]
             if kind == "frame":
@@ -145,14 +163,12 @@ class RayVideos:
             elif stopping:
                 results[i] = plan.finish(done_now[i], seconds)
             elif isinstance(item, ray.exceptions.RayActorError) and tries[i] < ATTEMPTS:
-                self.actors = [a for a in self.actors if a is not actor]
-                idle.append(self._new_actor(threads))
+                replace(actor)
                 waiting.appendleft(i)  # again from its last kept frame
             else:
                 if isinstance(item, ray.exceptions.RayActorError):
                     reason = f"the worker died {tries[i]} times: {' '.join(str(item).split())[:300]}"
-                    self.actors = [a for a in self.actors if a is not actor]
-                    idle.append(self._new_actor(threads))
+                    replace(actor)
                 else:  # the frame loop raised on the node: its own one-line reason
                     reason = one_line(getattr(item, "cause", None) or item)
                     idle.append(actor)
@@ -166,6 +182,15 @@ class RayVideos:
         """Stop the actors, and the local Ray instance if this object started it."""
         release_ray(self.ray, self.actors, self.started)
         self.actors, self.started = [], False
+
+
+def _started(ray: Any, actor: Any, events: queue.Queue[tuple[str, int, Any]]) -> None:
+    """Tell the driver's loop when ``actor`` has started (``started``), or that it never will (``lost``)."""
+    try:
+        ray.get(actor.pid.remote())
+        events.put(("started", -1, actor))
+    except Exception:  # its node is gone: the driver goes on without it
+        events.put(("lost", -1, actor))
 
 
 def _drain(ray: Any, stream: Any, index: int, events: queue.Queue[tuple[str, int, Any]]) -> None:
