@@ -293,7 +293,7 @@ def test_without_the_extra_the_error_names_it(monkeypatch) -> None:  # type: ign
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     monkeypatch.setattr("importlib.resources.files", missing)
-    with pytest.raises(MissingExtra, match=r"pip install 'styletransfer\[instant\]'"):
+    with pytest.raises(MissingExtra, match=r"pip install 'gatys-styletransfer\[instant\]'"):
         model_path(PREDICT_FILE)
 
 

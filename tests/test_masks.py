@@ -337,7 +337,7 @@ def test_protect_faces_names_the_extra_when_opencv_is_missing(
 ) -> None:
     content, style = tiny_pair
     monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(OptionError, match=r"styletransfer\[faces\]") as info:
+    with pytest.raises(OptionError, match=r"gatys-styletransfer\[faces\]") as info:
         decode_inputs(content, style, protect_faces=True)
     assert info.value.option == "protect_faces"
 

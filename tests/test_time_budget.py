@@ -87,7 +87,7 @@ def test_a_budgeted_run_ends_in_time_with_the_best_image(tiny_pair: tuple[Path, 
 
 def test_a_coarse_to_fine_run_keeps_time_for_its_last_scale(tiny_pair: tuple[Path, Path]) -> None:
     settings = resolve_settings(
-        "fast", size=96, coarse_size=48, steps=100000, refine_steps=100000, device="cpu", time_budget=3.0
+        "fast", size=96, coarse_size=48, steps=100000, refine_steps=100000, device="cpu", time_budget=5.0
     )
     inputs = decode_inputs(str(tiny_pair[0]), str(tiny_pair[1]))
     sizes: list[int] = []
