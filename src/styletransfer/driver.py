@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from torch import Tensor
@@ -23,7 +23,7 @@ from .optimize import (
     Diverged,
     Interrupted,
     KerasAdam,
-    LowPassBoost,
+    LbfgsConfig,
     Reporter,
     run_adam,
     run_lbfgs,
@@ -64,9 +64,9 @@ class ScaleTask:
     report: Reporter
 
 
-def first_rtol(preset: Preset, precision: str) -> float:
+def first_rtol(stop_rtol: float, precision: str) -> float:
     """The stopping fraction of a scale's first L-BFGS run: ``max(stop_rtol, BF16_SWITCH_RTOL)`` under bf16."""
-    return max(preset.stop_rtol, BF16_SWITCH_RTOL) if precision == "bf16" else preset.stop_rtol
+    return max(stop_rtol, BF16_SWITCH_RTOL) if precision == "bf16" else stop_rtol
 
 
 def scale_deadlines(
@@ -98,43 +98,18 @@ def _lbfgs(
     starts: Sequence[Tensor],
     caps: Sequence[int],
     reports: Sequence[Reporter],
-    preset: Preset,
-    history: int,
-    precondition: LowPassBoost | None,
+    config: LbfgsConfig,
     curvature: Sequence[Curvature],
-    stop_rtol: float,
 ) -> list[ScaleOutcome]:
     """Projected L-BFGS on each image: :func:`run_lbfgs` for one, :func:`run_lbfgs_batch` for several."""
     if len(stages) == 1:
         try:
-            x = run_lbfgs(
-                stages[0].optimised,
-                starts[0],
-                caps[0],
-                reports[0],
-                lr=preset.lr,
-                history=history,
-                tv_eps=preset.tv_eps,
-                stop_rtol=stop_rtol,
-                stop_window=preset.stop_window,
-                precondition=precondition,
-                curvature=curvature[0],
-            )
+            x = run_lbfgs(stages[0].optimised, starts[0], caps[0], reports[0], config, curvature=curvature[0])
         except (Interrupted, Diverged) as end:
             return [end]
         return [x]
     return run_lbfgs_batch(
-        BatchObjective([s.optimised for s in stages]),
-        starts,
-        caps,
-        reports,
-        lr=preset.lr,
-        history=history,
-        tv_eps=preset.tv_eps,
-        stop_rtol=stop_rtol,
-        stop_window=preset.stop_window,
-        precondition=precondition,
-        curvature=curvature,
+        BatchObjective([s.optimised for s in stages]), starts, caps, reports, config, curvature=curvature
     )
 
 
@@ -143,19 +118,18 @@ def run_scale(
     preset: Preset,
     precision: str,
     steps: int,
+    lbfgs: LbfgsConfig,
     *,
-    history: int,
-    precondition: LowPassBoost | None = None,
     deadline: float | None = None,
 ) -> tuple[list[ScaleOutcome], list[Stage]]:
     """Optimise each task's image at one scale, at most ``steps`` evaluations each, by ``deadline`` if given.
 
     L-BFGS (one image alone, or several in one batch, each with its own
-    state): under ``precision="bf16"`` it runs in bf16 until its loss falls
-    by less than :data:`BF16_SWITCH_RTOL` (or the preset's ``stop_rtol``, if
-    larger) over the preset's ``stop_window``, then goes on in fp32 from its
-    best image for the evaluations left, with the preset's own stopping
-    rule (counted afresh) and the curvature pairs the bf16 run learnt.  A
+    state, all run as ``lbfgs`` says): under ``precision="bf16"`` it runs in
+    bf16 until its loss falls by less than :data:`BF16_SWITCH_RTOL` (or
+    ``lbfgs.stop_rtol``, if larger) over ``lbfgs.stop_window``, then goes on in
+    fp32 from its best image for the evaluations left, with ``lbfgs``'s own
+    stopping rule (counted afresh) and the curvature pairs the bf16 run learnt.  A
     run out of time gets no fp32 finish.  Adam (one image only) runs its
     ``steps`` or until the deadline.
 
@@ -181,22 +155,18 @@ def run_scale(
     begun = [r.step for r in reports]
 
     def solve(
-        which: Sequence[int], starts: Sequence[Tensor], caps: Sequence[int], stop_rtol: float
+        which: Sequence[int], starts: Sequence[Tensor], caps: Sequence[int], config: LbfgsConfig
     ) -> list[ScaleOutcome]:
-        return _lbfgs(
+        stages_, reports_, memories_ = (
             [stages[j] for j in which],
-            starts,
-            caps,
             [reports[j] for j in which],
-            preset,
-            history,
-            precondition,
             [memories[j] for j in which],
-            stop_rtol,
         )
+        return _lbfgs(stages_, starts, caps, reports_, config, memories_)
 
     everyone = range(len(tasks))
-    outcomes = solve(everyone, starts, [steps] * len(tasks), first_rtol(preset, precision))
+    first = replace(lbfgs, stop_rtol=first_rtol(lbfgs.stop_rtol, precision))
+    outcomes = solve(everyone, starts, [steps] * len(tasks), first)
     if precision == "bf16":  # stalled or converged in bf16: the evaluations left go on in fp32
         left = [steps - (reports[j].step - begun[j]) for j in everyone]
         again = [
@@ -206,9 +176,7 @@ def run_scale(
             for j in again:
                 stages[j] = tasks[j].build("fp32")
                 reports[j].new_scale(deadline)
-            finished = solve(
-                again, [cast(Tensor, outcomes[j]) for j in again], [left[j] for j in again], preset.stop_rtol
-            )
+            finished = solve(again, [cast(Tensor, outcomes[j]) for j in again], [left[j] for j in again], lbfgs)
             for j, out in zip(again, finished):
                 outcomes[j] = out
     return outcomes, stages

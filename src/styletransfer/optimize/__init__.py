@@ -2,7 +2,7 @@
 
 - :mod:`.progress`: :class:`Progress` reports, the :class:`Reporter`, :class:`Interrupted`, :class:`Diverged`;
 - :mod:`.adam`: the seed's Adam (Keras' update rule), with its divergence rule;
-- :mod:`.lbfgs`: projected L-BFGS in the [0, 1] box, for one image or a batch in lockstep;
+- :mod:`.lbfgs`: projected L-BFGS in the [0, 1] box (its :class:`LbfgsConfig`), for one image or a batch in lockstep;
 - :mod:`.lowpass`: L-BFGS's low-pass preconditioner.
 
 The loop reports progress by calling back with a :class:`Progress`; it never
@@ -12,7 +12,7 @@ prints or writes files.  No NaN image is ever returned.
 from __future__ import annotations
 
 from .adam import KerasAdam, LearningRateLowered, run_adam
-from .lbfgs import Curvature, run_lbfgs, run_lbfgs_batch
+from .lbfgs import Curvature, LbfgsConfig, run_lbfgs, run_lbfgs_batch
 from .lowpass import LowPassBoost
 from .progress import SCORING_RESERVE, Callback, Diverged, Interrupted, Progress, Reporter, StopCheck
 
@@ -23,6 +23,7 @@ __all__ = [
     "Diverged",
     "Interrupted",
     "KerasAdam",
+    "LbfgsConfig",
     "LearningRateLowered",
     "LowPassBoost",
     "Progress",

@@ -17,6 +17,7 @@ from ..images import resize
 from ..losses import Objective, Weights
 from ..optimize import (
     Interrupted,
+    LbfgsConfig,
     Reporter,
     StopCheck,
     run_lbfgs,
@@ -70,7 +71,8 @@ def mixed_style(
         1.0 / max(float(objective.style_targets[n].square().mean()), 1e-30) for n in p.style_layers
     ]
     try:
-        mixed = run_lbfgs(objective, style, evaluations, Reporter(evaluations, None, should_stop=should_stop), tv_eps=0)
+        report = Reporter(evaluations, None, should_stop=should_stop)
+        mixed = run_lbfgs(objective, style, evaluations, report, LbfgsConfig(tv_eps=0))
     except Interrupted:
         raise Interrupted(style.cpu(), 0) from None
     return mixed.detach().cpu()

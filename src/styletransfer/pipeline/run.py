@@ -25,6 +25,7 @@ from ..optimize import (
     Callback,
     Diverged,
     Interrupted,
+    LbfgsConfig,
     LowPassBoost,
     Reporter,
     StopCheck,
@@ -114,13 +115,7 @@ def optimize(
             continue
         x0 = _start_image(inputs, settings, x, shapes[scale], size)
         (outcome,), (stage,) = run_scale(
-            [ScaleTask(build, x0, report)],
-            p,
-            settings.precision,
-            steps,
-            history=lbfgs_history(p, x0.numel()),
-            precondition=lowpass(p, x0) if scale == 0 else None,
-            deadline=deadline,
+            [ScaleTask(build, x0, report)], p, settings.precision, steps, lbfgs_config(p, x0, scale), deadline=deadline
         )
         if not isinstance(outcome, Tensor):
             raise outcome
@@ -175,6 +170,16 @@ def _start_image(inputs: Inputs, settings: Settings, x: Tensor | None, shape: tu
         s = styles_at(inputs, size, settings.preset, inputs.content_pixels)
         return initial_image(settings, c, s[0], inputs.init).to(settings.device)
     return resize(x, shape).clamp(0.0, 1.0).to(settings.device)
+
+
+def lbfgs_config(preset: Preset, start: Tensor, scale: int) -> LbfgsConfig:
+    """The preset's L-BFGS at a scale that starts from ``start``: the history that fits its size,
+    and the :func:`lowpass` preconditioner at the first scale (``scale == 0``)."""
+    return LbfgsConfig.from_preset(
+        preset,
+        history=lbfgs_history(preset, start.numel()),
+        precondition=lowpass(preset, start) if scale == 0 else None,
+    )
 
 
 def lowpass(preset: Preset, image: Tensor) -> LowPassBoost | None:
@@ -301,13 +306,7 @@ def optimize_batch(
             for b in going
         ]
         outcomes, stages = run_scale(
-            tasks,
-            p,
-            settings.precision,
-            steps,
-            history=lbfgs_history(p, tasks[0].start.numel()),
-            precondition=lowpass(p, tasks[0].start) if scale == 0 else None,
-            deadline=deadline,
+            tasks, p, settings.precision, steps, lbfgs_config(p, tasks[0].start, scale), deadline=deadline
         )
         for b, stage, out in zip(going, stages, outcomes):
             if isinstance(out, (Interrupted, Diverged)):
