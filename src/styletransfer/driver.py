@@ -5,7 +5,8 @@ Single runs (:func:`~styletransfer.pipeline.optimize`), batched runs
 each scale through :func:`run_scale`, so the precision switch, the stopping
 rule and the time budget are decided in one place.  A time budget is split
 over the scales of a coarse-to-fine run by :func:`scale_deadlines` before the
-first one starts.
+first one starts.  Each image's scale ends in an :class:`~styletransfer.optimize.Outcome`,
+whatever ended it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from functools import partial
 
 from torch import Tensor
 
@@ -24,6 +25,7 @@ from .optimize import (
     Interrupted,
     KerasAdam,
     LbfgsConfig,
+    Outcome,
     Reporter,
     run_adam,
     run_lbfgs,
@@ -35,9 +37,6 @@ from .presets import Preset
 #: the preset's ``stop_window``: about where bf16's rounding flattens the curve at 384-512 px
 #: (docs/benchmarks.md, "The fp32 finish").
 BF16_SWITCH_RTOL = 0.005
-
-#: What a scale's optimiser gives back for one image: its best image, or what ended it.
-ScaleOutcome = Tensor | Interrupted | Diverged
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,16 @@ def scale_deadlines(
     return out
 
 
+def _alone(run: Callable[[], Tensor], report: Reporter) -> Outcome:
+    """One image's optimiser run (:func:`run_lbfgs`, :func:`run_adam`), the end it raises turned into an :class:`Outcome`."""
+    try:
+        return Outcome("complete", run(), report.step)
+    except Interrupted as end:
+        return Outcome("interrupted", end.image, end.step)
+    except Diverged as end:
+        return Outcome("diverged", end.image, end.step)
+
+
 def _lbfgs(
     stages: Sequence[Stage],
     starts: Sequence[Tensor],
@@ -100,14 +109,11 @@ def _lbfgs(
     reports: Sequence[Reporter],
     config: LbfgsConfig,
     curvature: Sequence[Curvature],
-) -> list[ScaleOutcome]:
+) -> list[Outcome]:
     """Projected L-BFGS on each image: :func:`run_lbfgs` for one, :func:`run_lbfgs_batch` for several."""
     if len(stages) == 1:
-        try:
-            x = run_lbfgs(stages[0].optimised, starts[0], caps[0], reports[0], config, curvature=curvature[0])
-        except (Interrupted, Diverged) as end:
-            return [end]
-        return [x]
+        run = partial(run_lbfgs, stages[0].optimised, starts[0], caps[0], reports[0], config, curvature=curvature[0])
+        return [_alone(run, reports[0])]
     return run_lbfgs_batch(
         BatchObjective([s.optimised for s in stages]), starts, caps, reports, config, curvature=curvature
     )
@@ -121,7 +127,7 @@ def run_scale(
     lbfgs: LbfgsConfig,
     *,
     deadline: float | None = None,
-) -> tuple[list[ScaleOutcome], list[Stage]]:
+) -> list[Outcome]:
     """Optimise each task's image at one scale, at most ``steps`` evaluations each, by ``deadline`` if given.
 
     L-BFGS (one image alone, or several in one batch, each with its own
@@ -134,9 +140,9 @@ def run_scale(
     ``steps`` or until the deadline.
 
     Returns:
-        Per task, its outcome (best image, or the :class:`Interrupted` or
-        :class:`Diverged` that ended it), and the stage whose objective the
-        outcome was last optimised under (the fp32 one after a finish).
+        Per task, its :class:`Outcome` (its image on the device); a complete one
+        carries the objective and content of the stage it was last optimised
+        under (the fp32 one after a finish), to report its loss terms.
     """
     reports = [t.report for t in tasks]
     for r in reports:
@@ -147,22 +153,16 @@ def run_scale(
         if len(tasks) != 1:
             raise ValueError("only L-BFGS runs share a batch")
         adam = KerasAdam(preset.lr, preset.beta1, preset.beta2, preset.eps)
-        try:
-            return [run_adam(stages[0].optimised, starts[0], steps, adam, reports[0])], stages
-        except (Interrupted, Diverged) as end:
-            return [end], stages
+        outcomes = [_alone(partial(run_adam, stages[0].optimised, starts[0], steps, adam, reports[0]), reports[0])]
+        return _scored(outcomes, stages)
     memories: list[Curvature] = [[] for _ in tasks]  # per image, shared by the bf16 run and its fp32 finish
     begun = [r.step for r in reports]
 
     def solve(
         which: Sequence[int], starts: Sequence[Tensor], caps: Sequence[int], config: LbfgsConfig
-    ) -> list[ScaleOutcome]:
-        stages_, reports_, memories_ = (
-            [stages[j] for j in which],
-            [reports[j] for j in which],
-            [memories[j] for j in which],
-        )
-        return _lbfgs(stages_, starts, caps, reports_, config, memories_)
+    ) -> list[Outcome]:
+        chosen = [stages[j] for j in which]
+        return _lbfgs(chosen, starts, caps, [reports[j] for j in which], config, [memories[j] for j in which])
 
     everyone = range(len(tasks))
     first = replace(lbfgs, stop_rtol=first_rtol(lbfgs.stop_rtol, precision))
@@ -170,16 +170,24 @@ def run_scale(
     if precision == "bf16":  # stalled or converged in bf16: the evaluations left go on in fp32
         left = [steps - (reports[j].step - begun[j]) for j in everyone]
         again = [
-            j for j in everyone if isinstance(outcomes[j], Tensor) and left[j] > 0 and not reports[j].out_of_time()
+            j for j in everyone if outcomes[j].status == "complete" and left[j] > 0 and not reports[j].out_of_time()
         ]
         if again:
             for j in again:
                 stages[j] = tasks[j].build("fp32")
                 reports[j].new_scale(deadline)
-            finished = solve(again, [cast(Tensor, outcomes[j]) for j in again], [left[j] for j in again], lbfgs)
+            finished = solve(again, [outcomes[j].image for j in again], [left[j] for j in again], lbfgs)
             for j, out in zip(again, finished):
                 outcomes[j] = out
-    return outcomes, stages
+    return _scored(outcomes, stages)
+
+
+def _scored(outcomes: Sequence[Outcome], stages: Sequence[Stage]) -> list[Outcome]:
+    """The complete outcomes with their stage's objective and content attached (the others as they are)."""
+    return [
+        replace(o, objective=s.objective, content=s.content) if o.status == "complete" else o
+        for o, s in zip(outcomes, stages)
+    ]
 
 
 def planned_evaluations(seconds: float, per_evaluation: float, cap: int) -> int:

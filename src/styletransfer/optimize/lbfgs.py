@@ -18,6 +18,7 @@ from torch import Tensor
 from ..losses import BatchObjective, Objective, smooth_total_variation, total_variations
 from ..presets import Preset
 from .lowpass import LowPassBoost
+from .outcome import Outcome
 from .progress import Diverged, Interrupted, Reporter, StopAsked
 
 #: L-BFGS's curvature pairs ``(s, y, 1 / s.y)``, oldest first (see :func:`run_lbfgs`).
@@ -150,7 +151,7 @@ def run_lbfgs_batch(
     config: LbfgsConfig = LbfgsConfig(),
     *,
     curvature: Sequence[Curvature] | None = None,
-) -> list[Tensor | Interrupted | Diverged]:
+) -> list[Outcome]:
     """:func:`run_lbfgs` for several images at once, each with its own L-BFGS state and line search.
 
     Image ``b`` runs its own :class:`LbfgsRun` (its curvature pairs, its line
@@ -169,16 +170,18 @@ def run_lbfgs_batch(
     when given, one curvature list per run (as in :func:`run_lbfgs`).
 
     Returns:
-        Per image: its best image, or the :class:`Diverged` that ended it (the
-        others go on), or, when a stop was asked for (``reports[b].should_stop``,
-        or Ctrl-C), an :class:`Interrupted` carrying its best image so far for
-        every run that had not ended.
+        Per image, its :class:`~styletransfer.optimize.outcome.Outcome` (no
+        objective attached): ``complete`` with its best image; ``diverged``
+        with its best image when its loss or gradient was not finite (it leaves
+        the batch, the others go on); or, when a stop was asked for
+        (``reports[b].should_stop``, or Ctrl-C), ``interrupted`` with its best
+        image so far for every run that had not ended.
     """
     budgets = [evaluations] * len(inits) if isinstance(evaluations, int) else list(evaluations)
     memories: Sequence[Curvature | None] = [None] * len(inits) if curvature is None else curvature
     runs = [LbfgsRun(x0, n, r, config, curvature=m) for x0, n, r, m in zip(inits, budgets, reports, memories)]
     tv_eps = config.tv_eps
-    results: list[Tensor | Interrupted | Diverged | None] = [None] * len(runs)
+    results: list[Outcome | None] = [None] * len(runs)
     points = [run.trial() for run in runs]
     try:
         while active := [i for i, p in enumerate(points) if p is not None]:
@@ -196,12 +199,12 @@ def run_lbfgs_batch(
                         own, float(total[j].detach()), grad[j : j + 1].clone(), x[j : j + 1]
                     )
                 except Diverged as exc:
-                    results[i], points[i] = exc, None
+                    results[i], points[i] = Outcome("diverged", exc.image, exc.step), None
     except (KeyboardInterrupt, StopAsked):
         for i, p in enumerate(points):
             if p is not None:
-                results[i] = Interrupted(runs[i].best, reports[i].step)
-    return [runs[i].best if r is None else r for i, r in enumerate(results)]
+                results[i] = Outcome("interrupted", runs[i].best, reports[i].step)
+    return [Outcome("complete", run.best, run.report.step) if r is None else r for run, r in zip(runs, results)]
 
 
 class LbfgsRun:

@@ -44,7 +44,6 @@ from .objective import (
     styles_at,
 )
 from .run import (
-    Optimized,
     batch_key,
     batch_limit,
     budget_deadlines,
@@ -74,7 +73,6 @@ __all__ = [
     "STYLE_TARGETS",
     "FacesProtected",
     "Inputs",
-    "Optimized",
     "Settings",
     "batch_key",
     "batch_limit",
