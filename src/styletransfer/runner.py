@@ -24,7 +24,7 @@ from .job import Job, check_outputs
 from .losses import Objective
 from .masks import save_layer_masks
 from .observers import file_observers
-from .optimize import Outcome, Progress
+from .optimize import Interrupted, Outcome, Progress
 from .pipeline import (
     Inputs,
     Settings,
@@ -40,6 +40,7 @@ from .pipeline import (
     optimize,
     optimize_batch,
     resolve_settings,
+    run_inputs,
     total_steps,
 )
 
@@ -135,15 +136,7 @@ def run_job(
     run = _Run(job, *prepare(job), observers)
     try:
         run.start()
-        outcome = optimize(
-            run.inputs,
-            run.settings,
-            callback=run.progress,
-            should_stop=should_stop,
-            on_scale=run.on_scale,
-            started=begun,
-        )
-        return run.finish(outcome)
+        return run.finish(run.optimize(should_stop, begun))
     finally:
         run.close()
 
@@ -215,16 +208,7 @@ def run_jobs(
             for run in runs:
                 run.start()
             if len(runs) == 1:
-                outcomes = [
-                    optimize(
-                        runs[0].inputs,
-                        runs[0].settings,
-                        callback=runs[0].progress,
-                        should_stop=should_stop,
-                        on_scale=runs[0].on_scale,
-                        started=begun,
-                    )
-                ]
+                outcomes = [runs[0].optimize(should_stop, begun)]
             else:
                 outcomes = optimize_batch(
                     [r.inputs for r in runs],
@@ -269,6 +253,27 @@ class _Run:
     def on_scale(self, size: int, image: Tensor) -> None:
         for obs in self.observers:
             obs.scale(size, image)
+
+    def optimize(self, should_stop: Callable[[], bool] | None, started: float) -> Outcome:
+        """:func:`~styletransfer.pipeline.optimize` alone, on the inputs the run uses.
+
+        Those are made first (:func:`~styletransfer.pipeline.run_inputs`: a
+        ``fine_style`` mixed into new style images) and kept, in this run and
+        in what its observers were told (:attr:`JobStart.inputs`): a stopped
+        run's loss terms are scored against them, and the figures show them.
+        """
+        try:
+            self.inputs = self.started.inputs = run_inputs(self.inputs, self.settings, should_stop=should_stop)
+        except Interrupted as stop:
+            return Outcome("interrupted", stop.image, stop.step)
+        return optimize(
+            self.inputs,
+            self.settings,
+            callback=self.progress,
+            should_stop=should_stop,
+            on_scale=self.on_scale,
+            started=started,
+        )
 
     def finish(self, outcome: Outcome) -> JobResult:
         """Save the image of ``outcome`` and tell the observers (``cancelled``, nothing saved: interrupted at step 0)."""

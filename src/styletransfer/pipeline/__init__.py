@@ -51,6 +51,7 @@ from .run import (
     instant_image,
     optimize,
     optimize_batch,
+    run_inputs,
     stylize_batch,
     stylize_tensor,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "plan",
     "resolve_device",
     "resolve_settings",
+    "run_inputs",
     "scaled_seconds",
     "shape_at",
     "stage_sizes",

@@ -80,16 +80,13 @@ def optimize(
         ``diverged`` when the loss stays NaN or infinite, with the last finite image.
     """
     p = settings.preset
-    check_inputs(inputs, settings)
-    configure_device(settings)
+    begin = time.perf_counter() if started is None else started
+    try:
+        inputs = run_inputs(inputs, settings, should_stop=should_stop)
+    except Interrupted as stop:
+        return Outcome("interrupted", stop.image, stop.step)
     if p.instant:
         return Outcome("complete", instant_image(inputs, settings), 1)
-    begin = time.perf_counter() if started is None else started
-    if inputs.fine_style is not None:
-        try:
-            mix_scales(inputs, settings, should_stop=should_stop)
-        except Interrupted as stop:
-            return Outcome("interrupted", stop.image, stop.step)
     report = Reporter(total_steps(p), callback, should_stop=should_stop)
     shapes = [shape_at(inputs.content_pixels, size) for size in stage_sizes(p)]
     deadlines = budget_deadlines(settings, begin, shapes)
@@ -118,6 +115,23 @@ def optimize(
         objective, c, _ = objective_at(inputs, settings, p.size)
         return Outcome("complete", x.cpu(), report.step, objective, c)
     return replace(last, image=x.cpu())
+
+
+def run_inputs(inputs: Inputs, settings: Settings, *, should_stop: StopCheck | None = None) -> Inputs:
+    """The inputs a run optimises towards, made before its first evaluation; ``inputs`` itself is never changed.
+
+    The checks that need the decoded inputs (:func:`check_inputs`), the
+    device's switches (:func:`configure_device`), and with a ``fine_style``
+    new style images mixed from it (:func:`mix_scales`, a new :class:`Inputs`).
+    :func:`optimize` calls it; a caller that needs the inputs the run used
+    (the runner scores a stopped run against them) calls it first.
+
+    Raises:
+        Interrupted: at step 0, when ``should_stop()`` turns True during the mixing.
+    """
+    check_inputs(inputs, settings)
+    configure_device(settings)
+    return mix_scales(inputs, settings, should_stop=should_stop)
 
 
 def instant_image(inputs: Inputs, settings: Settings) -> Tensor:
