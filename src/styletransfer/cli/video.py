@@ -7,18 +7,18 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..front_options import DEFAULT_TEMPORAL_WEIGHT, VIDEO_OPTIONS
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     PROG,
     _add_executor_options,
+    _add_front_options,
     _add_table_options,
     _err,
     _front_end,
     _job_options,
-    _non_negative_int,
     _Parser,
-    _positive_int,
     _say,
     _stop_on_signals,
 )
@@ -45,36 +45,7 @@ def _cmd_video(argv: Sequence[str]) -> int:
         help="video file (.mp4...) or directory; a directory for several",
     )
     parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
-    parser.add_argument(
-        "--frame-steps",
-        type=_positive_int,
-        metavar="M",
-        help="evaluations of each frame after the first (default: steps/3)",
-    )
-    parser.add_argument(
-        "--temporal-weight",
-        type=float,
-        metavar="W",
-        help="weight of the temporal loss (default: 2e5); with --preset instant, the share of the "
-        "previous frame warped kept where the flow is trusted, 0 to 1 (default: 0.85)",
-    )
-    parser.add_argument("--no-temporal", action="store_true", help="stylise every frame independently (the baseline)")
-    parser.add_argument(
-        "--long-term",
-        type=_non_negative_int,
-        default=0,
-        metavar="J",
-        help="also hold each frame to the stylised frames 2..J back (long-term consistency; default 0: off)",
-    )
-    parser.add_argument(
-        "--metrics",
-        metavar="FILE.json",
-        help="write each frame's warping error, evaluations, seconds (with several INs: a directory, NAME.json each)",
-    )
-    parser.add_argument(
-        "--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work; several: DIR/NAME)"
-    )
-    parser.add_argument("--fps", type=float, metavar="F", help="frame rate of a directory of frames (default: 24)")
+    _add_front_options(parser, VIDEO_OPTIONS)
     _add_executor_options(
         parser, workers=None, workers_help="with --executor ray: the most actors (default: one a video)"
     )
@@ -89,7 +60,7 @@ def _cmd_video(argv: Sequence[str]) -> int:
         args.style,
         args.output,
         temporal=not args.no_temporal,
-        temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+        temporal_weight=DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
         frame_steps=args.frame_steps,
         long_term=args.long_term,
         work_dir=args.work_dir,

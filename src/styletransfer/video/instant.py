@@ -47,10 +47,6 @@ from ..instant.model import mixed_vector, networks, transform
 from ..losses import blend_weights
 from ..pipeline import Settings
 
-#: ``b``, the share of the warped previous output kept where the flow is trusted (see the module's formula):
-#: flicker and style loss fall as it grows, lag grows (about ``1 / (1 - b)`` frames).
-DEFAULT_INSTANT_BLEND = 0.85
-
 
 @dataclass
 class InstantStyle:

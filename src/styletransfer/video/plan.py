@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..errors import OptionError
 from ..fileio import file_sha256, save_file_atomically
+from ..front_options import DEFAULT_INSTANT_BLEND, DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS_DIVISOR
 from ..images import resize, save_image, scaled_shape, to_tensor
 from ..job import make_job
 from ..memory import available_bytes
@@ -36,9 +37,8 @@ from ..options import OPTIONS
 from ..pipeline import Settings, resolve_settings
 from .flow import Flows
 from .frames import FrameRecord, FrameWork, quantised
-from .instant import DEFAULT_INSTANT_BLEND
 from .io import Clip, is_video_path, read_clip
-from .temporal import DEFAULT_TEMPORAL_WEIGHT, MAX_LONG_TERM, reach, to_array
+from .temporal import MAX_LONG_TERM, reach, to_array
 from .workdir import default_work_dir, frame_name, prepare_work_dir, save_text, write_metrics, write_output
 
 
@@ -182,8 +182,8 @@ def prepare_video(
 
     With the ``instant`` preset ``temporal_weight`` is the blend ``b`` of the
     warped previous output (:func:`~styletransfer.video.instant.blend_previous`),
-    in [0, 1]; left at :data:`~styletransfer.video.temporal.DEFAULT_TEMPORAL_WEIGHT` it is
-    :data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`.  ``frame_steps``
+    in [0, 1]; left at :data:`~styletransfer.front_options.DEFAULT_TEMPORAL_WEIGHT` it is
+    :data:`~styletransfer.front_options.DEFAULT_INSTANT_BLEND`.  ``frame_steps``
     does not apply there.
 
     Raises:
@@ -205,7 +205,7 @@ def prepare_video(
     instant = first.preset.instant
     if instant:
         temporal_weight = instant_blend(temporal_weight, frame_steps)
-    later_steps = frame_steps if frame_steps is not None else max(1, round(first.preset.steps / 3))
+    later_steps = frame_steps if frame_steps is not None else max(1, round(first.preset.steps / FRAME_STEPS_DIVISOR))
     later = first if not temporal or instant else resolve_settings(
         job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], time_budget=o["time"],
         **{**job.run_options(), "steps": later_steps},
@@ -250,8 +250,8 @@ def prepare_video(
 def instant_blend(temporal_weight: float, frame_steps: int | None) -> float:
     """The ``instant`` preset's blend ``b`` from the video options, or a usage error for one that does not apply.
 
-    ``temporal_weight`` is ``b`` itself, in [0, 1]; :data:`~styletransfer.video.temporal.DEFAULT_TEMPORAL_WEIGHT`
-    (the option left out) gives :data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`.
+    ``temporal_weight`` is ``b`` itself, in [0, 1]; :data:`~styletransfer.front_options.DEFAULT_TEMPORAL_WEIGHT`
+    (the option left out) gives :data:`~styletransfer.front_options.DEFAULT_INSTANT_BLEND`.
 
     Raises:
         OptionError: on ``frame_steps`` (given at all), or on ``temporal_weight`` above 1.

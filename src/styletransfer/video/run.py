@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..front_options import DEFAULT_TEMPORAL_WEIGHT
 from .flow import FlowMap, Flows, local_flows
 from .frames import FrameRecord, stylize_frames
 from .plan import VideoPlan, VideoResult, prepare_video
-from .temporal import DEFAULT_TEMPORAL_WEIGHT
 
 
 def plan_flows(plan: VideoPlan, flows: FlowMap | None = None) -> Flows:
