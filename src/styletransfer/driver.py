@@ -34,8 +34,8 @@ from .optimize import (
 from .presets import Preset
 
 #: Under bf16, L-BFGS switches to fp32 once its best loss falls by less than this fraction over
-#: the preset's ``stop_window``: about where bf16's rounding flattens the curve at 384-512 px
-#: (docs/benchmarks.md, "The fp32 finish").
+#: the preset's ``stop_window``: about where bf16's rounding flattens the loss curve
+#: (docs/benchmarks.md, "The fp32 finish keeps its curvature").
 BF16_SWITCH_RTOL = 0.005
 
 

@@ -66,9 +66,8 @@ def optimize(
     before it starts keeps the upsampled image.
 
     bf16's rounding (relative 2^-8 in every activation) puts a floor under the
-    loss the optimiser can see: at 128 px on a dark pair the bf16 run stalls
-    at 1.316e7 after 300 evaluations while fp32 goes on down to 1.231e7
-    (docs/benchmarks.md), hence the fp32 finish.
+    loss the optimiser can see, where fp32 goes on down (docs/benchmarks.md,
+    "Results, all eight pairs"), hence the fp32 finish.
 
     Returns:
         The run's :class:`~styletransfer.optimize.Outcome`: ``complete`` with the
