@@ -42,7 +42,7 @@ def _cmd_batch(argv: Sequence[str]) -> int:
     _add_table_options(parser)
     args = parser.parse_args(argv)
     batch = _front_end("batch")
-    items = batch.plan_items(
+    items = batch.make_items(
         args.inputs, args.style, args.output, name=args.name, recursive=args.recursive, **_job_options(args)
     )
     executor = batch.make_executor(

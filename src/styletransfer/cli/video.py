@@ -54,8 +54,8 @@ def _cmd_video(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.executor != "ray":
         parser.error("--workers needs --executor ray: local videos run one after another")
-    video = _front_end("video", "video")
-    plans = video.plan_videos(
+    front_end = _front_end("video", "video")
+    videos = front_end.prepare_videos(
         args.inputs,
         args.style,
         args.output,
@@ -68,33 +68,35 @@ def _cmd_video(argv: Sequence[str]) -> int:
         fps=args.fps,
         **_job_options(args),
     )
-    several = len(plans) > 1
+    several = len(videos) > 1
     stop = threading.Event()
 
-    def on_frame(plan: Any, record: Any, total: int) -> None:
+    def on_frame(video: Any, record: Any, total: int) -> None:
         if not args.quiet:
             error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
-            name = f"{plan.name} " if several else ""
+            name = f"{video.name} " if several else ""
             print(f"{name}frame {record.frame}/{total}: {record.seconds:.2f} s{error}", file=sys.stderr)
 
     with _stop_on_signals(stop, []):
         if args.executor == "ray":
             runner = _front_end("video.ray_videos", "ray").RayVideos(
-                args.workers or len(plans), address=args.ray_address, weights=args.weights
+                args.workers or len(videos), address=args.ray_address, weights=args.weights
             )
             try:
-                results = runner.run(plans, should_stop=stop.is_set, on_frame=on_frame)
+                results = runner.run(videos, should_stop=stop.is_set, on_frame=on_frame)
             finally:
                 runner.close()
         else:
             results = []
-            for plan in plans:
+            for video in videos:
                 if stop.is_set():
                     break
-                results.append(video.run_here(plan, None, stop.is_set, lambda r, n, plan=plan: on_frame(plan, r, n)))
+                results.append(
+                    front_end.run_here(video, None, stop.is_set, lambda r, n, video=video: on_frame(video, r, n))
+                )
     code = 0
-    for plan, result in zip(plans, results):
-        name = f"{plan.name}: " if several else ""
+    for video, result in zip(videos, results):
+        name = f"{video.name}: " if several else ""
         if result.status == "failed":
             _err(f"{name}{result.error}")
             code = EXIT_FAILURE
@@ -103,7 +105,7 @@ def _cmd_video(argv: Sequence[str]) -> int:
             code = code or EXIT_INTERRUPTED
         else:
             _say(args, f"wrote {result.output} ({result.frames} frames, {result.done_now} stylised now)")
-    if len(results) < len(plans):
-        _err(f"stopped before {len(plans) - len(results)} video(s); run the same command again to go on")
+    if len(results) < len(videos):
+        _err(f"stopped before {len(videos) - len(results)} video(s); run the same command again to go on")
         code = code or EXIT_INTERRUPTED
     return code

@@ -1,13 +1,13 @@
-"""A video as the driver prepares it (:class:`VideoPlan`): the options checked, the clip read, the frames done.
+"""A video as the driver prepares it (:class:`PreparedVideo`): the options checked, the clip read, the frames done.
 
 :func:`prepare_video` checks the options, reads the clip at the working size
 and prepares the work directory (:mod:`styletransfer.video.workdir`);
-:class:`VideoPlan` knows the frames already done and the frame pairs whose
+:class:`PreparedVideo` knows the frames already done and the frame pairs whose
 flows the others need, hands the rest to the frame loop as plain data
-(:meth:`VideoPlan.frame_work`, :func:`~styletransfer.video.frames.stylize_frames`),
-keeps each finished frame (:meth:`VideoPlan.save_frame`) and writes the
-output and metrics at the end (:meth:`VideoPlan.finish`).
-:func:`plan_videos` prepares several videos; they run here
+(:meth:`PreparedVideo.frame_work`, :func:`~styletransfer.video.frames.stylize_frames`),
+keeps each finished frame (:meth:`PreparedVideo.save_frame`) and writes the
+output and metrics at the end (:meth:`PreparedVideo.finish`).
+:func:`prepare_videos` prepares several videos; they run here
 (:func:`~styletransfer.video.run.run_here`) or on Ray actors
 (:mod:`styletransfer.video.ray_videos`).
 """
@@ -56,7 +56,7 @@ class VideoResult:
 
 
 @dataclass
-class VideoPlan:
+class PreparedVideo:
     """One video as the driver prepared it: its clip, settings, work directory and the frames already done."""
 
     source: Path
@@ -177,7 +177,7 @@ def prepare_video(
     metrics: str | os.PathLike[str] | None = None,
     fps: float | None = None,
     **options: Any,
-) -> VideoPlan:
+) -> PreparedVideo:
     """Check the options, read the clip and prepare its work directory (frames made with other settings go).
 
     With the ``instant`` preset ``temporal_weight`` is the blend ``b`` of the
@@ -229,7 +229,7 @@ def prepare_video(
     if temporal and long_term > 1:  # (no key at all when off: work directories made before long-term stay valid)
         state["long_term"] = long_term
     prepare_work_dir(work, state)
-    return VideoPlan(
+    return PreparedVideo(
         Path(source),
         out,
         work,
@@ -273,7 +273,7 @@ def instant_blend(temporal_weight: float, frame_steps: int | None) -> float:
     return temporal_weight
 
 
-def plan_videos(
+def prepare_videos(
     sources: Sequence[str | os.PathLike[str]],
     style: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -281,8 +281,8 @@ def plan_videos(
     work_dir: str | os.PathLike[str] | None = None,
     metrics: str | os.PathLike[str] | None = None,
     **options: Any,
-) -> list[VideoPlan]:
-    """One :class:`VideoPlan` per source.
+) -> list[PreparedVideo]:
+    """One :class:`PreparedVideo` per source.
 
     One source: ``output``, ``work_dir`` and ``metrics`` are its own, as for
     :func:`~styletransfer.video.run.stylize_video`.  Several: ``output`` is a directory holding, for
@@ -305,10 +305,10 @@ def plan_videos(
     out.mkdir(parents=True, exist_ok=True)
     if metrics is not None:
         Path(metrics).mkdir(parents=True, exist_ok=True)
-    plans = []
+    videos = []
     for source, name in zip(sources, names):
         target = out / name if is_video_path(name) or Path(source).is_dir() else out / f"{Path(name).stem}.mp4"
-        plans.append(
+        videos.append(
             prepare_video(
                 source,
                 style,
@@ -318,7 +318,7 @@ def plan_videos(
                 **options,
             )
         )
-    return plans
+    return videos
 
 
 def _check_frames_fit(clip: Clip, shape: tuple[int, int]) -> None:
