@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer.batch import LEDGER, plan_items, read_ledger, run_batch
+from styletransfer.batch import LEDGER, make_items, read_ledger, run_batch
 from styletransfer.batch.local import LocalExecutor
 from styletransfer.cli import main
 
@@ -81,15 +81,15 @@ def test_batch_resumes_skips_redoes_and_reports_failures(folder, tmp_path, capsy
 
 def test_blend_makes_one_item_per_content(folder, tmp_path, starry):
     photos, style = folder
-    items = plan_items([photos / "p0.png", photos / "p1.png"], [style, starry], tmp_path / "o", style_blend=[1.0, 1.0])
+    items = make_items([photos / "p0.png", photos / "p1.png"], [style, starry], tmp_path / "o", style_blend=[1.0, 1.0])
     assert [i.key for i in items] == ["p0_style+starry_night.png", "p1_style+starry_night.png"]
-    assert len(plan_items([photos / "p0.png"], [style, starry], tmp_path / "o")) == 2
+    assert len(make_items([photos / "p0.png"], [style, starry], tmp_path / "o")) == 2
 
 
 def test_two_worker_processes(folder, tmp_path):
     photos, style = folder
     (photos / "broken.png").unlink()
-    items = plan_items([photos], [style], tmp_path / "out", size=32, steps=3, device="cpu")
+    items = make_items([photos], [style], tmp_path / "out", size=32, steps=3, device="cpu")
     summary = run_batch(items, tmp_path / "out", LocalExecutor(2))
     assert summary.line() == "3 done, 0 skipped, 0 failed"
     assert {r["status"] for r in read_ledger(tmp_path / "out").values()} == {"complete"}
@@ -178,7 +178,7 @@ def test_grouped_batch_under_onednn_is_within_one_level(folder, tmp_path):
     (photos / "broken.png").unlink()
     options = {"size": 32, "steps": 3, "device": "cpu"}
     for name, group in (("one", 1), ("grouped", 3)):
-        items = plan_items([photos], [style], tmp_path / name, **options)
+        items = make_items([photos], [style], tmp_path / name, **options)
         assert run_batch(items, tmp_path / name, LocalExecutor(1, group=group)).line() == "3 done, 0 skipped, 0 failed"
     for p in sorted((tmp_path / "one").glob("*.png")):
         a = np.asarray(Image.open(p), dtype=int)
@@ -321,7 +321,7 @@ def test_the_driver_writes_only_the_files_an_item_writes(folder, tmp_path, where
         "figures-escape": out / "figs" / ".." / "batch.jsonl",
     }[where]
     original = victim.read_bytes() if victim.exists() else None
-    items = plan_items([photos / "p2.png"], [style], out, figures=str(out / "figs"))
+    items = make_items([photos / "p2.png"], [style], out, figures=str(out / "figs"))
     summary = run_batch(items, out, _ShippingExecutor({str(victim): b"overwritten"}))
     assert summary.line() == "0 done, 0 skipped, 1 failed"
     record = read_ledger(out)["p2_style.png"]

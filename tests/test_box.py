@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from styletransfer.losses import Weights
-from styletransfer.optimize import Progress, Reporter, run_lbfgs
+from styletransfer.optimize import LbfgsConfig, Progress, Reporter, run_lbfgs
 from styletransfer.pipeline import resolve_settings, stylize_tensor
 
 
@@ -30,9 +30,11 @@ class Quadratic:
         return {"style": 0.5 * (self.weight * r * r).sum() + self.offset, "content": zero, "tv": zero}
 
 
-def _run(objective: Quadratic, init: Tensor, evaluations: int, **kw) -> tuple[Tensor, list[Progress]]:
+def _run(objective: Quadratic, init: Tensor, evaluations: int, curvature=None, **kw) -> tuple[Tensor, list[Progress]]:
     seen: list[Progress] = []
-    out = run_lbfgs(objective, init, evaluations, Reporter(evaluations, seen.append), **kw)
+    out = run_lbfgs(
+        objective, init, evaluations, Reporter(evaluations, seen.append), LbfgsConfig(**kw), curvature=curvature
+    )
     return out, seen
 
 

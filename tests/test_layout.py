@@ -18,7 +18,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "styletransfer"
 
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["errors", "options", "presets", "vgg_layers", "fileio", "folder_lock", "version"], 0),
+    **dict.fromkeys(
+        ["errors", "options", "front_options", "presets", "vgg_layers", "fileio", "folder_lock", "version"], 0
+    ),
     **dict.fromkeys(
         [
             "images",

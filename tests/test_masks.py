@@ -431,6 +431,22 @@ def test_fine_style_runs_end_to_end(tmp_path: Path, tiny_pair: tuple[Path, Path]
     assert run_job(job).status == "complete" and Image.open(out).size == (32, 24)
 
 
+def test_a_run_with_fine_style_leaves_its_inputs_as_they_were(tiny_pair: tuple[Path, Path], starry: Path) -> None:
+    from dataclasses import fields
+
+    from styletransfer.pipeline import optimize, resolve_settings
+
+    content, style = tiny_pair
+    inputs = decode_inputs(content, style, fine_style=starry)
+    before = {f.name: getattr(inputs, f.name) for f in fields(inputs)}
+    pixels = [t.clone() for t in inputs.style_pixels]
+    outcome = optimize(inputs, resolve_settings("fast", size=32, steps=2, device="cpu"))
+    assert outcome.status == "complete"
+    assert all(getattr(inputs, name) is value for name, value in before.items())  # not one field rebound
+    assert all(torch.equal(a, b) for a, b in zip(inputs.style_pixels, pixels))  # nor a pixel changed
+    assert inputs.fine_style is not None
+
+
 def test_a_manifest_records_the_masks_and_a_rerun_uses_them(tmp_path: Path, tiny_pair: tuple[Path, Path]) -> None:
     import json
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer.batch import plan_items, read_ledger, run_batch
+from styletransfer.batch import make_items, read_ledger, run_batch
 from styletransfer.batch.local import LocalExecutor
 from styletransfer.batch.ray_executor import local_weights
 from styletransfer.batch.worker import ITEM_PREFIX, sweep_items
@@ -31,7 +31,7 @@ def test_local_and_ray_give_the_same_pixels(ray_cluster, photos, tmp_path):
     contents, style = photos
     options = {"size": 32, "steps": 4, "device": "cpu", "manifest": True}
     local = run_batch(
-        plan_items(contents[:2], [style], tmp_path / "local", **options),
+        make_items(contents[:2], [style], tmp_path / "local", **options),
         tmp_path / "local",
         LocalExecutor(2, threads=1),
     )
@@ -39,7 +39,7 @@ def test_local_and_ray_give_the_same_pixels(ray_cluster, photos, tmp_path):
     before = set(cache.glob("weights-*"))
     executor = RayExecutor(2, threads=1)
     try:
-        remote = run_batch(plan_items(contents[:2], [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
+        remote = run_batch(make_items(contents[:2], [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
     finally:
         executor.close()
     assert local.line() == remote.line() == "2 done, 0 skipped, 0 failed"
@@ -55,7 +55,7 @@ def test_a_killed_actor_s_item_is_retried_on_another(ray_cluster, photos, tmp_pa
     from styletransfer.batch.ray_executor import RayExecutor
 
     contents, style = photos
-    items = plan_items(contents, [style], tmp_path / "out", size=32, steps=12, device="cpu")
+    items = make_items(contents, [style], tmp_path / "out", size=32, steps=12, device="cpu")
     executor = RayExecutor(2, threads=1)
     killed = []
 
@@ -83,7 +83,7 @@ def test_two_videos_on_two_actors_give_the_local_pixels(ray_cluster, photos, tmp
     """Each video on its own actor (frames streamed back, the driver writes them): the pixels of a local run."""
     import torch
 
-    from styletransfer.video import plan_videos, run_here
+    from styletransfer.video import prepare_videos, run_here
     from styletransfer.video.ray_videos import RayVideos
     from tests.clips import pan_frames, pan_zoom_clip, write_frames
 
@@ -97,14 +97,14 @@ def test_two_videos_on_two_actors_give_the_local_pixels(ray_cluster, photos, tmp
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # as each actor: the same arithmetic
     try:
-        local = [run_here(p) for p in plan_videos(sources, style, tmp_path / "local", **options)]
+        local = [run_here(p) for p in prepare_videos(sources, style, tmp_path / "local", **options)]
     finally:
         torch.set_num_threads(before)
     runner = RayVideos(2, threads=1)
     seen: list[str] = []
     try:
-        plans = plan_videos(sources, style, tmp_path / "ray", **options)
-        remote = runner.run(plans, on_frame=lambda plan, record, n: seen.append(plan.name))
+        videos = prepare_videos(sources, style, tmp_path / "ray", **options)
+        remote = runner.run(videos, on_frame=lambda video, record, n: seen.append(video.name))
         pids = {ray_cluster.get(a.pid.remote()) for a in runner.actors}
     finally:
         runner.close()
@@ -123,7 +123,7 @@ def test_a_video_whose_actor_is_killed_goes_on_from_its_last_frame(ray_cluster, 
     """The actor dies after the first frame came back: a new actor continues from it, with the local pixels."""
     import torch
 
-    from styletransfer.video import plan_videos, run_here
+    from styletransfer.video import prepare_videos, run_here
     from styletransfer.video.ray_videos import RayVideos
     from tests.clips import pan_frames, write_frames
 
@@ -134,20 +134,20 @@ def test_a_video_whose_actor_is_killed_goes_on_from_its_last_frame(ray_cluster, 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert run_here(plan_videos([source], style, tmp_path / "local", **options)[0]).status == "complete"
+        assert run_here(prepare_videos([source], style, tmp_path / "local", **options)[0]).status == "complete"
     finally:
         torch.set_num_threads(before)
     runner = RayVideos(1, threads=1)
     killed: list = []
 
-    def kill_after_the_first_frame(plan, record, total) -> None:
+    def kill_after_the_first_frame(video, record, total) -> None:
         if not killed:
             killed.append(runner.actors[0])
             ray_cluster.kill(runner.actors[0], no_restart=True)
 
     try:
         [result] = runner.run(
-            plan_videos([source], style, tmp_path / "ray", **options), on_frame=kill_after_the_first_frame
+            prepare_videos([source], style, tmp_path / "ray", **options), on_frame=kill_after_the_first_frame
         )
         now = list(runner.actors)
     finally:
@@ -165,11 +165,11 @@ def test_ray_actors_run_groups_as_batches(ray_cluster, photos, tmp_path):
     contents, style = photos
     options = {"size": 32, "steps": 3, "device": "cpu", "manifest": True}
     local = run_batch(
-        plan_items(contents, [style], tmp_path / "local", **options), tmp_path / "local", LocalExecutor(1, 1, group=2)
+        make_items(contents, [style], tmp_path / "local", **options), tmp_path / "local", LocalExecutor(1, 1, group=2)
     )
     executor = RayExecutor(2, threads=1, group=2)
     try:
-        remote = run_batch(plan_items(contents, [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
+        remote = run_batch(make_items(contents, [style], tmp_path / "ray", **options), tmp_path / "ray", executor)
     finally:
         executor.close()
     assert local.line() == remote.line() == "4 done, 0 skipped, 0 failed"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from styletransfer.batch import plan_items, read_ledger, run_batch
+from styletransfer.batch import make_items, read_ledger, run_batch
 
 ray = pytest.importorskip("ray")
 
@@ -134,7 +134,7 @@ def test_a_batch_runs_on_both_nodes_and_only_the_driver_writes(
     executor = RayExecutor(2, threads=1)
     try:
         summary = run_batch(
-            plan_items(contents, [style], out, size=32, steps=4, device="cpu", manifest=True), out, executor
+            make_items(contents, [style], out, size=32, steps=4, device="cpu", manifest=True), out, executor
         )
     finally:
         executor.close()
@@ -150,7 +150,7 @@ def test_a_batch_runs_on_both_nodes_and_only_the_driver_writes(
 def test_two_videos_run_on_the_two_nodes_and_only_the_driver_writes(
     two_nodes: TwoNodes, photos: tuple[list[Path], Path]
 ) -> None:
-    from styletransfer.video import plan_videos
+    from styletransfer.video import prepare_videos
     from styletransfer.video.ray_videos import RayVideos
     from tests.clips import pan_frames, pan_zoom_clip, write_frames
 
@@ -163,7 +163,7 @@ def test_two_videos_run_on_the_two_nodes_and_only_the_driver_writes(
     out = two_nodes.driver / "videos"
     runner = RayVideos(2, threads=1)
     try:
-        results = runner.run(plan_videos(sources, style, out, size=32, steps=3, device="cpu", long_term=2))
+        results = runner.run(prepare_videos(sources, style, out, size=32, steps=3, device="cpu", long_term=2))
     finally:
         runner.close()
     assert [r.status for r in results] == ["complete"] * 2, [r.error for r in results]
@@ -203,7 +203,7 @@ def test_a_node_that_leaves_mid_batch_loses_nothing_and_redoes_nothing(
     first = list(executor.actors)
     try:
         summary = run_batch(
-            plan_items(contents, [style], out, size=32, steps=8, device="cpu"),
+            make_items(contents, [style], out, size=32, steps=8, device="cpu"),
             out,
             executor,
             on_record=remove_the_worker_node,

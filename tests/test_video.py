@@ -389,8 +389,8 @@ def test_a_clip_s_frames_are_decoded_one_at_a_time(style, tmp_path, monkeypatch,
 
     monkeypatch.setattr(video_io, "to_tensor", spy(video_io.to_tensor))
     monkeypatch.setattr(video_io, "read_image", spy(video_io.read_image))
-    plan = prepare_video(source, style, tmp_path / "o.mp4", size=16, steps=1, device="cpu")
-    assert len(plan.contents) == len(decoded) == 12 and tuple(plan.contents[0].shape) == (1, 3, 12, 16)
+    video = prepare_video(source, style, tmp_path / "o.mp4", size=16, steps=1, device="cpu")
+    assert len(video.contents) == len(decoded) == 12 and tuple(video.contents[0].shape) == (1, 3, 12, 16)
     assert most <= 2, f"{most} full-size frames held at once"
     assert all(ref() is None for ref in decoded)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from PIL import Image
 
-from styletransfer.batch import make_executor, plan_items, run_batch
+from styletransfer.batch import make_executor, make_items, run_batch
 from styletransfer.examples import example_path
 from tests.clips import pan_frames, write_frames
 
@@ -45,7 +45,7 @@ def images(directory: Path) -> list[Path]:
 
 def batch_run(name: str, workers: int, contents: list[Path], style: Path, root: Path, steps: int) -> dict:
     out = root / name
-    items = plan_items(contents, [style], out, size=256, steps=steps, device="cpu")
+    items = make_items(contents, [style], out, size=256, steps=steps, device="cpu")
     started = time.perf_counter()
     executor = make_executor("ray" if name.startswith("ray") else "local", workers)
     actors = getattr(executor, "actors", [])

@@ -36,7 +36,7 @@ from bench.benchmarks.pairs import PAIRS, bounds_fractions, pair_images
 from bench.common import SHARED_IMAGES, seed_loss
 from styletransfer.images import save_image
 from styletransfer.losses import smooth_total_variation
-from styletransfer.optimize import Reporter, run_lbfgs
+from styletransfer.optimize import LbfgsConfig, Reporter, run_lbfgs
 from styletransfer.pipeline import build_objective, resolve_settings
 
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         start = time.perf_counter()
         if method == "project":
-            image = run_lbfgs(objective, content, args.evaluations, report, history=50, tv_eps=0.01)
+            image = run_lbfgs(objective, content, args.evaluations, report, LbfgsConfig(history=50, tv_eps=0.01))
         else:
             image = run_torch_lbfgs(objective, content, args.evaluations, report, BOXES[method])
         wall = time.perf_counter() - start

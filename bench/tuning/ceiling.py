@@ -26,7 +26,7 @@ from bench.common import ROOT, TUTORIAL_FINAL_LOSS
 from styletransfer.examples import example_path
 from styletransfer.images import load_img, read_image
 from styletransfer.losses import gram_matrix
-from styletransfer.optimize import Progress, Reporter, run_lbfgs
+from styletransfer.optimize import LbfgsConfig, Progress, Reporter, run_lbfgs
 from styletransfer.pipeline import build_objective, resolve_settings
 from styletransfer.presets import SEED_STYLE_LAYERS
 from styletransfer.vgg import get_vgg, preprocess
@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         start,
         args.evaluations,
         Reporter(args.evaluations, on_step),
-        lr=p.lr,
-        history=p.history,
-        tv_eps=p.tv_eps,
+        LbfgsConfig(lr=p.lr, history=p.history, tv_eps=p.tv_eps),
     )
     wall = time.perf_counter() - t
     print(f"start: the tutorial's 1000-step result blurred {args.blur:g}x; seed loss {curve[0][1]:.4g}")

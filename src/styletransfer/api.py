@@ -16,7 +16,7 @@ from PIL import Image
 from .events import JobResult, Observer
 from .images import ImageLike
 from .job import Job, make_job
-from .optimize import Callback, Interrupted, StopCheck
+from .optimize import Callback, StopCheck
 from .options import check_applicable
 from .pipeline import (
     Settings,
@@ -218,13 +218,11 @@ def stylize(
         fine_style=fine_style,
         preset=settings.preset,
     )
-    try:
-        image = optimize(inputs, settings, callback=callback, should_stop=should_stop, started=started).image
-    except Interrupted as stop:
-        if should_stop is None or not should_stop():
-            raise
-        image = stop.image.cpu()
-    return finish_image(image, inputs, settings)
+    outcome = optimize(inputs, settings, callback=callback, should_stop=should_stop, started=started)
+    asked = outcome.status == "interrupted" and should_stop is not None and should_stop()
+    if not asked and (error := outcome.error()) is not None:
+        raise error  # Ctrl-C, or a diverged run: the caller's exception, with its image
+    return finish_image(outcome.image.cpu(), inputs, settings)
 
 
 def plan(

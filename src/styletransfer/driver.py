@@ -5,15 +5,16 @@ Single runs (:func:`~styletransfer.pipeline.optimize`), batched runs
 each scale through :func:`run_scale`, so the precision switch, the stopping
 rule and the time budget are decided in one place.  A time budget is split
 over the scales of a coarse-to-fine run by :func:`scale_deadlines` before the
-first one starts.
+first one starts.  Each image's scale ends in an :class:`~styletransfer.optimize.Outcome`,
+whatever ended it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, replace
+from functools import partial
 
 from torch import Tensor
 
@@ -23,7 +24,8 @@ from .optimize import (
     Diverged,
     Interrupted,
     KerasAdam,
-    LowPassBoost,
+    LbfgsConfig,
+    Outcome,
     Reporter,
     run_adam,
     run_lbfgs,
@@ -32,12 +34,9 @@ from .optimize import (
 from .presets import Preset
 
 #: Under bf16, L-BFGS switches to fp32 once its best loss falls by less than this fraction over
-#: the preset's ``stop_window``: about where bf16's rounding flattens the curve at 384-512 px
-#: (docs/benchmarks.md, "The fp32 finish").
+#: the preset's ``stop_window``: about where bf16's rounding flattens the loss curve
+#: (docs/benchmarks.md, "The fp32 finish keeps its curvature").
 BF16_SWITCH_RTOL = 0.005
-
-#: What a scale's optimiser gives back for one image: its best image, or what ended it.
-ScaleOutcome = Tensor | Interrupted | Diverged
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,9 @@ class ScaleTask:
     report: Reporter
 
 
-def first_rtol(preset: Preset, precision: str) -> float:
+def first_rtol(stop_rtol: float, precision: str) -> float:
     """The stopping fraction of a scale's first L-BFGS run: ``max(stop_rtol, BF16_SWITCH_RTOL)`` under bf16."""
-    return max(preset.stop_rtol, BF16_SWITCH_RTOL) if precision == "bf16" else preset.stop_rtol
+    return max(stop_rtol, BF16_SWITCH_RTOL) if precision == "bf16" else stop_rtol
 
 
 def scale_deadlines(
@@ -93,48 +92,30 @@ def scale_deadlines(
     return out
 
 
+def _alone(run: Callable[[], Tensor], report: Reporter) -> Outcome:
+    """One image's optimiser run (:func:`run_lbfgs`, :func:`run_adam`), the end it raises turned into an :class:`Outcome`."""
+    try:
+        return Outcome("complete", run(), report.step)
+    except Interrupted as end:
+        return Outcome("interrupted", end.image, end.step)
+    except Diverged as end:
+        return Outcome("diverged", end.image, end.step)
+
+
 def _lbfgs(
     stages: Sequence[Stage],
     starts: Sequence[Tensor],
     caps: Sequence[int],
     reports: Sequence[Reporter],
-    preset: Preset,
-    history: int,
-    precondition: LowPassBoost | None,
+    config: LbfgsConfig,
     curvature: Sequence[Curvature],
-    stop_rtol: float,
-) -> list[ScaleOutcome]:
+) -> list[Outcome]:
     """Projected L-BFGS on each image: :func:`run_lbfgs` for one, :func:`run_lbfgs_batch` for several."""
     if len(stages) == 1:
-        try:
-            x = run_lbfgs(
-                stages[0].optimised,
-                starts[0],
-                caps[0],
-                reports[0],
-                lr=preset.lr,
-                history=history,
-                tv_eps=preset.tv_eps,
-                stop_rtol=stop_rtol,
-                stop_window=preset.stop_window,
-                precondition=precondition,
-                curvature=curvature[0],
-            )
-        except (Interrupted, Diverged) as end:
-            return [end]
-        return [x]
+        run = partial(run_lbfgs, stages[0].optimised, starts[0], caps[0], reports[0], config, curvature=curvature[0])
+        return [_alone(run, reports[0])]
     return run_lbfgs_batch(
-        BatchObjective([s.optimised for s in stages]),
-        starts,
-        caps,
-        reports,
-        lr=preset.lr,
-        history=history,
-        tv_eps=preset.tv_eps,
-        stop_rtol=stop_rtol,
-        stop_window=preset.stop_window,
-        precondition=precondition,
-        curvature=curvature,
+        BatchObjective([s.optimised for s in stages]), starts, caps, reports, config, curvature=curvature
     )
 
 
@@ -143,26 +124,25 @@ def run_scale(
     preset: Preset,
     precision: str,
     steps: int,
+    lbfgs: LbfgsConfig,
     *,
-    history: int,
-    precondition: LowPassBoost | None = None,
     deadline: float | None = None,
-) -> tuple[list[ScaleOutcome], list[Stage]]:
+) -> list[Outcome]:
     """Optimise each task's image at one scale, at most ``steps`` evaluations each, by ``deadline`` if given.
 
     L-BFGS (one image alone, or several in one batch, each with its own
-    state): under ``precision="bf16"`` it runs in bf16 until its loss falls
-    by less than :data:`BF16_SWITCH_RTOL` (or the preset's ``stop_rtol``, if
-    larger) over the preset's ``stop_window``, then goes on in fp32 from its
-    best image for the evaluations left, with the preset's own stopping
-    rule (counted afresh) and the curvature pairs the bf16 run learnt.  A
+    state, all run as ``lbfgs`` says): under ``precision="bf16"`` it runs in
+    bf16 until its loss falls by less than :data:`BF16_SWITCH_RTOL` (or
+    ``lbfgs.stop_rtol``, if larger) over ``lbfgs.stop_window``, then goes on in
+    fp32 from its best image for the evaluations left, with ``lbfgs``'s own
+    stopping rule (counted afresh) and the curvature pairs the bf16 run learnt.  A
     run out of time gets no fp32 finish.  Adam (one image only) runs its
     ``steps`` or until the deadline.
 
     Returns:
-        Per task, its outcome (best image, or the :class:`Interrupted` or
-        :class:`Diverged` that ended it), and the stage whose objective the
-        outcome was last optimised under (the fp32 one after a finish).
+        Per task, its :class:`Outcome` (its image on the device); a complete one
+        carries the objective and content of the stage it was last optimised
+        under (the fp32 one after a finish), to report its loss terms.
     """
     reports = [t.report for t in tasks]
     for r in reports:
@@ -173,45 +153,41 @@ def run_scale(
         if len(tasks) != 1:
             raise ValueError("only L-BFGS runs share a batch")
         adam = KerasAdam(preset.lr, preset.beta1, preset.beta2, preset.eps)
-        try:
-            return [run_adam(stages[0].optimised, starts[0], steps, adam, reports[0])], stages
-        except (Interrupted, Diverged) as end:
-            return [end], stages
+        outcomes = [_alone(partial(run_adam, stages[0].optimised, starts[0], steps, adam, reports[0]), reports[0])]
+        return _scored(outcomes, stages)
     memories: list[Curvature] = [[] for _ in tasks]  # per image, shared by the bf16 run and its fp32 finish
     begun = [r.step for r in reports]
 
     def solve(
-        which: Sequence[int], starts: Sequence[Tensor], caps: Sequence[int], stop_rtol: float
-    ) -> list[ScaleOutcome]:
-        return _lbfgs(
-            [stages[j] for j in which],
-            starts,
-            caps,
-            [reports[j] for j in which],
-            preset,
-            history,
-            precondition,
-            [memories[j] for j in which],
-            stop_rtol,
-        )
+        which: Sequence[int], starts: Sequence[Tensor], caps: Sequence[int], config: LbfgsConfig
+    ) -> list[Outcome]:
+        chosen = [stages[j] for j in which]
+        return _lbfgs(chosen, starts, caps, [reports[j] for j in which], config, [memories[j] for j in which])
 
     everyone = range(len(tasks))
-    outcomes = solve(everyone, starts, [steps] * len(tasks), first_rtol(preset, precision))
+    first = replace(lbfgs, stop_rtol=first_rtol(lbfgs.stop_rtol, precision))
+    outcomes = solve(everyone, starts, [steps] * len(tasks), first)
     if precision == "bf16":  # stalled or converged in bf16: the evaluations left go on in fp32
         left = [steps - (reports[j].step - begun[j]) for j in everyone]
         again = [
-            j for j in everyone if isinstance(outcomes[j], Tensor) and left[j] > 0 and not reports[j].out_of_time()
+            j for j in everyone if outcomes[j].status == "complete" and left[j] > 0 and not reports[j].out_of_time()
         ]
         if again:
             for j in again:
                 stages[j] = tasks[j].build("fp32")
                 reports[j].new_scale(deadline)
-            finished = solve(
-                again, [cast(Tensor, outcomes[j]) for j in again], [left[j] for j in again], preset.stop_rtol
-            )
+            finished = solve(again, [outcomes[j].image for j in again], [left[j] for j in again], lbfgs)
             for j, out in zip(again, finished):
                 outcomes[j] = out
-    return outcomes, stages
+    return _scored(outcomes, stages)
+
+
+def _scored(outcomes: Sequence[Outcome], stages: Sequence[Stage]) -> list[Outcome]:
+    """The complete outcomes with their stage's objective and content attached (the others as they are)."""
+    return [
+        replace(o, objective=s.objective, content=s.content) if o.status == "complete" else o
+        for o, s in zip(outcomes, stages)
+    ]
 
 
 def planned_evaluations(seconds: float, per_evaluation: float, cap: int) -> int:

@@ -61,7 +61,11 @@ class JobResult:
 
 @dataclass
 class JobStart:
-    """What observers learn as the run starts: the job, its resolved settings, its inputs, its step budget."""
+    """What observers learn as the run starts: the job, its resolved settings, its inputs, its step budget.
+
+    ``inputs`` become the inputs the run optimises towards before its first
+    evaluation (with a ``fine_style``, new ones with the mixed style images).
+    """
 
     job: Job
     settings: Settings

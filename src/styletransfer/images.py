@@ -8,8 +8,9 @@ antialiasing, exactly like ``tf.image.resize``.
 
 JPEG files are decoded like ``tf.image.decode_image`` does: libjpeg-turbo's
 fast integer IDCT (``JDCT_IFAST``) with fancy upsampling.  Pillow uses the
-accurate IDCT, which moves pixels by a level or two and the seed's loss on
-Tübingen x Starry Night by 0.9%; with the fast IDCT it agrees to 0.01%.
+accurate IDCT, which moves pixels by a level or two and the seed's loss with
+them; with the fast IDCT the loss agrees with the seed's (docs/benchmarks.md,
+"The tutorial preset against the seed's own run").
 """
 
 from __future__ import annotations

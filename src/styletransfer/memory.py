@@ -8,8 +8,8 @@ The estimate for one scale of ``H x W`` pixels (float32, the default layers)::
 
 ``BASE_BYTES`` and ``BYTES_PER_PIXEL`` are a least-squares line through the
 peak RSS measured by ``bench/benchmarks/highres.py`` on this project's CPU machine
-(PyTorch 2.13, 3 steps at one scale, without the L-BFGS history):
-512x384 1.0 GiB, 1024x768 2.5 GiB, 2048x1536 8.1 GiB, that is 0.55 GiB
+(one scale, without the L-BFGS history; the points: docs/robustness.md,
+"Memory guard"), that is 0.55 GiB
 plus 2.45 KiB per pixel.  The style forward runs without gradients, so only
 a few activations live at once: about 0.5 KiB per style pixel.  The run's
 peak is the largest scale's estimate.

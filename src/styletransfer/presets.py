@@ -196,9 +196,8 @@ TUTORIAL = Preset(
 #: The default: the seed's objective, minimised by projected L-BFGS inside the [0, 1] box, for
 #: a budget per pixel: 320 evaluations at 384 px, in proportion to the pixels elsewhere (40 at
 #: 128 px, 142 at 256, 569 at 512; above 512 px, 569 at the 512 px scale and 40 at each finer
-#: one).  Tuned on the tune half of bench/benchmarks/pairs.py's eight pairs (within 1.05x of the tutorial
-#: preset's 1000-step loss at 384 and 512 px), checked on the other half (docs/benchmarks.md,
-#: "Fast as a user feels it").
+#: one).  Tuned on the tune half of bench/benchmarks/pairs.py's eight pairs against the tutorial
+#: preset's 1000-step loss, checked on the other half (docs/benchmarks.md, "Fast as a user feels it").
 FAST = replace(
     TUTORIAL,
     name="fast",

@@ -24,10 +24,9 @@ from .job import Job, check_outputs
 from .losses import Objective
 from .masks import save_layer_masks
 from .observers import file_observers
-from .optimize import Diverged, Interrupted, Progress
+from .optimize import Interrupted, Outcome, Progress
 from .pipeline import (
     Inputs,
-    Optimized,
     Settings,
     batch_key,
     batch_limit,
@@ -41,6 +40,7 @@ from .pipeline import (
     optimize,
     optimize_batch,
     resolve_settings,
+    run_inputs,
     total_steps,
 )
 
@@ -136,18 +136,7 @@ def run_job(
     run = _Run(job, *prepare(job), observers)
     try:
         run.start()
-        try:
-            outcome: Optimized | Interrupted | Diverged = optimize(
-                run.inputs,
-                run.settings,
-                callback=run.progress,
-                should_stop=should_stop,
-                on_scale=run.on_scale,
-                started=begun,
-            )
-        except (Interrupted, Diverged) as stop:
-            outcome = stop
-        return run.finish(outcome)
+        return run.finish(run.optimize(should_stop, begun))
     finally:
         run.close()
 
@@ -218,21 +207,8 @@ def run_jobs(
         try:
             for run in runs:
                 run.start()
-            outcomes: list[Optimized | Interrupted | Diverged]
             if len(runs) == 1:
-                try:
-                    outcomes = [
-                        optimize(
-                            runs[0].inputs,
-                            runs[0].settings,
-                            callback=runs[0].progress,
-                            should_stop=should_stop,
-                            on_scale=runs[0].on_scale,
-                            started=begun,
-                        )
-                    ]
-                except (Interrupted, Diverged) as stop:
-                    outcomes = [stop]
+                outcomes = [runs[0].optimize(should_stop, begun)]
             else:
                 outcomes = optimize_batch(
                     [r.inputs for r in runs],
@@ -278,30 +254,44 @@ class _Run:
         for obs in self.observers:
             obs.scale(size, image)
 
-    def finish(self, outcome: Optimized | Interrupted | Diverged) -> JobResult:
-        """Save the image of ``outcome`` (an ``Optimized``, ``Interrupted`` or ``Diverged``) and tell the observers."""
+    def optimize(self, should_stop: Callable[[], bool] | None, started: float) -> Outcome:
+        """:func:`~styletransfer.pipeline.optimize` alone, on the inputs the run uses.
 
-        objective = content = None
-        error = None
-        elapsed = time.perf_counter() - self.started.started
-        if isinstance(outcome, Interrupted):
-            if outcome.step == 0:
-                result = JobResult("cancelled", seconds=elapsed)
-                for obs in self.observers:
-                    obs.end(result)
-                return result
-            image, status = outcome.image.cpu(), "interrupted"
-        elif isinstance(outcome, Diverged):
-            image, status, error = outcome.image.cpu(), "diverged", str(outcome)
-        else:
-            image, objective, content, status = outcome.image, outcome.objective, outcome.content, "complete"
-        final = finish_image(image, self.inputs, self.settings)
+        Those are made first (:func:`~styletransfer.pipeline.run_inputs`: a
+        ``fine_style`` mixed into new style images) and kept, in this run and
+        in what its observers were told (:attr:`JobStart.inputs`): a stopped
+        run's loss terms are scored against them, and the figures show them.
+        """
+        try:
+            self.inputs = self.started.inputs = run_inputs(self.inputs, self.settings, should_stop=should_stop)
+        except Interrupted as stop:
+            return Outcome("interrupted", stop.image, stop.step)
+        return optimize(
+            self.inputs,
+            self.settings,
+            callback=self.progress,
+            should_stop=should_stop,
+            on_scale=self.on_scale,
+            started=started,
+        )
+
+    def finish(self, outcome: Outcome) -> JobResult:
+        """Save the image of ``outcome`` and tell the observers (``cancelled``, nothing saved: interrupted at step 0)."""
+
+        if outcome.status == "interrupted" and outcome.step == 0:
+            result = JobResult("cancelled", seconds=time.perf_counter() - self.started.started)
+            for obs in self.observers:
+                obs.end(result)
+            return result
+        objective, content = outcome.objective, outcome.content
+        error = str(outcome.error()) if outcome.status == "diverged" else None
+        final = finish_image(outcome.image.cpu(), self.inputs, self.settings)
         saved = save_image(final, self.job.output) if self.job.output is not None else None
         instant = self.settings.preset.instant
         if not instant and (objective is None or content is None):  # stopped early: the last scale's targets
             objective, content = _last_scale_objective(self.inputs, self.settings)
         result = JobResult(
-            status,
+            outcome.status,
             final,
             saved,
             1 if instant else self.steps_done,

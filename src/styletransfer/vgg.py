@@ -53,11 +53,9 @@ POOLINGS = ("max", "avg")
 #: On the CPU in fp32 with at most :data:`WINOGRAD_MAX_THREADS` torch threads,
 #: the convolutions whose input has at least this many channels and
 #: :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
-#: (:mod:`styletransfer.winograd`).  Measured on one thread, they are faster
-#: there than oneDNN's direct convolution (1.4-2.9x) and slower below, and one
-#: evaluation is 1.55-1.61x faster; on two threads of the shared 2-core machine
-#: an evaluation was not faster (0.91-1.23x) (docs/benchmarks.md, "Winograd
-#: F(4x4,3x3) on this machine").
+#: (:mod:`styletransfer.winograd`): on one thread they beat oneDNN's direct
+#: convolution there and lose below, and on two threads an evaluation gained
+#: nothing (docs/benchmarks.md, "Winograd F(4x4,3x3) on this machine").
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_SIDE = 16
 WINOGRAD_MAX_THREADS = 1

@@ -1,6 +1,6 @@
 """Batch: many content images, each with every style (or one blend of them), resumable.
 
-:func:`plan_items` turns inputs (files or directories) and styles into
+:func:`make_items` turns inputs (files or directories) and styles into
 :class:`Item` objects, one :class:`~styletransfer.job.Job` each;
 :func:`run_batch` runs the items that are not done yet on an executor (local
 processes, :class:`~styletransfer.batch.local.LocalExecutor`, or Ray actors,
@@ -25,15 +25,15 @@ so every output is done within the budget of its own start (plus the time
 to save it).  Items optimised together in one group (``--group``) start
 together and end by the same deadline: the group takes the budget once.
 
-The modules: :mod:`~styletransfer.batch.plan` (the items and their output
+The modules: :mod:`~styletransfer.batch.items` (the items and their output
 names), :mod:`~styletransfer.batch.ledger` (``batch.jsonl``: records, settings
 hashes, what is done), :mod:`~styletransfer.batch.run` (the run on an
 executor, the outputs written back), :mod:`~styletransfer.batch.worker`,
 :mod:`~styletransfer.batch.local` and :mod:`~styletransfer.batch.ray_executor`.
 """
 
+from .items import collect_inputs, make_items
 from .ledger import LEDGER, Item, is_done, read_ledger, settings_hash
-from .plan import collect_inputs, plan_items
 from .run import Executor, Summary, make_executor, run_batch
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
     "collect_inputs",
     "is_done",
     "make_executor",
-    "plan_items",
+    "make_items",
     "read_ledger",
     "run_batch",
     "settings_hash",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StyleTransferError
+from ..front_options import CUDA_GROUP
 from ..job import Job, init_file
 from ..manifest import manifest_path
 from ..runner import run_jobs
@@ -254,10 +255,6 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-#: Items per batch where a CUDA GPU is available (on the CPU batching does not pay: see docs/benchmarks.md).
-CUDA_GROUP = 8
 
 
 def default_group(gpu: bool | None = None) -> int:

@@ -6,18 +6,18 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..options import BATCH_NAME
+from ..front_options import BATCH_OPTIONS
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     PROG,
     _add_executor_options,
+    _add_front_options,
     _add_table_options,
     _err,
     _front_end,
     _job_options,
     _Parser,
-    _positive_int,
 )
 
 
@@ -34,24 +34,15 @@ def _cmd_batch(argv: Sequence[str]) -> int:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="content images or directories")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory for the results")
     parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
-    parser.add_argument("--recursive", action="store_true", help="descend into the input directories")
-    parser.add_argument("--name", default=BATCH_NAME, help="output names (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true", help="run every item again, done or not")
+    *items, group = BATCH_OPTIONS  # --group comes after where the items run
+    _add_front_options(parser, items)
     _add_executor_options(parser)
-    parser.add_argument(
-        "--group",
-        type=_positive_int,
-        metavar="N",
-        help=(
-            "optimise up to N items of one size, styles and settings together in one batch, each with its own "
-            "L-BFGS state (default: 8 with a CUDA GPU, 1 on the CPU, where batching does not pay)"
-        ),
-    )
+    _add_front_options(parser, [group])
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per item, only the summary and errors")
     _add_table_options(parser)
     args = parser.parse_args(argv)
     batch = _front_end("batch")
-    items = batch.plan_items(
+    items = batch.make_items(
         args.inputs, args.style, args.output, name=args.name, recursive=args.recursive, **_job_options(args)
     )
     executor = batch.make_executor(

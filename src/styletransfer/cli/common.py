@@ -93,8 +93,16 @@ def _converter(opt: Option) -> Callable[[str], Any]:
 _ARGPARSE_CHOICES = ("preset", "device", "pooling", "preserve_colors", "mask_mode")
 
 
-def _add_option(parser: argparse.ArgumentParser, opt: Option, help_text: str | None = None) -> None:
-    """One option of the table as an argparse argument (``dest`` is the option's name)."""
+def _add_option(
+    parser: argparse.ArgumentParser,
+    opt: Option,
+    help_text: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+) -> None:
+    """One option of a table as an argparse argument (``dest`` is the option's name).
+
+    A number is parsed by ``parse``, by default by the option table's own parsing and limits.
+    """
     text = help_text or opt.help
     if not opt.from_preset and opt.default not in (None, False):
         text += " (default: %(default)s)"
@@ -105,7 +113,7 @@ def _add_option(parser: argparse.ArgumentParser, opt: Option, help_text: str | N
     if opt.name in _ARGPARSE_CHOICES:
         kwargs["choices"], kwargs["metavar"] = opt.choices, None
     elif opt.type in ("int", "float"):
-        kwargs["type"] = _converter(opt)
+        kwargs["type"] = parse or _converter(opt)
     if opt.many:
         kwargs["nargs"] = "+"
     if not opt.from_preset:
@@ -127,6 +135,17 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
         _add_option(parser, opt, f"{opt.help} ({presets})" if opt.name == "preset" else None)
 
 
+def _add_front_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    """A front end's own options (:mod:`styletransfer.front_options`), in their order.
+
+    A whole number is parsed with its ``minimum`` (1 or 0) checked, any other
+    number by ``float``: their other checks are the front end's, which name the option.
+    """
+    least = {1: _positive_int, 0: _non_negative_int}
+    for opt in options:
+        _add_option(parser, opt, parse=least[int(opt.minimum or 0)] if opt.type == "int" else float)
+
+
 def _job_options(args: argparse.Namespace) -> dict[str, Any]:
     """The option table's values from parsed arguments (for :func:`~styletransfer.job.make_job`)."""
     return {o.name: getattr(args, o.name) for o in OPTIONS}
@@ -136,11 +155,11 @@ def _add_executor_options(
     parser: argparse.ArgumentParser,
     *,
     workers: int | None = 1,
-    workers_help: str = "worker processes or Ray actors (default: 1)",
+    workers_help: str = "worker processes or Ray actors (default: %(default)s)",
 ) -> None:
     """Where the work runs (``batch``'s items, ``video``'s videos): ``--executor``, ``--workers``, ``--ray-address``."""
     parser.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="where items run (default: local)"
+        "--executor", choices=("local", "ray"), default="local", help="where items run (default: %(default)s)"
     )
     parser.add_argument("--workers", type=_positive_int, default=workers, metavar="N", help=workers_help)
     parser.add_argument(

@@ -7,18 +7,18 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..front_options import DEFAULT_TEMPORAL_WEIGHT, VIDEO_OPTIONS
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     PROG,
     _add_executor_options,
+    _add_front_options,
     _add_table_options,
     _err,
     _front_end,
     _job_options,
-    _non_negative_int,
     _Parser,
-    _positive_int,
     _say,
     _stop_on_signals,
 )
@@ -45,36 +45,7 @@ def _cmd_video(argv: Sequence[str]) -> int:
         help="video file (.mp4...) or directory; a directory for several",
     )
     parser.add_argument("--style", nargs="+", required=True, metavar="S", help="style image(s)")
-    parser.add_argument(
-        "--frame-steps",
-        type=_positive_int,
-        metavar="M",
-        help="evaluations of each frame after the first (default: steps/3)",
-    )
-    parser.add_argument(
-        "--temporal-weight",
-        type=float,
-        metavar="W",
-        help="weight of the temporal loss (default: 2e5); with --preset instant, the share of the "
-        "previous frame warped kept where the flow is trusted, 0 to 1 (default: 0.85)",
-    )
-    parser.add_argument("--no-temporal", action="store_true", help="stylise every frame independently (the baseline)")
-    parser.add_argument(
-        "--long-term",
-        type=_non_negative_int,
-        default=0,
-        metavar="J",
-        help="also hold each frame to the stylised frames 2..J back (long-term consistency; default 0: off)",
-    )
-    parser.add_argument(
-        "--metrics",
-        metavar="FILE.json",
-        help="write each frame's warping error, evaluations, seconds (with several INs: a directory, NAME.json each)",
-    )
-    parser.add_argument(
-        "--work-dir", metavar="DIR", help="where the stylised frames are kept (default: OUT.work; several: DIR/NAME)"
-    )
-    parser.add_argument("--fps", type=float, metavar="F", help="frame rate of a directory of frames (default: 24)")
+    _add_front_options(parser, VIDEO_OPTIONS)
     _add_executor_options(
         parser, workers=None, workers_help="with --executor ray: the most actors (default: one a video)"
     )
@@ -83,13 +54,13 @@ def _cmd_video(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.executor != "ray":
         parser.error("--workers needs --executor ray: local videos run one after another")
-    video = _front_end("video", "video")
-    plans = video.plan_videos(
+    front_end = _front_end("video", "video")
+    videos = front_end.prepare_videos(
         args.inputs,
         args.style,
         args.output,
         temporal=not args.no_temporal,
-        temporal_weight=video.DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+        temporal_weight=DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
         frame_steps=args.frame_steps,
         long_term=args.long_term,
         work_dir=args.work_dir,
@@ -97,33 +68,35 @@ def _cmd_video(argv: Sequence[str]) -> int:
         fps=args.fps,
         **_job_options(args),
     )
-    several = len(plans) > 1
+    several = len(videos) > 1
     stop = threading.Event()
 
-    def on_frame(plan: Any, record: Any, total: int) -> None:
+    def on_frame(video: Any, record: Any, total: int) -> None:
         if not args.quiet:
             error = "" if record.warping_error is None else f", warping error {record.warping_error:.5f}"
-            name = f"{plan.name} " if several else ""
+            name = f"{video.name} " if several else ""
             print(f"{name}frame {record.frame}/{total}: {record.seconds:.2f} s{error}", file=sys.stderr)
 
     with _stop_on_signals(stop, []):
         if args.executor == "ray":
             runner = _front_end("video.ray_videos", "ray").RayVideos(
-                args.workers or len(plans), address=args.ray_address, weights=args.weights
+                args.workers or len(videos), address=args.ray_address, weights=args.weights
             )
             try:
-                results = runner.run(plans, should_stop=stop.is_set, on_frame=on_frame)
+                results = runner.run(videos, should_stop=stop.is_set, on_frame=on_frame)
             finally:
                 runner.close()
         else:
             results = []
-            for plan in plans:
+            for video in videos:
                 if stop.is_set():
                     break
-                results.append(video.run_here(plan, None, stop.is_set, lambda r, n, plan=plan: on_frame(plan, r, n)))
+                results.append(
+                    front_end.run_here(video, None, stop.is_set, lambda r, n, video=video: on_frame(video, r, n))
+                )
     code = 0
-    for plan, result in zip(plans, results):
-        name = f"{plan.name}: " if several else ""
+    for video, result in zip(videos, results):
+        name = f"{video.name}: " if several else ""
         if result.status == "failed":
             _err(f"{name}{result.error}")
             code = EXIT_FAILURE
@@ -132,7 +105,7 @@ def _cmd_video(argv: Sequence[str]) -> int:
             code = code or EXIT_INTERRUPTED
         else:
             _say(args, f"wrote {result.output} ({result.frames} frames, {result.done_now} stylised now)")
-    if len(results) < len(plans):
-        _err(f"stopped before {len(plans) - len(results)} video(s); run the same command again to go on")
+    if len(results) < len(videos):
+        _err(f"stopped before {len(videos) - len(results)} video(s); run the same command again to go on")
         code = code or EXIT_INTERRUPTED
     return code

@@ -2,8 +2,9 @@
 
 - :mod:`.progress`: :class:`Progress` reports, the :class:`Reporter`, :class:`Interrupted`, :class:`Diverged`;
 - :mod:`.adam`: the seed's Adam (Keras' update rule), with its divergence rule;
-- :mod:`.lbfgs`: projected L-BFGS in the [0, 1] box, for one image or a batch in lockstep;
-- :mod:`.lowpass`: L-BFGS's low-pass preconditioner.
+- :mod:`.lbfgs`: projected L-BFGS in the [0, 1] box (its :class:`LbfgsConfig`), for one image or a batch in lockstep;
+- :mod:`.lowpass`: L-BFGS's low-pass preconditioner;
+- :mod:`.outcome`: :class:`Outcome`, how a run ended (complete, interrupted, diverged), as a value.
 
 The loop reports progress by calling back with a :class:`Progress`; it never
 prints or writes files.  No NaN image is ever returned.
@@ -12,8 +13,9 @@ prints or writes files.  No NaN image is ever returned.
 from __future__ import annotations
 
 from .adam import KerasAdam, LearningRateLowered, run_adam
-from .lbfgs import Curvature, run_lbfgs, run_lbfgs_batch
+from .lbfgs import Curvature, LbfgsConfig, run_lbfgs, run_lbfgs_batch
 from .lowpass import LowPassBoost
+from .outcome import Outcome, Status
 from .progress import SCORING_RESERVE, Callback, Diverged, Interrupted, Progress, Reporter, StopCheck
 
 __all__ = [
@@ -23,10 +25,13 @@ __all__ = [
     "Diverged",
     "Interrupted",
     "KerasAdam",
+    "LbfgsConfig",
     "LearningRateLowered",
     "LowPassBoost",
+    "Outcome",
     "Progress",
     "Reporter",
+    "Status",
     "StopCheck",
     "run_adam",
     "run_lbfgs",

@@ -1,5 +1,5 @@
 """Projected L-BFGS on the image inside the [0, 1] box, for one image (:func:`run_lbfgs`) or several in lockstep
-(:func:`run_lbfgs_batch`), both driving the same state machine (:class:`LbfgsRun`).
+(:func:`run_lbfgs_batch`), both driving the same state machine (:class:`LbfgsRun`) with one :class:`LbfgsConfig`.
 
 Any divergence raises :class:`~styletransfer.optimize.progress.Diverged` with
 the last finite image: no NaN image is ever returned.
@@ -9,17 +9,49 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import torch
 from torch import Tensor
 
 from ..losses import BatchObjective, Objective, smooth_total_variation, total_variations
+from ..presets import Preset
 from .lowpass import LowPassBoost
+from .outcome import Outcome
 from .progress import Diverged, Interrupted, Reporter, StopAsked
 
 #: L-BFGS's curvature pairs ``(s, y, 1 / s.y)``, oldest first (see :func:`run_lbfgs`).
 Curvature = list[tuple[Tensor, Tensor, float]]
+
+
+@dataclass(frozen=True)
+class LbfgsConfig:
+    """How :func:`run_lbfgs` runs: the same for every image of a batch and for both runs of a bf16 scale.
+
+    Attributes:
+        lr: the first trial step along each direction (on the first
+            iteration, scaled by ``min(1, 1 / |m g|_1)`` as in
+            ``torch.optim.LBFGS``).
+        history: the number of curvature pairs kept.
+        tv_eps: the Charbonnier epsilon of the smoothed TV (0: the exact L1 TV).
+        stop_rtol, stop_window: the early-stopping test of :func:`run_lbfgs`
+            (``stop_window = 0`` turns it off).
+        precondition: ``P`` in ``H_0 = tau P`` (a :class:`LowPassBoost`); ``None``: ``P = I``.
+    """
+
+    lr: float = 1.0
+    history: int = 50
+    tv_eps: float = 0.01
+    stop_rtol: float = 0.0
+    stop_window: int = 0
+    precondition: LowPassBoost | None = None
+
+    @classmethod
+    def from_preset(cls, preset: Preset, *, history: int, precondition: LowPassBoost | None) -> LbfgsConfig:
+        """The preset's L-BFGS (``lr``, ``tv_eps``, ``stop_rtol``, ``stop_window``) with ``history`` pairs
+        (what fits the preset's ``history_mib`` at a scale) and ``precondition``."""
+        return cls(preset.lr, history, preset.tv_eps, preset.stop_rtol, preset.stop_window, precondition)
 
 
 def run_lbfgs(
@@ -27,13 +59,8 @@ def run_lbfgs(
     init: Tensor,
     evaluations: int,
     report: Reporter,
+    config: LbfgsConfig = LbfgsConfig(),
     *,
-    lr: float = 1.0,
-    history: int = 50,
-    tv_eps: float = 0.01,
-    stop_rtol: float = 0.0,
-    stop_window: int = 0,
-    precondition: LowPassBoost | None = None,
     curvature: Curvature | None = None,
 ) -> Tensor:
     """Projected L-BFGS on the image, with the bounds ``0 <= x <= 1`` kept exactly.
@@ -47,14 +74,14 @@ def run_lbfgs(
 
     Only the free values ``F`` move: with ``m`` the indicator of ``F`` and
     ``H`` the L-BFGS inverse-Hessian estimate (two-loop recursion over the last
-    ``history`` pairs ``s = x' - x``, ``y = g' - g``, started from
+    ``config.history`` pairs ``s = x' - x``, ``y = g' - g``, started from
     ``H_0 = tau P`` with ``tau = s.y / y.P y`` of the newest pair, ``P`` the
-    ``precondition`` operator or the identity), the direction is::
+    ``config.precondition`` operator or the identity), the direction is::
 
         d = -m * H (m * g),    so  g.d = -(m g).H(m g) < 0
 
     and the step is taken on the projected arc ``x(t) = clamp(x + t d, 0, 1)``
-    from ``t = lr`` by :func:`_projected_wolfe`: Armijo's condition on the arc::
+    from ``t = config.lr`` by :func:`_projected_wolfe`: Armijo's condition on the arc::
 
         f(x(t)) <= f(x) + 1e-4 * g.(x(t) - x)
 
@@ -70,18 +97,18 @@ def run_lbfgs(
     generalised Cauchy point.)
 
     The optimiser sees the seed objective with the L1 TV replaced by
-    :func:`~styletransfer.losses.smooth_total_variation` (``tv_eps``); every
+    :func:`~styletransfer.losses.smooth_total_variation` (``config.tv_eps``); every
     report gives the *exact* seed terms of ``x``.
 
     Stopping: after ``evaluations`` evaluations (a hard cap, also inside a
     line search), when the next evaluation would pass ``report.deadline``
     (:meth:`Reporter.out_of_time`), or earlier when the best exact loss ``b_k`` after ``k``
-    evaluations has fallen by less than a fraction ``stop_rtol`` over the
-    last ``stop_window`` evaluations::
+    evaluations has fallen by less than a fraction ``rtol = config.stop_rtol`` over the
+    last ``w = config.stop_window`` evaluations::
 
-        k > stop_window  and  b_{k - stop_window} - b_k <= stop_rtol * b_k
+        k > w  and  b_{k - w} - b_k <= rtol * b_k
 
-    (``stop_window = 0`` turns the test off), or at a point where the
+    (``w = 0`` turns the test off), or at a point where the
     projected gradient is zero.
 
     Returns:
@@ -90,13 +117,7 @@ def run_lbfgs(
     Args:
         evaluations: the most objective evaluations (each one VGG forward
             and backward).
-        lr: the first trial step along each direction (on the first
-            iteration, scaled by ``min(1, 1 / |m g|_1)`` as in
-            ``torch.optim.LBFGS``).
-        history: the number of curvature pairs kept.
-        tv_eps: the Charbonnier epsilon of the smoothed TV (0: the exact L1 TV).
-        stop_rtol, stop_window: the early-stopping test above.
-        precondition: ``P`` in ``H_0 = tau P`` (a :class:`LowPassBoost`); ``None``: ``P = I``.
+        config: the step, the history, the smoothed TV, the stopping test and the preconditioner.
         curvature: the pairs to start from (``None``: none).  The list is
             updated in place as the run goes, so a later run on the same
             problem (the fp32 finish of a bf16 run) can start from the
@@ -107,18 +128,8 @@ def run_lbfgs(
         Diverged: when the loss or its gradient is not finite, with the best
             image so far.
     """
-    run = LbfgsRun(
-        init,
-        evaluations,
-        report,
-        lr=lr,
-        history=history,
-        stop_rtol=stop_rtol,
-        stop_window=stop_window,
-        precondition=precondition,
-        curvature=curvature,
-    )
-    tv_weight = objective.weights.tv
+    run = LbfgsRun(init, evaluations, report, config, curvature=curvature)
+    tv_weight, tv_eps = objective.weights.tv, config.tv_eps
     try:
         point = run.trial()
         while point is not None:
@@ -137,15 +148,10 @@ def run_lbfgs_batch(
     inits: Sequence[Tensor],
     evaluations: int | Sequence[int],
     reports: Sequence[Reporter],
+    config: LbfgsConfig = LbfgsConfig(),
     *,
-    lr: float = 1.0,
-    history: int = 50,
-    tv_eps: float = 0.01,
-    stop_rtol: float = 0.0,
-    stop_window: int = 0,
-    precondition: LowPassBoost | None = None,
     curvature: Sequence[Curvature] | None = None,
-) -> list[Tensor | Interrupted | Diverged]:
+) -> list[Outcome]:
     """:func:`run_lbfgs` for several images at once, each with its own L-BFGS state and line search.
 
     Image ``b`` runs its own :class:`LbfgsRun` (its curvature pairs, its line
@@ -164,28 +170,18 @@ def run_lbfgs_batch(
     when given, one curvature list per run (as in :func:`run_lbfgs`).
 
     Returns:
-        Per image: its best image, or the :class:`Diverged` that ended it (the
-        others go on), or, when a stop was asked for (``reports[b].should_stop``,
-        or Ctrl-C), an :class:`Interrupted` carrying its best image so far for
-        every run that had not ended.
+        Per image, its :class:`~styletransfer.optimize.outcome.Outcome` (no
+        objective attached): ``complete`` with its best image; ``diverged``
+        with its best image when its loss or gradient was not finite (it leaves
+        the batch, the others go on); or, when a stop was asked for
+        (``reports[b].should_stop``, or Ctrl-C), ``interrupted`` with its best
+        image so far for every run that had not ended.
     """
     budgets = [evaluations] * len(inits) if isinstance(evaluations, int) else list(evaluations)
     memories: Sequence[Curvature | None] = [None] * len(inits) if curvature is None else curvature
-    runs = [
-        LbfgsRun(
-            x0,
-            n,
-            r,
-            lr=lr,
-            history=history,
-            stop_rtol=stop_rtol,
-            stop_window=stop_window,
-            precondition=precondition,
-            curvature=m,
-        )
-        for x0, n, r, m in zip(inits, budgets, reports, memories)
-    ]
-    results: list[Tensor | Interrupted | Diverged | None] = [None] * len(runs)
+    runs = [LbfgsRun(x0, n, r, config, curvature=m) for x0, n, r, m in zip(inits, budgets, reports, memories)]
+    tv_eps = config.tv_eps
+    results: list[Outcome | None] = [None] * len(runs)
     points = [run.trial() for run in runs]
     try:
         while active := [i for i, p in enumerate(points) if p is not None]:
@@ -203,12 +199,12 @@ def run_lbfgs_batch(
                         own, float(total[j].detach()), grad[j : j + 1].clone(), x[j : j + 1]
                     )
                 except Diverged as exc:
-                    results[i], points[i] = exc, None
+                    results[i], points[i] = Outcome("diverged", exc.image, exc.step), None
     except (KeyboardInterrupt, StopAsked):
         for i, p in enumerate(points):
             if p is not None:
-                results[i] = Interrupted(runs[i].best, reports[i].step)
-    return [runs[i].best if r is None else r for i, r in enumerate(results)]
+                results[i] = Outcome("interrupted", runs[i].best, reports[i].step)
+    return [Outcome("complete", run.best, run.report.step) if r is None else r for run, r in zip(runs, results)]
 
 
 class LbfgsRun:
@@ -231,12 +227,8 @@ class LbfgsRun:
         init: Tensor,
         evaluations: int,
         report: Reporter,
+        config: LbfgsConfig,
         *,
-        lr: float,
-        history: int,
-        stop_rtol: float,
-        stop_window: int,
-        precondition: LowPassBoost | None = None,
         curvature: Curvature | None = None,
     ) -> None:
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
@@ -244,9 +236,11 @@ class LbfgsRun:
         self.best_loss = math.inf
         self.report = report
         self.done = report.step + evaluations
-        self.stop_rtol, self.stop_window = stop_rtol, stop_window
+        self.config = config
         self.bests: list[float] = []  # the best exact loss after each evaluation
-        self._iterations = _projected_lbfgs(x, lr=lr, history=history, precondition=precondition, curvature=curvature)
+        self._iterations = _projected_lbfgs(
+            x, lr=config.lr, history=config.history, precondition=config.precondition, curvature=curvature
+        )
         self._point: Tensor | None = None
 
     def trial(self) -> Tensor | None:
@@ -292,8 +286,8 @@ class LbfgsRun:
         self.bests.append(self.best_loss)
         if not bool(torch.isfinite(grad).all()):
             raise Diverged(self.best, self.report.step)
-        k, w = len(self.bests), self.stop_window
-        if w > 0 and k > w and self.bests[k - 1 - w] - self.bests[-1] <= self.stop_rtol * self.bests[-1]:
+        k, w = len(self.bests), self.config.stop_window
+        if w > 0 and k > w and self.bests[k - 1 - w] - self.bests[-1] <= self.config.stop_rtol * self.bests[-1]:
             self._end()
             return None
         return self._next((total, grad))

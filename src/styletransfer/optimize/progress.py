@@ -1,9 +1,11 @@
 """How a run reports and stops: :class:`Progress` (one step's report, handed to a callback), :class:`Reporter`
 (counts the steps, keeps the best image, asks ``should_stop``), :class:`Interrupted` and :class:`Diverged`.
 
-The loop never prints or writes files.  On Ctrl-C (or a stop asked for) it
-raises :class:`Interrupted`, which carries the image so far so that the
-caller can save it; :class:`Diverged` carries the last finite image.
+The loop never prints or writes files.  On Ctrl-C (or a stop asked for) a
+one-image optimiser raises :class:`Interrupted`, which carries the image so
+far so that the caller can save it; :class:`Diverged` carries the last finite
+image.  The scale driver turns both into an :class:`~styletransfer.optimize.outcome.Outcome`
+at once; the Python API raises them again for its caller.
 """
 
 from __future__ import annotations

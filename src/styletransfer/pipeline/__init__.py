@@ -44,7 +44,6 @@ from .objective import (
     styles_at,
 )
 from .run import (
-    Optimized,
     batch_key,
     batch_limit,
     budget_deadlines,
@@ -52,6 +51,7 @@ from .run import (
     instant_image,
     optimize,
     optimize_batch,
+    run_inputs,
     stylize_batch,
     stylize_tensor,
 )
@@ -74,7 +74,6 @@ __all__ = [
     "STYLE_TARGETS",
     "FacesProtected",
     "Inputs",
-    "Optimized",
     "Settings",
     "batch_key",
     "batch_limit",
@@ -103,6 +102,7 @@ __all__ = [
     "plan",
     "resolve_device",
     "resolve_settings",
+    "run_inputs",
     "scaled_seconds",
     "shape_at",
     "stage_sizes",

@@ -26,26 +26,21 @@ from .settings import Settings, stage_sizes, stage_steps
 PROBE_SIDE = 256
 
 #: How an evaluation's time grows with its pixels ``n``: ``t ~ n ** PIXEL_EXPONENT``.
-#: Fitted to the median evaluation of real runs on a 2-core AVX-512/AMX CPU
-#: (``bench/benchmarks/estimate.py``, Tübingen x Starry Night, 2 threads): 0.547 s at
-#: 256x192, 1.63 s at 512x384, 5.87 s at 1024x768 (exponents 0.79 and 0.92
-#: between them): the fixed costs of small images fade as the size grows.
+#: Fitted to the median evaluation of real runs (``bench/benchmarks/estimate.py``; the runs in
+#: docs/benchmarks.md, "The dry-run estimate"): the fixed costs of small images fade as the size grows.
 PIXEL_EXPONENT = 0.85
 
 #: A run's evaluation against the probe's bare one: the optimiser's bookkeeping,
-#: the reports and the line search's extra work (1.22 at 256x192 in the same runs).
+#: the reports and the line search's extra work (measured in the same runs).
 RUN_OVERHEAD = 1.2
 
 #: Pixels (512x384) above which a CPU evaluation grows faster than its pixels.
 LARGE_PIXELS = 512 * 384
 
 #: ``t ~ n ** e`` above :data:`LARGE_PIXELS` on a CPU, by precision: there every
-#: activation is a fresh ``mmap`` that the kernel zeroes page by page (3.0
-#: million page faults an evaluation at 2048x1536 in bf16), and the caches no
-#: longer hold a layer.  Same CPU, 2 threads, 2026-11-29: bf16 in runs 0.65-0.76 s
-#: at 512x384, 2.7-3.3 s at 1024x768, about 15 s at 2048x1536 (exponent 1.1
-#: over the range; bare evaluations 0.36-0.39, 1.9-2.9, 13.1-15.3 s); fp32 bare
-#: 1.38, 6.3, 33.8 s (1.15).
+#: activation is a fresh ``mmap`` that the kernel zeroes page by page, and the
+#: caches no longer hold a layer (docs/benchmarks.md, "bf16, the fp32 finish and
+#: large images", and "Where the time goes above 512 px: page faults").
 LARGE_PIXEL_EXPONENT = {"bf16": 1.1, "fp32": 1.15}
 
 
@@ -79,7 +74,7 @@ def _evaluation_seconds(settings: Settings, inputs: Inputs, side: int, repeats: 
 
     The fastest, not the mean: other work on the machine only ever adds time.
     Two warm-ups: oneDNN's bf16 kernels are still being set up in the second
-    evaluation of a process (0.155 s against 0.10 s later at 256x192).
+    evaluation of a process (docs/benchmarks.md, "bf16, the fp32 finish and large images").
     """
     c = resize(inputs.content_pixels, shape_at(inputs.content_pixels, side)).to(settings.device)
     s = [resize(t, shape_at(t, side)).to(settings.device) for t in inputs.style_pixels]

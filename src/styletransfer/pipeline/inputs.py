@@ -112,7 +112,7 @@ class Inputs:
         masks: the regions in the content's frame, ``(1, 1, h, w)`` each at its own size: one per style,
             or one for the blended style (protected faces alone), or ``None``.
         style_masks: per style, ``None`` or its region in the style's frame; ``None`` for none at all.
-        fine_style: the decoded ``fine_style`` image until :func:`mix_scales` has made the styles from it.
+        fine_style: the decoded ``fine_style`` image; ``None`` in the inputs :func:`mix_scales` makes from it.
     """
 
     content: ImageLike

@@ -17,6 +17,7 @@ from ..images import resize
 from ..losses import Objective, Weights
 from ..optimize import (
     Interrupted,
+    LbfgsConfig,
     Reporter,
     StopCheck,
     run_lbfgs,
@@ -70,19 +71,29 @@ def mixed_style(
         1.0 / max(float(objective.style_targets[n].square().mean()), 1e-30) for n in p.style_layers
     ]
     try:
-        mixed = run_lbfgs(objective, style, evaluations, Reporter(evaluations, None, should_stop=should_stop), tv_eps=0)
+        report = Reporter(evaluations, None, should_stop=should_stop)
+        mixed = run_lbfgs(objective, style, evaluations, report, LbfgsConfig(tv_eps=0))
     except Interrupted:
         raise Interrupted(style.cpu(), 0) from None
     return mixed.detach().cpu()
 
 
-def mix_scales(inputs: Inputs, settings: Settings, should_stop: StopCheck | None = None) -> None:
-    """Replace each style image by :func:`mixed_style` of it and ``inputs.fine_style``, made at the last scale's style size."""
-    if inputs.fine_style is None:
-        return
+def mix_scales(inputs: Inputs, settings: Settings, should_stop: StopCheck | None = None) -> Inputs:
+    """``inputs`` with each style image replaced by :func:`mixed_style` of it and ``inputs.fine_style``.
+
+    The mixed images are made at the last scale's style size.  Returns a new
+    :class:`Inputs` (its ``fine_style`` spent: ``None``) and leaves ``inputs``
+    as it is; without a ``fine_style``, ``inputs`` itself.
+
+    Raises:
+        Interrupted: at step 0 when ``should_stop()`` turns True.
+    """
+    fine = inputs.fine_style
+    if fine is None:
+        return inputs
     p = settings.preset
     side = round(p.style_scale * p.size)
     styles = styles_at(inputs, p.size, replace(p, preserve_colors=None), inputs.content_pixels)
-    check_shape("the fine_style image", inputs.fine_style, side, p.style_layers, "fine style")
-    inputs.style_pixels = [mixed_style(settings, s, inputs.fine_style, should_stop=should_stop) for s in styles]
-    inputs.fine_style = None
+    check_shape("the fine_style image", fine, side, p.style_layers, "fine style")
+    mixed = [mixed_style(settings, s, fine, should_stop=should_stop) for s in styles]
+    return replace(inputs, style_pixels=mixed, fine_style=None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import cast
 
@@ -23,9 +23,10 @@ from ..losses import Objective, blend_weights
 from ..memory import batch_capacity, lbfgs_history
 from ..optimize import (
     Callback,
-    Diverged,
     Interrupted,
+    LbfgsConfig,
     LowPassBoost,
+    Outcome,
     Reporter,
     StopCheck,
 )
@@ -37,22 +38,6 @@ from .objective import content_at, initial_image, objective_at, styles_at
 from .settings import Settings, configure_device, stage_sizes, stage_steps, total_steps
 
 
-@dataclass
-class Optimized:
-    """What :func:`optimize` gives back.
-
-    Attributes:
-        image: the optimised ``(1, 3, H, W)`` image on the CPU (before :func:`finish_image`).
-        objective: the last scale's objective, to report the result's loss terms without new targets;
-            ``None`` for the instant preset, which has no objective (and no loss terms to report).
-        content: the content at the last scale (its shape is the output's); ``None`` with ``objective``.
-    """
-
-    image: Tensor
-    objective: Objective | None
-    content: Tensor | None
-
-
 def optimize(
     inputs: Inputs,
     settings: Settings,
@@ -62,7 +47,7 @@ def optimize(
     on_scale: Callable[[int, Tensor], None] | None = None,
     wrap_objective: Callable[[Objective, Tensor], Objective] | None = None,
     started: float | None = None,
-) -> Optimized:
+) -> Outcome:
     """Optimise the image at each scale of :func:`stage_sizes`, coarse to fine.
 
     Each scale resizes the decoded content and styles to its size, computes its
@@ -81,28 +66,31 @@ def optimize(
     before it starts keeps the upsampled image.
 
     bf16's rounding (relative 2^-8 in every activation) puts a floor under the
-    loss the optimiser can see: at 128 px on a dark pair the bf16 run stalls
-    at 1.316e7 after 300 evaluations while fp32 goes on down to 1.231e7
-    (docs/benchmarks.md), hence the fp32 finish.
+    loss the optimiser can see, where fp32 goes on down (docs/benchmarks.md,
+    "Results, all eight pairs"), hence the fp32 finish.
 
-    Raises:
-        styletransfer.optimize.Interrupted: on Ctrl-C or when ``should_stop()``
-            returns True (checked before every evaluation), with the best image so far.
-        styletransfer.optimize.Diverged: when the loss stays NaN or infinite.
+    Returns:
+        The run's :class:`~styletransfer.optimize.Outcome`: ``complete`` with the
+        optimised ``(1, 3, H, W)`` image on the CPU (before :func:`finish_image`)
+        and the last scale's objective and content, to report the result's loss
+        terms without new targets (``None`` for the instant preset, which has no
+        objective); ``interrupted`` on Ctrl-C or when ``should_stop()`` returns
+        True (checked before every evaluation), with the best image so far;
+        ``diverged`` when the loss stays NaN or infinite, with the last finite image.
     """
     p = settings.preset
-    check_inputs(inputs, settings)
-    configure_device(settings)
-    if p.instant:
-        return Optimized(instant_image(inputs, settings), None, None)
     begin = time.perf_counter() if started is None else started
-    if inputs.fine_style is not None:
-        mix_scales(inputs, settings, should_stop=should_stop)
+    try:
+        inputs = run_inputs(inputs, settings, should_stop=should_stop)
+    except Interrupted as stop:
+        return Outcome("interrupted", stop.image, stop.step)
+    if p.instant:
+        return Outcome("complete", instant_image(inputs, settings), 1)
     report = Reporter(total_steps(p), callback, should_stop=should_stop)
     shapes = [shape_at(inputs.content_pixels, size) for size in stage_sizes(p)]
     deadlines = budget_deadlines(settings, begin, shapes)
     x: Tensor | None = None
-    stage: Stage | None = None
+    last: Outcome | None = None
     for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
 
         def build(precision: str, size: int = size) -> Stage:
@@ -113,25 +101,36 @@ def optimize(
             x = resize(x, shapes[scale]).clamp(0.0, 1.0)  # out of time: the upsampled image
             continue
         x0 = _start_image(inputs, settings, x, shapes[scale], size)
-        (outcome,), (stage,) = run_scale(
-            [ScaleTask(build, x0, report)],
-            p,
-            settings.precision,
-            steps,
-            history=lbfgs_history(p, x0.numel()),
-            precondition=lowpass(p, x0) if scale == 0 else None,
-            deadline=deadline,
+        (last,) = run_scale(
+            [ScaleTask(build, x0, report)], p, settings.precision, steps, lbfgs_config(p, x0, scale), deadline=deadline
         )
-        if not isinstance(outcome, Tensor):
-            raise outcome
-        x = outcome
+        if last.status != "complete":
+            return last
+        x = last.image
         if on_scale is not None:
             on_scale(size, x.detach().cpu())
     assert x is not None
-    if stage is None or stage.content.shape[-2:] != x.shape[-2:]:  # the last scale was skipped
+    if last is None or last.content is None or last.content.shape[-2:] != x.shape[-2:]:  # the last scale was skipped
         objective, c, _ = objective_at(inputs, settings, p.size)
-        stage = Stage(objective, objective, c)
-    return Optimized(x.cpu(), stage.objective, stage.content)
+        return Outcome("complete", x.cpu(), report.step, objective, c)
+    return replace(last, image=x.cpu())
+
+
+def run_inputs(inputs: Inputs, settings: Settings, *, should_stop: StopCheck | None = None) -> Inputs:
+    """The inputs a run optimises towards, made before its first evaluation; ``inputs`` itself is never changed.
+
+    The checks that need the decoded inputs (:func:`check_inputs`), the
+    device's switches (:func:`configure_device`), and with a ``fine_style``
+    new style images mixed from it (:func:`mix_scales`, a new :class:`Inputs`).
+    :func:`optimize` calls it; a caller that needs the inputs the run used
+    (the runner scores a stopped run against them) calls it first.
+
+    Raises:
+        Interrupted: at step 0, when ``should_stop()`` turns True during the mixing.
+    """
+    check_inputs(inputs, settings)
+    configure_device(settings)
+    return mix_scales(inputs, settings, should_stop=should_stop)
 
 
 def instant_image(inputs: Inputs, settings: Settings) -> Tensor:
@@ -175,6 +174,16 @@ def _start_image(inputs: Inputs, settings: Settings, x: Tensor | None, shape: tu
         s = styles_at(inputs, size, settings.preset, inputs.content_pixels)
         return initial_image(settings, c, s[0], inputs.init).to(settings.device)
     return resize(x, shape).clamp(0.0, 1.0).to(settings.device)
+
+
+def lbfgs_config(preset: Preset, start: Tensor, scale: int) -> LbfgsConfig:
+    """The preset's L-BFGS at a scale that starts from ``start``: the history that fits its size,
+    and the :func:`lowpass` preconditioner at the first scale (``scale == 0``)."""
+    return LbfgsConfig.from_preset(
+        preset,
+        history=lbfgs_history(preset, start.numel()),
+        precondition=lowpass(preset, start) if scale == 0 else None,
+    )
 
 
 def lowpass(preset: Preset, image: Tensor) -> LowPassBoost | None:
@@ -237,7 +246,7 @@ def optimize_batch(
     should_stop: StopCheck | None = None,
     on_scale: Sequence[Callable[[int, Tensor], None] | None] | None = None,
     started: float | None = None,
-) -> list[Optimized | Interrupted | Diverged]:
+) -> list[Outcome]:
     """:func:`optimize` for several contents at once: one batched forward and backward per evaluation.
 
     The runs must share a :func:`batch_key` (the settings, the styles, each
@@ -254,9 +263,9 @@ def optimize_batch(
     ``started + time_budget``.
 
     Returns:
-        Per run: its :class:`Optimized`, or the :class:`Interrupted` (a stop was
-        asked for) or :class:`Diverged` that ended it (a diverged run leaves
-        the batch; the others go on).
+        Per run, its :class:`~styletransfer.optimize.Outcome`, as :func:`optimize`
+        gives it: a stop asked for interrupts every run still going; a diverged
+        run leaves the batch and the others go on.
 
     Raises:
         OptionError: for runs that cannot share a batch (different keys, or :func:`can_batch` false).
@@ -277,19 +286,19 @@ def optimize_batch(
     callbacks = [None] * n if callbacks is None else list(callbacks)
     hooks = [None] * n if on_scale is None else list(on_scale)
     reports = [Reporter(total_steps(p), cb, should_stop=should_stop) for cb in callbacks]
-    results: list[Optimized | Interrupted | Diverged | None] = [None] * n
+    results: list[Outcome | None] = [None] * n
     xs: list[Tensor | None] = [None] * n
     shapes = [shape_at(inputs[0].content_pixels, size) for size in stage_sizes(p)]
     deadlines = budget_deadlines(settings, begin, shapes)
     for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
-        going = [b for b in range(n) if not isinstance(results[b], (Interrupted, Diverged))]
+        going = [b for b in range(n) if (r := results[b]) is None or r.status == "complete"]
         if not going:
             break
         if scale > 0 and deadline is not None and time.perf_counter() >= deadline:
             for b in going:  # out of time: the upsampled image, scored at the final size
                 xs[b] = resize(cast(Tensor, xs[b]), shapes[scale]).clamp(0.0, 1.0)
                 objective, c, _ = objective_at(inputs[b], settings, p.size)
-                results[b] = Optimized(cast(Tensor, xs[b]).cpu(), objective, c)
+                results[b] = Outcome("complete", cast(Tensor, xs[b]).cpu(), reports[b].step, objective, c)
             continue
 
         def build(precision: str, b: int, size: int = size) -> Stage:
@@ -300,25 +309,19 @@ def optimize_batch(
             ScaleTask(partial(build, b=b), _start_image(inputs[b], settings, xs[b], shapes[scale], size), reports[b])
             for b in going
         ]
-        outcomes, stages = run_scale(
-            tasks,
-            p,
-            settings.precision,
-            steps,
-            history=lbfgs_history(p, tasks[0].start.numel()),
-            precondition=lowpass(p, tasks[0].start) if scale == 0 else None,
-            deadline=deadline,
+        outcomes = run_scale(
+            tasks, p, settings.precision, steps, lbfgs_config(p, tasks[0].start, scale), deadline=deadline
         )
-        for b, stage, out in zip(going, stages, outcomes):
-            if isinstance(out, (Interrupted, Diverged)):
+        for b, out in zip(going, outcomes):
+            if out.status != "complete":
                 results[b] = out
                 continue
-            xs[b] = out
-            results[b] = Optimized(out.cpu(), stage.objective, stage.content)
+            xs[b] = out.image
+            results[b] = replace(out, image=out.image.cpu())
             hook = hooks[b]
             if hook is not None:
-                hook(size, out.detach().cpu())
-    return [cast(Optimized | Interrupted | Diverged, r) for r in results]
+                hook(size, out.image.detach().cpu())
+    return [cast(Outcome, r) for r in results]
 
 
 def stylize_batch(
@@ -338,12 +341,11 @@ def stylize_batch(
         Interrupted, Diverged: the first content's, in order, whose run ended so.
     """
     inputs = [decode_inputs(c, style, settings.preset.init, preset=settings.preset) for c in contents]
-    images = []
-    for out in optimize_batch(inputs, settings, should_stop=should_stop):
-        if isinstance(out, (Interrupted, Diverged)):
-            raise out
-        images.append(out.image)
-    return images
+    outcomes = optimize_batch(inputs, settings, should_stop=should_stop)
+    for out in outcomes:
+        if (error := out.error()) is not None:
+            raise error
+    return [out.image for out in outcomes]
 
 
 def stylize_tensor(
@@ -356,9 +358,16 @@ def stylize_tensor(
     should_stop: StopCheck | None = None,
     on_scale: Callable[[int, Tensor], None] | None = None,
 ) -> Tensor:
-    """Decode the inputs and :func:`optimize`; the ``(1, 3, H, W)`` CPU image, before :func:`finish_image`."""
+    """Decode the inputs and :func:`optimize`; the ``(1, 3, H, W)`` CPU image, before :func:`finish_image`.
+
+    Raises:
+        Interrupted, Diverged: when the run ended so (:meth:`~styletransfer.optimize.Outcome.error`).
+    """
     inputs = decode_inputs(content, style, settings.preset.init if init is None else init, preset=settings.preset)
-    return optimize(inputs, settings, callback=callback, should_stop=should_stop, on_scale=on_scale).image
+    outcome = optimize(inputs, settings, callback=callback, should_stop=should_stop, on_scale=on_scale)
+    if (error := outcome.error()) is not None:
+        raise error
+    return outcome.image
 
 
 def finish_image(image: Tensor, inputs: Inputs, settings: Settings) -> Image.Image:

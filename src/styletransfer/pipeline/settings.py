@@ -61,11 +61,9 @@ def native_bf16(device: torch.device) -> bool:
 
     Decided by the instruction set (what PyTorch's CPU build reports), not by
     a probe: a timing probe at start-up is noisy on a loaded machine.  With
-    either one oneDNN's bf16 convolutions beat fp32 ones: at 512x384 an
-    evaluation took 0.58-0.66 s against 1.26 s with AMX (Intel Sapphire
-    Rapids class), and 1.15 s against 2.11 s with AVX-512-BF16 alone (AMD
-    Zen 4), both on 2 cores (docs/benchmarks.md).  Without them bf16 is
-    converted around fp32 arithmetic and gains nothing.
+    either one oneDNN's bf16 convolutions beat fp32 ones (docs/benchmarks.md,
+    "Speed, honestly").  Without them bf16 is converted around fp32 arithmetic
+    and gains nothing.
     """
     if device.type != "cpu":
         return False
@@ -84,10 +82,9 @@ def check_precision(precision: str, device: torch.device, optimizer: str = "lbfg
     AUTO_BF16_SIZE`` on a CPU with AVX-512-BF16 or AMX (:func:`native_bf16`), and ``"fp32"``
     otherwise.  Adam (the ``tutorial`` preset) stays fp32 so that it computes
     the seed's losses exactly.  Small images stay fp32 because there bf16
-    gains least (2.1x per evaluation at 128 px, 3.3x at 512 px) and its
-    rounding stalls L-BFGS soonest: at 128 px it stalls after about 300
-    evaluations, and even with the fp32 finish of :func:`optimize` one pair
-    of the varied set ended 0.2% above the tutorial's loss (docs/benchmarks.md).
+    gains least per evaluation and its rounding stalls L-BFGS soonest, even
+    with the fp32 finish of :func:`optimize` (docs/benchmarks.md, "bf16, the
+    fp32 finish and large images").
 
     Raises:
         OptionError: on ``precision``: tf32 off CUDA, bf16 on MPS.

@@ -29,15 +29,15 @@ a blend with the previous output warped by the backward flow,
 output warped, ``c`` the certainty mask; with ``long_term`` ``W_t`` and ``c``
 come from the nearest earlier frame that saw each pixel).  There
 ``temporal_weight`` is the blend ``b`` in [0, 1] (default
-:data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`), and
+:data:`~styletransfer.front_options.DEFAULT_INSTANT_BLEND`), and
 ``frame_steps`` does not apply.  The stylised frames are kept in a work directory (PNG, one per
 frame, written atomically): a killed run continues after the last finished frame.
 
 The modules: :mod:`~styletransfer.video.temporal` (the temporal term, its
 targets, where a frame starts), :mod:`~styletransfer.video.frames` (the frame
 loop on plain data, no files: here, or on a Ray actor),
-:mod:`~styletransfer.video.plan` (the driver: :func:`prepare_video` reads the
-clip, checks the options, finds the finished frames; :class:`VideoPlan`'s
+:mod:`~styletransfer.video.prepared` (the driver: :func:`prepare_video` reads the
+clip, checks the options, finds the finished frames; :class:`PreparedVideo`'s
 ``save_frame`` / ``finish`` write), :mod:`~styletransfer.video.workdir` (the
 work directory, the output, the metrics), :mod:`~styletransfer.video.run`
 (:func:`run_here`, :func:`stylize_video`: a video in this process),
@@ -46,13 +46,13 @@ work directory, the output, the metrics), :mod:`~styletransfer.video.run`
 :mod:`~styletransfer.video.instant` and :mod:`~styletransfer.video.ray_videos`.
 """
 
+from ..front_options import DEFAULT_INSTANT_BLEND, DEFAULT_TEMPORAL_WEIGHT
 from .flow import local_flows
 from .frames import FrameRecord, FrameWork, instant_frames, stylize_frames
-from .instant import DEFAULT_INSTANT_BLEND
 from .io import png_bytes
-from .plan import VideoPlan, VideoResult, instant_blend, plan_videos, prepare_video
-from .run import plan_flows, run_here, stylize_video
-from .temporal import DEFAULT_TEMPORAL_WEIGHT, MAX_LONG_TERM, TemporalObjective
+from .prepared import PreparedVideo, VideoResult, instant_blend, prepare_video, prepare_videos
+from .run import needed_flows, run_here, stylize_video
+from .temporal import MAX_LONG_TERM, TemporalObjective
 from .workdir import default_work_dir
 
 __all__ = [
@@ -61,17 +61,17 @@ __all__ = [
     "MAX_LONG_TERM",
     "FrameRecord",
     "FrameWork",
+    "PreparedVideo",
     "TemporalObjective",
-    "VideoPlan",
     "VideoResult",
     "default_work_dir",
     "instant_blend",
     "instant_frames",
     "local_flows",
-    "plan_flows",
-    "plan_videos",
+    "needed_flows",
     "png_bytes",
     "prepare_video",
+    "prepare_videos",
     "run_here",
     "stylize_frames",
     "stylize_video",

@@ -23,7 +23,6 @@ from PIL import Image
 from torch import Tensor
 
 from ..images import to_tensor
-from ..optimize import Interrupted
 from ..pipeline import (
     Inputs,
     Settings,
@@ -140,12 +139,14 @@ def stylize_frames(
         content = work.contents[t]
         inputs = Inputs(content, list(work.styles), content, None, work.style_pixels, init)
         count = _Evaluations()
-        try:  # a time budget is this frame's: it counts from the frame's start
-            result = optimize(
-                inputs, settings, callback=count, should_stop=should_stop, wrap_objective=wrap, started=started
-            )
-        except Interrupted:
+        # a time budget is this frame's: it counts from the frame's start
+        result = optimize(
+            inputs, settings, callback=count, should_stop=should_stop, wrap_objective=wrap, started=started
+        )
+        if result.status == "interrupted":
             return
+        if (diverged := result.error()) is not None:
+            raise diverged
         final = finish_image(result.image, inputs, settings)
         current = quantised(to_tensor(final))
         assert result.objective is not None and result.content is not None  # optimised (instant: instant_frames)

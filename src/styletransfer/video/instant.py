@@ -22,16 +22,13 @@ frame-to-frame change falls by ``1 - b``, so the warping error by about
 The network's texture is not tied to the scene (its strided convolutions put
 the strokes on their own grid), so ``I_t`` and ``W_t`` are two different
 brushings of the same picture, and their average is a weaker texture than
-either: a blend ``b = 0.5..0.8`` raised the seed's style loss by 25-30 % at
-256 px.  A large ``b`` mostly carries one brushing along the flow instead,
-which keeps the style, as long as the warp does not blur it frame after frame;
-hence the bicubic warp (a bilinear one blurs a sub-pixel shift like a
-``[1/2, 1/2]`` filter, every frame).  On a 30-frame pan and zoom at 256 px
-(``tests/clips.py``), against independent frames: ``b = 0.8`` warping error
-0.078x, style loss 1.21x; ``b = 0.85`` 0.069x, 1.16x; ``b = 0.9`` 0.063x,
-1.09x (bilinear: ``b = 0.7`` 0.11x, 1.31x).  The price of a large ``b`` is
-lag: a change that the flow does not explain (light, a wrong but trusted
-flow) fades in over about ``1 / (1 - b)`` frames.
+either: a middling blend raises the seed's style loss.  A large ``b`` mostly
+carries one brushing along the flow instead, which keeps the style, as long
+as the warp does not blur it frame after frame; hence the bicubic warp (a
+bilinear one blurs a sub-pixel shift like a ``[1/2, 1/2]`` filter, every
+frame).  Warping error and style loss for several ``b``: docs/instant.md.
+The price of a large ``b`` is lag: a change that the flow does not explain
+(light, a wrong but trusted flow) fades in over about ``1 / (1 - b)`` frames.
 """
 
 from __future__ import annotations
@@ -46,10 +43,6 @@ from ..color import match_color
 from ..instant.model import mixed_vector, networks, transform
 from ..losses import blend_weights
 from ..pipeline import Settings
-
-#: ``b``, the share of the warped previous output kept where the flow is trusted (see the module's formula):
-#: flicker and style loss fall as it grows, lag grows (about ``1 / (1 - b)`` frames).
-DEFAULT_INSTANT_BLEND = 0.85
 
 
 @dataclass

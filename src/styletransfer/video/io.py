@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..errors import InputError, MissingExtra, OptionError, OutputError
 from ..fileio import file_sha256, regular_file
+from ..front_options import DEFAULT_FPS
 from ..images import MAX_PIXELS, exception_line, image_size, read_image, to_tensor
 
 #: What a frame directory contributes (by extension, sorted by name).
@@ -170,7 +171,7 @@ def read_clip(path: str | os.PathLike[str], fps: float | None = None) -> Clip:
                 f"{p}: the frames differ in size ({files[0].name} is {width}x{height}, {odd.name} {w}x{h})"
             )
         _check_shape(width, height, len(files), str(p))
-        return Clip(width, height, len(files), rate or Fraction(24), p, False, files)
+        return Clip(width, height, len(files), rate or Fraction(DEFAULT_FPS), p, False, files)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
     regular_file(p, "a video file or a directory of frames")
@@ -185,7 +186,7 @@ def read_clip(path: str | os.PathLike[str], fps: float | None = None) -> Clip:
             _check_shape(width, height, count, str(p))
             found = stream.average_rate or stream.guessed_rate
             if rate is None:
-                rate = _check_fps(found, str(p)) if found else Fraction(24)
+                rate = _check_fps(found, str(p)) if found else Fraction(DEFAULT_FPS)
             if count == 0:  # the container does not say: count the packets (no decoding)
                 count = sum(1 for packet in container.demux(stream) if packet.size)
                 _check_shape(width, height, count, str(p))

@@ -1,7 +1,7 @@
 """Videos on Ray: each video on its own actor; the flows and certainty masks of all of them in parallel Ray tasks.
 
 Only the driver reads and writes files.  It prepares every video
-(:func:`~styletransfer.video.plan.prepare_video`: the clip read, the finished frames
+(:func:`~styletransfer.video.prepared.prepare_video`: the clip read, the finished frames
 found), computes the flows the videos still need in Ray tasks (1 CPU each,
 all videos at once, before the actors take the CPUs), then sends each video's
 frame work (:class:`~styletransfer.video.frames.FrameWork`, plain data) to an actor.
@@ -29,7 +29,7 @@ from ..batch.worker import one_line
 from .flow import local_flows
 from .frames import FrameRecord, FrameWork, stylize_frames
 from .io import png_bytes
-from .plan import VideoPlan, VideoResult
+from .prepared import PreparedVideo, VideoResult
 
 #: Frame pairs per flow task.
 PAIRS_PER_TASK = 4
@@ -79,34 +79,34 @@ class RayVideos:
         self.actors.append(actor)
         return actor
 
-    def flows(self, plans: Sequence[VideoPlan]) -> list[dict[tuple[int, int], Any]]:
-        """The flows each plan still needs, every video's pairs in parallel tasks."""
-        pairs = [plan.pairs() for plan in plans]
+    def flows(self, videos: Sequence[PreparedVideo]) -> list[dict[tuple[int, int], Any]]:
+        """The flows each video still needs, every video's pairs in parallel tasks."""
+        pairs = [video.pairs() for video in videos]
         refs = [
-            [self.flow_task.remote(plan.arrays(p[i : i + PAIRS_PER_TASK])) for i in range(0, len(p), PAIRS_PER_TASK)]
-            for plan, p in zip(plans, pairs)
+            [self.flow_task.remote(video.arrays(p[i : i + PAIRS_PER_TASK])) for i in range(0, len(p), PAIRS_PER_TASK)]
+            for video, p in zip(videos, pairs)
         ]
         return [dict(zip(p, [f for part in self.ray.get(r) for f in part])) for p, r in zip(pairs, refs)]
 
     def run(
         self,
-        plans: Sequence[VideoPlan],
+        videos: Sequence[PreparedVideo],
         should_stop: Callable[[], bool] | None = None,
-        on_frame: Callable[[VideoPlan, FrameRecord, int], None] | None = None,
+        on_frame: Callable[[PreparedVideo, FrameRecord, int], None] | None = None,
     ) -> list[VideoResult]:
-        """Stylise every plan's remaining frames, each video on one actor; the results in the plans' order."""
+        """Stylise every video's remaining frames, each video on one actor; the results in the videos' order."""
         ray = self.ray
-        flows = self.flows(plans)
-        todo = [i for i, plan in enumerate(plans) if plan.done() < len(plan.contents)]
+        flows = self.flows(videos)
+        todo = [i for i, video in enumerate(videos) if video.done() < len(video.contents)]
         count = min(self.workers, max(1, len(todo)))
         threads = self.threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
         idle = [self._new_actor(threads) for _ in range(count)] if todo else []
         events: queue.Queue[tuple[str, int, Any]] = queue.Queue()
         waiting = deque(todo)
-        tries = [0] * len(plans)
-        done_now = [0] * len(plans)
-        began = [time.perf_counter()] * len(plans)
-        results: list[VideoResult | None] = [None] * len(plans)
+        tries = [0] * len(videos)
+        done_now = [0] * len(videos)
+        began = [time.perf_counter()] * len(videos)
+        results: list[VideoResult | None] = [None] * len(videos)
         running: dict[int, Any] = {}
         starting = 0  # replacements not yet started
         stopping = False
@@ -125,7 +125,7 @@ class RayVideos:
                 if tries[i] == 1:
                     began[i] = time.perf_counter()
                 stream = actor.frames.options(num_returns="streaming").remote(
-                    plans[i].frame_work(flows[i]), plans[i].device
+                    videos[i].frame_work(flows[i]), videos[i].device
                 )
                 threading.Thread(target=_drain, args=(ray, stream, i, events), daemon=True).start()
                 running[i] = actor
@@ -146,22 +146,22 @@ class RayVideos:
                 else:
                     self.actors = [a for a in self.actors if a is not item]
                 continue
-            plan = plans[i]
+            video = videos[i]
             if kind == "frame":
                 t, data, fields = item
                 record = FrameRecord(**fields)
-                plan.save_frame(t, data, record)
+                video.save_frame(t, data, record)
                 done_now[i] += 1
                 if on_frame is not None:
-                    on_frame(plan, record, len(plan.contents))
+                    on_frame(video, record, len(video.contents))
                 continue
             actor = running.pop(i)
             seconds = time.perf_counter() - began[i]
             if kind == "end":
                 idle.append(actor)
-                results[i] = plan.finish(done_now[i], seconds)
+                results[i] = video.finish(done_now[i], seconds)
             elif stopping:
-                results[i] = plan.finish(done_now[i], seconds)
+                results[i] = video.finish(done_now[i], seconds)
             elif isinstance(item, ray.exceptions.RayActorError) and tries[i] < ATTEMPTS:
                 replace(actor)
                 waiting.appendleft(i)  # again from its last kept frame
@@ -172,10 +172,10 @@ class RayVideos:
                 else:  # the frame loop raised on the node: its own one-line reason
                     reason = one_line(getattr(item, "cause", None) or item)
                     idle.append(actor)
-                results[i] = plan.finish(done_now[i], seconds, error=reason)
+                results[i] = video.finish(done_now[i], seconds, error=reason)
         return [
-            r if r is not None else plan.finish(done_now[i], time.perf_counter() - began[i])
-            for i, (r, plan) in enumerate(zip(results, plans))
+            r if r is not None else video.finish(done_now[i], time.perf_counter() - began[i])
+            for i, (r, video) in enumerate(zip(results, videos))
         ]
 
     def close(self) -> None:

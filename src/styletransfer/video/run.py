@@ -1,6 +1,6 @@
 """A prepared video run in this process: its flows computed (here, or by a given flow map), then the frame loop.
 
-:func:`stylize_video` prepares a video (:func:`~styletransfer.video.plan.prepare_video`)
+:func:`stylize_video` prepares a video (:func:`~styletransfer.video.prepared.prepare_video`)
 and runs it here (:func:`run_here`), keeping each frame as it is done.
 """
 
@@ -11,34 +11,34 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..front_options import DEFAULT_TEMPORAL_WEIGHT
 from .flow import FlowMap, Flows, local_flows
 from .frames import FrameRecord, stylize_frames
-from .plan import VideoPlan, VideoResult, prepare_video
-from .temporal import DEFAULT_TEMPORAL_WEIGHT
+from .prepared import PreparedVideo, VideoResult, prepare_video
 
 
-def plan_flows(plan: VideoPlan, flows: FlowMap | None = None) -> Flows:
-    """The flows of the pairs ``plan`` still needs, from ``flows`` (default: here, in turn)."""
-    pairs = plan.pairs()
-    return dict(zip(pairs, (flows or local_flows)(plan.arrays(pairs)))) if pairs else {}
+def needed_flows(video: PreparedVideo, flows: FlowMap | None = None) -> Flows:
+    """The flows of the pairs ``video`` still needs, from ``flows`` (default: here, in turn)."""
+    pairs = video.pairs()
+    return dict(zip(pairs, (flows or local_flows)(video.arrays(pairs)))) if pairs else {}
 
 
 def run_here(
-    plan: VideoPlan,
+    video: PreparedVideo,
     flows: FlowMap | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_frame: Callable[[FrameRecord, int], None] | None = None,
 ) -> VideoResult:
-    """Stylise the frames ``plan`` still needs in this process, keeping each one as it is done."""
+    """Stylise the frames ``video`` still needs in this process, keeping each one as it is done."""
     started = time.perf_counter()
-    work = plan.frame_work(plan_flows(plan, flows))
+    work = video.frame_work(needed_flows(video, flows))
     done_now = 0
     for t, picture, record in stylize_frames(work, should_stop):
-        plan.save_frame(t, picture, record)
+        video.save_frame(t, picture, record)
         done_now += 1
         if on_frame is not None:
             on_frame(record, work.count)
-    return plan.finish(done_now, time.perf_counter() - started)
+    return video.finish(done_now, time.perf_counter() - started)
 
 
 def stylize_video(
@@ -73,7 +73,7 @@ def stylize_video(
     Raises:
         OptionError, InputError: before any work.
     """
-    plan = prepare_video(
+    video = prepare_video(
         source,
         style,
         output,
@@ -86,4 +86,4 @@ def stylize_video(
         fps=fps,
         **options,
     )
-    return run_here(plan, flows, should_stop, on_frame)
+    return run_here(video, flows, should_stop, on_frame)

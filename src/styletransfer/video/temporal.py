@@ -28,9 +28,6 @@ from ..losses import Objective
 from ..pipeline import Settings
 from .flow import Flows, long_term_masks, warp
 
-#: The temporal term's weight by default (``temporal_weight``); see the module's formula.
-DEFAULT_TEMPORAL_WEIGHT = 2e5
-
 #: The most earlier frames the long-term term reaches back to (``long_term``).
 MAX_LONG_TERM = 10
 

@@ -46,7 +46,7 @@ class Live:
     started: float = field(default_factory=time.perf_counter)
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""  # "cancel" or "shutdown"
-    stop_rule: bool = False  # the preset may end the run before ``total`` (its stopping rule)
+    stops_early: bool = False  # the preset may end the run before ``total`` (its stopping rule); JSON "stop_rule"
     budget: float | None = None  # the job's time budget (its ``time`` option): the ETA is at most what is left of it
     preview: tuple[int, bytes] | None = None
 
@@ -85,7 +85,7 @@ class _Watch(Observer):
             "loss": p.loss,
             "elapsed": round(elapsed, 3),
             "eta_seconds": None if eta is None else round(eta, 1),
-            "stop_rule": live.stop_rule,
+            "stop_rule": live.stops_early,
         }
         live.step, live.total = step, total
         now = time.monotonic()
@@ -176,7 +176,7 @@ class Queue:
         try:
             folder = self.store.folder(job_id)
             job = Job.from_json(row["job"])
-            live.stop_rule = job.preset().stops_early
+            live.stops_early = job.preset().stops_early
             live.budget = job.options.get("time")
             snapshot = folder / "snapshot.png"
             if row["snapshot_step"] and snapshot.is_file():

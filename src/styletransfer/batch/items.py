@@ -45,7 +45,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]], recursive: bool = F
     return list(dict.fromkeys(found))
 
 
-def plan_items(
+def make_items(
     inputs: Sequence[str | os.PathLike[str]],
     styles: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],

@@ -1,13 +1,13 @@
-"""A video as the driver prepares it (:class:`VideoPlan`): the options checked, the clip read, the frames done.
+"""A video as the driver prepares it (:class:`PreparedVideo`): the options checked, the clip read, the frames done.
 
 :func:`prepare_video` checks the options, reads the clip at the working size
 and prepares the work directory (:mod:`styletransfer.video.workdir`);
-:class:`VideoPlan` knows the frames already done and the frame pairs whose
+:class:`PreparedVideo` knows the frames already done and the frame pairs whose
 flows the others need, hands the rest to the frame loop as plain data
-(:meth:`VideoPlan.frame_work`, :func:`~styletransfer.video.frames.stylize_frames`),
-keeps each finished frame (:meth:`VideoPlan.save_frame`) and writes the
-output and metrics at the end (:meth:`VideoPlan.finish`).
-:func:`plan_videos` prepares several videos; they run here
+(:meth:`PreparedVideo.frame_work`, :func:`~styletransfer.video.frames.stylize_frames`),
+keeps each finished frame (:meth:`PreparedVideo.save_frame`) and writes the
+output and metrics at the end (:meth:`PreparedVideo.finish`).
+:func:`prepare_videos` prepares several videos; they run here
 (:func:`~styletransfer.video.run.run_here`) or on Ray actors
 (:mod:`styletransfer.video.ray_videos`).
 """
@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..errors import OptionError
 from ..fileio import file_sha256, save_file_atomically
+from ..front_options import DEFAULT_INSTANT_BLEND, DEFAULT_TEMPORAL_WEIGHT, FRAME_STEPS_DIVISOR
 from ..images import resize, save_image, scaled_shape, to_tensor
 from ..job import make_job
 from ..memory import available_bytes
@@ -36,9 +37,8 @@ from ..options import OPTIONS
 from ..pipeline import Settings, resolve_settings
 from .flow import Flows
 from .frames import FrameRecord, FrameWork, quantised
-from .instant import DEFAULT_INSTANT_BLEND
 from .io import Clip, is_video_path, read_clip
-from .temporal import DEFAULT_TEMPORAL_WEIGHT, MAX_LONG_TERM, reach, to_array
+from .temporal import MAX_LONG_TERM, reach, to_array
 from .workdir import default_work_dir, frame_name, prepare_work_dir, save_text, write_metrics, write_output
 
 
@@ -56,7 +56,7 @@ class VideoResult:
 
 
 @dataclass
-class VideoPlan:
+class PreparedVideo:
     """One video as the driver prepared it: its clip, settings, work directory and the frames already done."""
 
     source: Path
@@ -177,13 +177,13 @@ def prepare_video(
     metrics: str | os.PathLike[str] | None = None,
     fps: float | None = None,
     **options: Any,
-) -> VideoPlan:
+) -> PreparedVideo:
     """Check the options, read the clip and prepare its work directory (frames made with other settings go).
 
     With the ``instant`` preset ``temporal_weight`` is the blend ``b`` of the
     warped previous output (:func:`~styletransfer.video.instant.blend_previous`),
-    in [0, 1]; left at :data:`~styletransfer.video.temporal.DEFAULT_TEMPORAL_WEIGHT` it is
-    :data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`.  ``frame_steps``
+    in [0, 1]; left at :data:`~styletransfer.front_options.DEFAULT_TEMPORAL_WEIGHT` it is
+    :data:`~styletransfer.front_options.DEFAULT_INSTANT_BLEND`.  ``frame_steps``
     does not apply there.
 
     Raises:
@@ -205,7 +205,7 @@ def prepare_video(
     instant = first.preset.instant
     if instant:
         temporal_weight = instant_blend(temporal_weight, frame_steps)
-    later_steps = frame_steps if frame_steps is not None else max(1, round(first.preset.steps / 3))
+    later_steps = frame_steps if frame_steps is not None else max(1, round(first.preset.steps / FRAME_STEPS_DIVISOR))
     later = first if not temporal or instant else resolve_settings(
         job.base_preset(), seed=o["seed"], device=o["device"], weights=o["weights"], time_budget=o["time"],
         **{**job.run_options(), "steps": later_steps},
@@ -229,7 +229,7 @@ def prepare_video(
     if temporal and long_term > 1:  # (no key at all when off: work directories made before long-term stay valid)
         state["long_term"] = long_term
     prepare_work_dir(work, state)
-    return VideoPlan(
+    return PreparedVideo(
         Path(source),
         out,
         work,
@@ -250,8 +250,8 @@ def prepare_video(
 def instant_blend(temporal_weight: float, frame_steps: int | None) -> float:
     """The ``instant`` preset's blend ``b`` from the video options, or a usage error for one that does not apply.
 
-    ``temporal_weight`` is ``b`` itself, in [0, 1]; :data:`~styletransfer.video.temporal.DEFAULT_TEMPORAL_WEIGHT`
-    (the option left out) gives :data:`~styletransfer.video.instant.DEFAULT_INSTANT_BLEND`.
+    ``temporal_weight`` is ``b`` itself, in [0, 1]; :data:`~styletransfer.front_options.DEFAULT_TEMPORAL_WEIGHT`
+    (the option left out) gives :data:`~styletransfer.front_options.DEFAULT_INSTANT_BLEND`.
 
     Raises:
         OptionError: on ``frame_steps`` (given at all), or on ``temporal_weight`` above 1.
@@ -273,7 +273,7 @@ def instant_blend(temporal_weight: float, frame_steps: int | None) -> float:
     return temporal_weight
 
 
-def plan_videos(
+def prepare_videos(
     sources: Sequence[str | os.PathLike[str]],
     style: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -281,8 +281,8 @@ def plan_videos(
     work_dir: str | os.PathLike[str] | None = None,
     metrics: str | os.PathLike[str] | None = None,
     **options: Any,
-) -> list[VideoPlan]:
-    """One :class:`VideoPlan` per source.
+) -> list[PreparedVideo]:
+    """One :class:`PreparedVideo` per source.
 
     One source: ``output``, ``work_dir`` and ``metrics`` are its own, as for
     :func:`~styletransfer.video.run.stylize_video`.  Several: ``output`` is a directory holding, for
@@ -305,10 +305,10 @@ def plan_videos(
     out.mkdir(parents=True, exist_ok=True)
     if metrics is not None:
         Path(metrics).mkdir(parents=True, exist_ok=True)
-    plans = []
+    videos = []
     for source, name in zip(sources, names):
         target = out / name if is_video_path(name) or Path(source).is_dir() else out / f"{Path(name).stem}.mp4"
-        plans.append(
+        videos.append(
             prepare_video(
                 source,
                 style,
@@ -318,7 +318,7 @@ def plan_videos(
                 **options,
             )
         )
-    return plans
+    return videos
 
 
 def _check_frames_fit(clip: Clip, shape: tuple[int, int]) -> None:
