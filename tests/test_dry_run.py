@@ -64,7 +64,8 @@ def test_json_without_dry_run_and_a_missing_output_are_usage_errors(
 def test_a_print_size_is_planned_in_tiles_not_refused(
     tiny_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from styletransfer import memory
+    from styletransfer import make_job, memory
+    from styletransfer.runner import prepare
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: 22 * 2**30)  # a 24 GiB machine
     content, style = tiny_pair
@@ -78,6 +79,10 @@ def test_a_print_size_is_planned_in_tiles_not_refused(
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "  4096x3072: at most 40 evaluations" in text and "in 20 tiles of at most 1024 px\n" in text
+    settings, _ = prepare(make_job(content, style, "big.png", size=4096, device="cpu"))
+    assert settings.preset.tile_size == 1024  # the plan is the job's: its manifest records it, rerun repeats it
+    settings, _ = prepare(make_job(content, style, "small.png", size=64, device="cpu"))
+    assert settings.preset.tile_size is None
 
 
 def test_a_given_tile_size_is_rounded_with_a_note_and_a_small_one_refused(

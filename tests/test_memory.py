@@ -74,7 +74,7 @@ def test_a_run_too_large_to_fit_whole_is_planned_in_tiles() -> None:
     assert memory.estimate_bytes(preset, 3072, 4096) > free  # whole: about 30 GiB
     memory.check_memory(preset, 3072, 4096, torch.device("cpu"), available=free)  # no refusal: tiles
     tiles = memory.scale_tiles(preset, shapes, free)
-    assert tiles == [None, None, memory.AUTO_TILE_MAX, memory.AUTO_TILE_MAX]  # 2048 whole would exceed the tiled peak
+    assert tiles == [None, None, memory.AUTO_TILE_MAX, memory.AUTO_TILE_MAX]  # each scale larger than a tile
     peak = memory.run_bytes(preset, shapes, tiles)
     assert peak == memory.tiled_estimate_bytes(preset, 3072, 4096, memory.AUTO_TILE_MAX) < 8 * 2**30
     assert memory.scale_tiles(preset, shapes, None) == [None] * 4  # unknown memory: nothing planned

@@ -116,25 +116,22 @@ def auto_tile(preset: Preset, height: int, width: int, available: int) -> int | 
 def scale_tiles(preset: Preset, shapes: Sequence[tuple[int, int]], available: int | None) -> list[int | None]:
     """Each scale's tile side, or ``None`` where the scale runs whole; ``shapes`` coarse to fine.
 
-    With ``tile_size`` set, every scale larger than one tile is tiled.  Without
-    it, nothing is tiled while the largest scale fits whole in ``available``
-    bytes (``None``: unknown, so nothing is); else the largest scale gets
-    :func:`auto_tile`'s side, and so does each earlier scale whose untiled
-    estimate exceeds that tiled run's, so the run's peak is the tiled one.
-    The instant preset has nothing to tile.
+    Every scale larger than one tile of ``tile_size`` is tiled.  Without it,
+    nothing is tiled while the largest scale fits whole in ``available`` bytes
+    (``None``: unknown, so nothing is); else the tile side is
+    :func:`auto_tile`'s, as if given (:func:`~styletransfer.pipeline.tiles.with_planned_tiles`
+    writes it into a job's settings, so its manifest repeats it).  The
+    instant preset has nothing to tile.
     """
     if preset.instant:
         return [None] * len(shapes)
-    if preset.tile_size is not None:
-        return [preset.tile_size if max(h, w) > preset.tile_size else None for h, w in shapes]
-    height, width = shapes[-1]
-    if available is None or estimate_bytes(preset, height, width) <= available:
-        return [None] * len(shapes)
-    tile = auto_tile(preset, height, width, available)
+    tile = preset.tile_size
     if tile is None:
-        return [None] * len(shapes)
-    peak = tiled_estimate_bytes(preset, height, width, tile)
-    return [tile if max(h, w) > tile and estimate_bytes(preset, h, w) > peak else None for h, w in shapes]
+        height, width = shapes[-1]
+        if available is None or estimate_bytes(preset, height, width) <= available:
+            return [None] * len(shapes)
+        tile = auto_tile(preset, height, width, available)
+    return [None if tile is None or max(h, w) <= tile else tile for h, w in shapes]
 
 
 def run_bytes(preset: Preset, shapes: Sequence[tuple[int, int]], tiles: Sequence[int | None]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import memory
 from .inputs import Inputs, shape_at
 from .settings import Settings, stage_sizes
@@ -22,3 +24,18 @@ def tile_at(inputs: Inputs, settings: Settings, size: int) -> int | None:
     sizes = stage_sizes(settings.preset)
     tiles = run_tiles(inputs, settings)
     return tiles[sizes.index(size)] if size in sizes else tiles[-1]
+
+
+def with_planned_tiles(inputs: Inputs, settings: Settings, available: int | None = None) -> Settings:
+    """``settings`` with the tile side the memory guard plans (:func:`run_tiles`) as its ``tile_size``.
+
+    Unchanged when ``tile_size`` is given or nothing needs tiles.  A job's
+    settings go through here, so its manifest records the tiles it ran in
+    and ``rerun`` repeats them on any machine.
+    """
+    if settings.preset.tile_size is not None:
+        return settings
+    planned = [t for t in run_tiles(inputs, settings, available) if t is not None]
+    if not planned:
+        return settings
+    return replace(settings, preset=replace(settings.preset, tile_size=planned[-1]))
