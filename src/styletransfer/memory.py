@@ -70,7 +70,8 @@ AUTO_TILE_MIN = 512
 #: A tiled run keeps this many image-sized float32 tensors at the largest scale besides the
 #: L-BFGS history: the image, its gradient, L-BFGS's direction, previous point and gradient and
 #: best image, the content and style images, and the smoothed TV's temporaries alive during the
-#: backward.  Measured by ``bench/benchmarks/tiled.py print`` (see docs/benchmarks.md).
+#: backward.  An upper count: with it the estimate at 4096x3072 in tiles of 1024 is 6.7 GiB, and
+#: ``bench/benchmarks/tiled.py print`` measured a peak RSS of 5.15 GiB (docs/benchmarks.md, "Tiled evaluation").
 TILED_IMAGE_COPIES = 16
 
 
