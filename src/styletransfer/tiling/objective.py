@@ -148,7 +148,7 @@ class TiledObjective(Objective):
         h, w = image.shape[-2], image.shape[-1]
         guides = self._guides()
         sums: dict[tuple[str, int], Tensor] = {}
-        content = image.new_zeros((), dtype=torch.float64)
+        content = image.new_zeros(())
         with torch.no_grad():
             for tile, feats in self._tiles(image, self.layers):
                 for n in self.style_layers:
@@ -161,7 +161,7 @@ class TiledObjective(Objective):
                 for n in self.content_layers:
                     cut = _Cut(tile, _factor(n))
                     diff = feats[n][cut.own] - self.content_targets[n][cut.whole]
-                    content = content + diff.double().square().sum() / self.content_targets[n].numel()
+                    content = content + diff.square().sum() / self.content_targets[n].numel()
             style = image.new_zeros(())
             slopes: dict[tuple[str, int], Tensor] = {}
             per_layer = self.weights.style / max(1, len(self.style_layers))
@@ -175,7 +175,7 @@ class TiledObjective(Objective):
                 slopes[n, r] = diff * (w_lr * 2.0 / diff.numel() * 2.0 / norm)
             if self.content_layers:
                 content = content * (self.weights.content / len(self.content_layers))
-        return style, content.to(image.dtype), slopes
+        return style, content, slopes
 
     def _mask(self, region: int, name: str) -> Tensor | None:
         return None if self.regions is None else self.regions[region].masks[name]
