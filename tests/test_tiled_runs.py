@@ -95,3 +95,15 @@ def test_a_job_records_its_tile_size_and_rerun_repeats_it(pair: tuple[Path, Path
     again = tmp_path / "again.png"
     assert main(["rerun", str(out.with_name(out.name + ".json")), "-o", str(again), "--quiet"]) == 0
     assert Image.open(again).tobytes() == Image.open(out).tobytes()
+
+
+def test_a_tiled_run_shares_no_batch(pair: tuple[Path, Path]) -> None:
+    from styletransfer.pipeline import batch_key, decode_inputs, resolve_settings
+
+    content, style = pair
+    inputs = decode_inputs(content, [style], "content")
+    layers = {k: tuple(v) for k, v in SHALLOW.items()}
+    assert batch_key(inputs, resolve_settings("fast", size=160, tile_size=96, device="cpu", **layers)) is None
+    assert batch_key(inputs, resolve_settings("fast", size=160, device="cpu", **layers)) is not None
+    one_tile = resolve_settings("fast", size=96, tile_size=96, device="cpu", **layers)  # fits in one tile: whole
+    assert batch_key(inputs, one_tile) is not None
