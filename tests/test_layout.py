@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
             "winograd",
             "losses",
             "optimize",
+            "tiling",
             "color",
             "memory",
             "inspection",
@@ -57,11 +58,12 @@ def _subpackage_modules() -> list[str]:
 
 
 LAYERS.update(dict.fromkeys(_subpackage_modules(), FRONT_ENDS))
-# the instant networks (their weights, the two networks, one pass) and the optimisers' rooms are core; the
+# the instant networks (their weights, the two networks, one pass), the optimisers' and the tiling's rooms are core; the
 # pipeline's rooms are the pipeline's layer
 LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "instant"), 1))
 LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "pipeline"), 2))
 LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "optimize"), 1))
+LAYERS.update(dict.fromkeys((m for m in _subpackage_modules() if m.split(".")[0] == "tiling"), 1))
 
 
 def _modules() -> list[str]:

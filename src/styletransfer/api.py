@@ -81,6 +81,7 @@ def stylize(
     pooling: str | None = None,
     preserve_colors: str | None = None,
     init: str | ImageLike | None = None,
+    tile_size: int | None = None,
     masks: Sequence[ImageLike] | None = None,
     style_masks: Sequence[ImageLike] | None = None,
     mask_mode: str = "simple",
@@ -120,6 +121,10 @@ def stylize(
         preserve_colors: ``None``, ``"luminance"`` or ``"histogram"``.
         init: ``"content"``, ``"noise"``, ``"style"`` or an image (resized to
             the content's shape).
+        tile_size: evaluate in tiles of at most this many pixels a side
+            (rounded to the pooling grid, with a notice): the same loss and
+            gradient in less memory (:mod:`styletransfer.tiling`).  ``None``:
+            whole, unless the run would not fit, when the memory guard plans tiles.
         masks: one mask per style (paths or images, in the content's frame):
             white is that style's full weight, black none; where every mask
             is black the content is kept (Gatys et al. 2017's guided Gram
@@ -182,6 +187,7 @@ def stylize(
         pooling=pooling,
         preserve_colors=preserve_colors,
         init=init if isinstance(init, str) else None,
+        tile_size=tile_size,
     )
     started = _time.perf_counter()
     given = dict(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,17 +327,16 @@ class Objective:
         #: The guided terms, when there are masks: see :class:`Region`.
         self.regions: list[Region] | None = None
         with torch.no_grad():
-            c_feats = self.features(content, self.content_layers)
-            self.content_targets = {n: c_feats[n] for n in self.content_layers}
+            self.content_targets = self.target_features(content, self.content_layers)
             self.style_targets: dict[str, Tensor] = {}
             if masks is None and style_masks is None:
                 if style_targets is not None:
                     self.style_targets = {n: style_targets[n] for n in self.style_layers}
                     styles = []
                 for image, b in zip(styles, blend):
-                    s_feats = self.features(image, self.style_layers)
+                    grams = self.target_grams(image, {})
                     for n in self.style_layers:
-                        g = b * gram_matrix(s_feats[n])
+                        g = b * grams[n]
                         self.style_targets[n] = g if n not in self.style_targets else self.style_targets[n] + g
             else:
                 self._build_regions(styles, blend, style_blend is not None, masks, style_masks, mask_mode)
@@ -355,22 +354,23 @@ class Objective:
         vanished: list[str] = []
         targets: list[dict[str, Tensor | None]] = []
         for i, image in enumerate(styles):
-            s_feats = self.features(image, self.style_layers)
             r = None if style_masks is None else style_masks[i]
             seen = (
                 {}
                 if r is None
                 else propagate(fit_mask(r, (image.shape[-2], image.shape[-1])).to(image), self.style_layers, mode)
             )
-            per_layer: dict[str, Tensor | None] = {}
+            guides: dict[str, Tensor | None] = {}
+            gone: set[str] = set()
             for n in self.style_layers:
                 m = _unless_white(seen.get(n))
                 if m is not None and mask_weight(m) < VANISHED:
-                    per_layer[n] = None
+                    gone.add(n)
                     vanished.append(f"style {i + 1}'s own region at {n}")
                 else:
-                    per_layer[n] = guided_gram(s_feats[n], m)
-            targets.append(per_layer)
+                    guides[n] = m
+            grams = self.target_grams(image, guides)
+            targets.append({n: None if n in gone else grams[n] for n in self.style_layers})
         if masks is None or len(masks) == 1:  # one region (the whole image, or one mask): the blended target
             mixed: dict[str, Tensor | None] = {}
             for n in self.style_layers:
@@ -408,6 +408,23 @@ class Objective:
                 ),
                 stacklevel=4,
             )
+
+    def target_features(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """A target image's activations at ``layers`` (the content targets; called without gradients).
+
+        :meth:`features`; a tiled objective assembles them tile by tile.
+        """
+        return self.features(image, layers)
+
+    def target_grams(self, image: Tensor, masks: Mapping[str, Tensor | None]) -> dict[str, Tensor]:
+        """``guided_gram(F_l(image), m_l)`` at each style layer ``l``: a style target (called without gradients).
+
+        ``m_l = masks.get(l)``: the style's own mask at the layer, or none (a
+        plain :func:`gram_matrix`).  A tiled objective sums the tiles' Gram
+        matrices instead.
+        """
+        feats = self.features(image, self.style_layers)
+        return {n: guided_gram(feats[n], masks.get(n)) for n in self.style_layers}
 
     def features(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """The network's activations of ``image`` at ``layers``, in fp32 (computed in bf16 under ``precision="bf16"``)."""

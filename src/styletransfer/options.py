@@ -367,6 +367,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PATH",
         nullable=True,
     ),
+    Option(
+        "tile_size",
+        "int",
+        "evaluate in tiles of at most PX pixels a side (halos included): the same loss and gradient in less memory; "
+        "rounded to the pooling grid (16); default: whole, or tiles the memory guard plans when the run would not fit",
+        minimum=1,
+        maximum=MAX_SIZE,
+        metavar="PX",
+        nullable=True,
+    ),
     Option("seed", "int", "random seed for the noise init", default=0, minimum=0, maximum=MAX_SEED, metavar="N"),
     Option(
         "device",

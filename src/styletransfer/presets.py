@@ -87,6 +87,12 @@ class Preset:
             broad colour changes further than fine texture.  Gain 0 or no
             sigmas: ``tau I``.  Only at the first scale of a coarse-to-fine
             run.  Adam ignores both.
+        tile_size: evaluate the objective in tiles of at most this many
+            pixels a side (halos included; :mod:`styletransfer.tiling`), at
+            every scale larger than one tile: the same loss and gradient in
+            one tile's memory.  ``None``: whole, unless the memory guard finds
+            that the largest scale will not fit, and then it plans the tiles
+            (:func:`styletransfer.memory.scale_tiles`).
         strength: the ``instant`` preset's mix of style vectors: 1 takes the
             style's, 0 the content's own, in between interpolates them
             (:mod:`styletransfer.instant.model`).  The optimising presets have
@@ -126,6 +132,7 @@ class Preset:
     lowpass_gain: float = 0.0
     lowpass_sigmas: tuple[float, ...] = ()
     strength: float = 1.0
+    tile_size: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preset:

@@ -43,6 +43,7 @@ from .pipeline import (
     run_inputs,
     total_steps,
 )
+from .pipeline.tiles import with_planned_tiles
 
 
 class AlphaDropped(Notice):
@@ -96,6 +97,7 @@ def prepare(job: Job) -> tuple[Settings, Inputs]:
         preset=settings.preset,
     )
     check_inputs(inputs, settings)
+    settings = with_planned_tiles(inputs, settings)
     if job.output is not None and inputs.alpha is not None and output_format(job.output) == "JPEG":
         warnings.warn(
             AlphaDropped(f"{job.output} is JPEG, which has no alpha: the content's transparency is dropped"),

@@ -153,11 +153,12 @@ def _dry_run(args: argparse.Namespace, job: Job) -> int:
     most = "at most " if rule else ""
     print(f"plan ({found['device']}): {len(found['scales'])} scale(s)")
     per_eval = zip(found["seconds_per_evaluation"], found["fp32_finish_seconds_per_evaluation"])
-    for (h, w), n, (t, t32) in zip(found["scales"], found["evaluations"], per_eval):
+    for (h, w), n, (t, t32), tiles in zip(found["scales"], found["evaluations"], per_eval, found["tiles"]):
         each = (
             f"about {t:.2f} s each" if t32 is None else f"about {t:.2f} s each in bf16, {t32:.2f} s in the fp32 finish"
         )
-        print(f"  {w}x{h}: {most}{n} evaluations, {each}")
+        tiled = "" if tiles is None else f", in {tiles['count']} tiles of at most {tiles['side']} px"
+        print(f"  {w}x{h}: {most}{n} evaluations, {each}{tiled}")
     minutes = found["seconds"] / 60
     print(
         f"estimated time: {most}{minutes:.1f} min ({found['seconds']:.0f} s); estimated peak memory: {found['peak_bytes'] / 2**30:.1f} GiB"

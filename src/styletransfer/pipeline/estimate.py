@@ -16,11 +16,13 @@ import torch
 
 from ..driver import planned_evaluations, scale_deadlines
 from ..images import resize, scaled_shape
-from ..memory import estimate_bytes
+from ..memory import run_bytes
+from ..tiling.grid import split
 from .inputs import Inputs, check_inputs, shape_at
 from .objective import build_objective
 from .run import instant_image
 from .settings import Settings, stage_sizes, stage_steps
+from .tiles import run_tiles
 
 #: The long side of the probe whose measured evaluation time is scaled to every scale of the run.
 PROBE_SIDE = 256
@@ -42,6 +44,29 @@ LARGE_PIXELS = 512 * 384
 #: caches no longer hold a layer (docs/benchmarks.md, "bf16, the fp32 finish and
 #: large images", and "Where the time goes above 512 px: page faults").
 LARGE_PIXEL_EXPONENT = {"bf16": 1.1, "fp32": 1.15}
+
+
+#: A tiled evaluation's time against an untiled one on the same pixels: pass 1's forward comes on
+#: top of pass 2's forward and backward.  One tile covering a 1024x768 image took 1.16x the whole
+#: evaluation (``bench/benchmarks/tiled.py overhead``, docs/benchmarks.md, "Tiled evaluation").
+TILED_PASSES = 1.2
+
+
+def tiled_seconds(
+    probe: float,
+    probe_pixels: int,
+    height: int,
+    width: int,
+    tile: int,
+    layers: list[str],
+    precision: str,
+    device: torch.device,
+) -> float:
+    """A tiled evaluation: ``TILED_PASSES`` times the sum over the tiles of :func:`scaled_seconds` at each tile's pixels."""
+    return TILED_PASSES * sum(
+        scaled_seconds(probe, probe_pixels, (t.y.stop - t.y.start) * (t.x.stop - t.x.start), precision, device)
+        for t in split(height, width, tile, layers)
+    )
 
 
 def scaled_seconds(probe: float, probe_pixels: int, pixels: int, precision: str, device: torch.device) -> float:
@@ -98,7 +123,9 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     The time of one evaluation is measured at a small size (:data:`PROBE_SIDE`,
     or the run's own size when smaller) on this machine and scaled to each scale's pixels (:func:`scaled_seconds`);
     each scale adds one evaluation for its targets.  The peak memory is the memory guard's estimate
-    (:func:`~styletransfer.memory.estimate_bytes`).  The evaluation counts are
+    (:func:`~styletransfer.memory.run_bytes`), with the tiles each scale gets
+    (:func:`~styletransfer.pipeline.tiles.run_tiles`); a tiled scale's evaluation is
+    :func:`tiled_seconds`.  The evaluation counts are
     the budget: a run stopped by a convergence test takes fewer.
 
     Under bf16 with L-BFGS, a scale whose budget ``N`` exceeds the stopping
@@ -111,7 +138,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         ``{"scales": [[H, W], ...], "evaluations": [n, ...], "seconds": s, "peak_bytes": b}``,
         plus ``"seconds_per_evaluation"`` at each scale, ``"fp32_finish_seconds_per_evaluation"``
         at each scale (``None`` where the scale cannot switch to an fp32
-        finish), ``"device"``, and ``"stop_rule"``: ``{"rtol": r, "window": w}``
+        finish), ``"tiles"``: per scale ``None`` (whole) or ``{"side": px, "count": n}``, ``"device"``, and ``"stop_rule"``: ``{"rtol": r, "window": w}``
         when a stopping rule may end the run before those evaluations (then
         they and ``seconds`` are upper bounds), else ``None``; ``"budget"``:
         under a time budget ``{"seconds": B, "evaluations": [n, ...]}``, the
@@ -127,9 +154,17 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
     probe_pixels = math.prod(scaled_shape(h, w, side))
     timed = _instant_seconds if p.instant else _evaluation_seconds
 
+    tiles = run_tiles(inputs, settings)
+    layers = [*p.style_layers, *p.content_layers]
+
     def per_evaluation(s: Settings) -> list[float]:
         probe = timed(s, inputs, side)
-        return [scaled_seconds(probe, probe_pixels, hh * ww, s.precision, s.device) for hh, ww in shapes]
+        return [
+            scaled_seconds(probe, probe_pixels, hh * ww, s.precision, s.device)
+            if tile is None
+            else tiled_seconds(probe, probe_pixels, hh, ww, tile, layers, s.precision, s.device)
+            for (hh, ww), tile in zip(shapes, tiles)
+        ]
 
     per_eval = per_evaluation(settings)
     switches = [settings.precision == "bf16" and p.stops_early and n > p.stop_window + 1 for n in steps]
@@ -152,7 +187,11 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         "evaluations": steps,
         "budget": None if bought is None else {"seconds": settings.time_budget, "evaluations": bought},
         "seconds": round(seconds, 1),
-        "peak_bytes": estimate_bytes(p, *shapes[-1]),
+        "peak_bytes": run_bytes(p, shapes, tiles),
+        "tiles": [
+            None if tile is None else {"side": tile, "count": len(split(hh, ww, tile, layers))}
+            for (hh, ww), tile in zip(shapes, tiles)
+        ],
         "seconds_per_evaluation": [round(t, 4) for t in per_eval],
         "fp32_finish_seconds_per_evaluation": [None if t is None else round(t, 4) for t in finish],
         "device": settings.device.type,

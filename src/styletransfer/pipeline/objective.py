@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -24,10 +25,12 @@ from ..masks import (
     propagate,
 )
 from ..presets import Preset
+from ..tiling import TiledObjective
 from ..vgg import get_vgg
 from ..vgg_layers import min_input_side
 from .inputs import Inputs, decode_inputs, load_checked
 from .settings import Settings
+from .tiles import tile_at
 
 #: The longest style image side that ``style_scale`` may ask for, pixels.
 MAX_STYLE_SIDE = 4096
@@ -87,6 +90,7 @@ def build_objective(
     styles: Tensor | Sequence[Tensor],
     masks: Sequence[Tensor] | None = None,
     style_masks: Sequence[Tensor | None] | None = None,
+    tile: int | None = None,
 ) -> Objective:
     """The run's objective (its weights, layers, blend, pooling and masks) for ``content`` and ``styles`` at their size.
 
@@ -94,13 +98,16 @@ def build_objective(
     targets are computed once per process for the same style pixels and
     settings, and reused (the same numbers: the same forward of the same pixels).
     Regional (masked) targets depend on the masks and are not reused.
+    With ``tile`` (pixels a side) it is a :class:`~styletransfer.tiling.TiledObjective`:
+    the same loss and gradient, every network pass on tiles.
     """
     p = settings.preset
     styles = [styles] if isinstance(styles, Tensor) else list(styles)
     vgg = get_vgg(settings.weights, settings.device)
     regional = masks is not None or style_masks is not None
     key = _style_key(settings, styles)
-    objective = Objective(
+    build: Any = Objective if tile is None else partial(TiledObjective, tile=tile)
+    objective: Objective = build(
         vgg,
         content.to(settings.device),
         [s.to(settings.device) for s in styles],
@@ -169,7 +176,7 @@ def objective_at(inputs: Inputs, settings: Settings, size: int) -> tuple[Objecti
     regions: dict[str, Any] = (
         {} if masks is None and style_masks is None else {"masks": masks, "style_masks": style_masks}
     )
-    return build_objective(settings, c, s, **regions), c, s
+    return build_objective(settings, c, s, **regions, tile=tile_at(inputs, settings, size)), c, s
 
 
 def final_terms(

@@ -36,6 +36,7 @@ from .inputs import Inputs, check_inputs, decode_inputs, shape_at
 from .mixing import mix_scales
 from .objective import content_at, initial_image, objective_at, styles_at
 from .settings import Settings, configure_device, stage_sizes, stage_steps, total_steps
+from .tiles import run_tiles
 
 
 def optimize(
@@ -204,8 +205,8 @@ def can_batch(inputs: Inputs, settings: Settings) -> bool:
 
     It can when it uses L-BFGS and its objective differs from theirs in the
     content alone: no regions (``masks``, ``style_masks``), no ``fine_style``,
-    and no colour mode that changes the style images per content
-    (``histogram``, ``luminance-only``).
+    no colour mode that changes the style images per content
+    (``histogram``, ``luminance-only``), and no scale in tiles (:func:`run_tiles`).
     """
     p = settings.preset
     return (
@@ -214,6 +215,7 @@ def can_batch(inputs: Inputs, settings: Settings) -> bool:
         and inputs.style_masks is None
         and inputs.fine_style is None
         and p.preserve_colors not in ("histogram", "luminance-only")
+        and not any(run_tiles(inputs, settings))
     )
 
 

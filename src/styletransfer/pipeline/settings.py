@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ import torch
 from ..errors import OptionError
 from ..options import BY_NAME, MAX_SIZE, check_options
 from ..presets import DEFAULT_PRESET, Preset, get_preset
+from ..tiling.grid import check_tile_size
 from ..vgg_layers import LAYER_NAMES, check_layers, min_input_side
 
 
@@ -170,6 +171,8 @@ def resolve_settings(
             f"{{option}}: {len(p.style_layer_weights)} weights for {len(p.style_layers)} "
             f"style layers ({', '.join(p.style_layers)}); give one per layer",
         )
+    if p.tile_size is not None and not p.instant:
+        p = replace(p, tile_size=check_tile_size(p.tile_size, layers))
     where = resolve_device(device)
     return Settings(
         p,

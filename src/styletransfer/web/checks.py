@@ -40,6 +40,7 @@ WEB_OPTIONS: frozenset[str] = frozenset(
         "style_layers",
         "style_layer_weights",
         "mask_mode",
+        "tile_size",
         "auto_masks",
         "protect_faces",
         "seed",
