@@ -92,7 +92,7 @@ def test_a_given_tile_size_is_rounded_with_a_note_and_a_small_one_refused(
     argv = [str(content), str(style), "-o", "o.png", "--size", "600", "--dry-run", "--device", "cpu"]
     assert main([*argv, "--tile-size", "500"]) == 0
     captured = capsys.readouterr()
-    assert "tile_size 500 is not a multiple of the pooling grid (16 pixels): using 496" in captured.err
+    assert "the tile size 500 is not a multiple of the pooling grid (16 pixels): using 496" in captured.err
     assert "  512x384: at most" in captured.out and "600x450: at most" in captured.out
     assert captured.out.count("in 2 tiles of at most 496 px") == 2
     assert main([*argv, "--tile-size", "150"]) == 2

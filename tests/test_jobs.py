@@ -180,9 +180,9 @@ def test_each_input_is_decoded_once_and_targets_once_per_scale(
         decoded.append(str(path))
         return real_read(path, needed)  # type: ignore[arg-type]
 
-    def counting_build(settings: object, c: object, s: object) -> object:
+    def counting_build(settings: object, c: object, s: object, **regions_and_tile: object) -> object:
         built.append(tuple(c.shape))  # type: ignore[attr-defined]
-        return real_build(settings, c, s)  # type: ignore[arg-type]
+        return real_build(settings, c, s, **regions_and_tile)  # type: ignore[arg-type]
 
     monkeypatch.setattr(images, "read_image", counting_read)
     monkeypatch.setattr(pipeline.objective, "build_objective", counting_build)

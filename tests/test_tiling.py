@@ -45,7 +45,7 @@ def test_spans_cover_each_pixel_once_on_the_grid(length: int) -> None:
 
 
 def test_tile_size_is_rounded_to_the_grid_with_a_notice() -> None:
-    with pytest.warns(TileSizeRounded, match="tile_size 1000 .* using 1008"):
+    with pytest.warns(TileSizeRounded, match="the tile size 1000 .* using 1008"):
         assert check_tile_size(1000, SEED_LAYERS) == 1008
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -213,6 +213,16 @@ def test_unknown_jobs_are_404_and_ids_never_reach_the_file_system(client: TestCl
     assert client.get("/api/jobs/zzzzzzzzzzzzzzzz/events").status_code == 404
 
 
+def test_a_job_in_tiles_runs_and_its_manifest_records_the_tile_size(
+    client: TestClient, images: dict[str, bytes]
+) -> None:
+    job_id = _submit(client, images, size=48, steps=2, preset="tutorial", tile_size=208).json()["id"]
+    job = _wait(client, job_id, lambda j: j["status"] not in ("queued", "running"))
+    assert job["status"] == "done" and job["options"]["tile_size"] == 208, job
+    manifest = client.get(f"/api/jobs/{job_id}/manifest.json").json()
+    assert '"tile_size": 208' in json.dumps(manifest)
+
+
 BAD_OPTIONS = [
     ({"colour": "red"}, "colour"),
     ({"size": "big"}, "size"),
@@ -230,6 +240,9 @@ BAD_OPTIONS = [
     ({"time": "abc"}, "time"),
     ({"time": 1e9}, "time"),  # over a week
     ({"time": math.nan}, "time"),  # json.dumps writes NaN, which the server's json.loads reads
+    ({"tile_size": 100}, "tile_size"),  # smaller than the layers' halo
+    ({"tile_size": "big"}, "tile_size"),
+    ({"preset": "instant", "tile_size": 512}, "tile_size"),  # the instant preset has no tiles
 ]
 
 

@@ -93,7 +93,9 @@ def check_tile_size(size: int, layers: Sequence[str]) -> int:
         )
     if rounded != size:
         warnings.warn(
-            TileSizeRounded(f"tile_size {size} is not a multiple of the pooling grid ({g} pixels): using {rounded}"),
+            TileSizeRounded(
+                f"the tile size {size} is not a multiple of the pooling grid ({g} pixels): using {rounded}"
+            ),
             stacklevel=2,
         )
     return rounded

@@ -12,6 +12,7 @@ import json
 import shutil
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from ..job import Job, make_job
 from ..losses import blend_weights
 from ..memory import available_bytes
 from ..options import BY_NAME
+from ..tiling.grid import TileSizeRounded, check_tile_size
 from .checks import (
     MAX_STYLES,
     WebError,
@@ -242,7 +244,8 @@ class Studio:
 
     def _make_job(self, content: Path, styles: list[Path], output: Path | None, options: dict[str, Any]) -> Job:
         """:func:`~styletransfer.job.make_job`, then this server's own checks: ``size`` under ``--max-size``,
-        one ``style_blend`` weight per style; each failure a 422 naming its option."""
+        one ``style_blend`` weight per style, a ``tile_size`` wider than its halos; each failure a 422 naming
+        its option."""
         try:
             job = make_job(content, styles, output, **options)
             if job.options["size"] > self.config.max_size:
@@ -250,6 +253,11 @@ class Studio:
                     422, f"size: {job.options['size']} is over this server's limit of {self.config.max_size}", "size"
                 )
             blend_weights(job.options["style_blend"], len(styles))
+            preset = job.preset()
+            if preset.tile_size is not None and not preset.instant:
+                with warnings.catch_warnings():  # a rounded size is the run's to report
+                    warnings.simplefilter("ignore", TileSizeRounded)
+                    check_tile_size(preset.tile_size, (*preset.style_layers, *preset.content_layers))
         except OptionError as exc:
             raise WebError(422, exc.render(), exc.option) from None
         return job
