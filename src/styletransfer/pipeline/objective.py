@@ -24,6 +24,7 @@ from ..masks import (
     fit_mask,
     propagate,
 )
+from ..options import MAX_SIZE
 from ..presets import Preset
 from ..tiling import TiledObjective
 from ..vgg import get_vgg
@@ -32,8 +33,10 @@ from .inputs import Inputs, decode_inputs, load_checked
 from .settings import Settings
 from .tiles import tile_at
 
-#: The longest style image side that ``style_scale`` may ask for, pixels.
-MAX_STYLE_SIDE = 4096
+#: The longest style image side that ``style_scale`` may ask for, pixels: an output's own limit.  Whether
+#: the style's forward fits is the memory guard's question (it counts the style's pixels, and a run
+#: that does not fit whole computes the style targets in tiles too).
+MAX_STYLE_SIDE = MAX_SIZE
 
 
 class StyleTargets:
