@@ -14,7 +14,6 @@ from styletransfer.images import load_img
 from styletransfer.pipeline import STYLE_TARGETS, Settings, build_objective, resolve_settings, stylize_tensor
 from styletransfer.vgg import (
     VGG19,
-    WINOGRAD_MAX_THREADS,
     WINOGRAD_MIN_CHANNELS,
     WINOGRAD_MIN_SIDE,
     get_vgg,
@@ -74,9 +73,9 @@ def test_unknown_tile_size_is_refused() -> None:
 
 @pytest.fixture
 def one_thread() -> Iterator[None]:
-    """One torch thread, where the network uses Winograd (:data:`styletransfer.vgg.WINOGRAD_MAX_THREADS`)."""
+    """One torch thread, where the network uses Winograd from 128 channels (:data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS`)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(WINOGRAD_MAX_THREADS)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
@@ -103,14 +102,18 @@ def test_network_uses_winograd_only_on_wide_fp32_cpu_layers(monkeypatch: pytest.
     # block2_conv2 (32 px) and block3_conv1..4 (16 px); block1 and block2_conv1 have fewer channels,
     # block4_conv1 is 8 px a side
     assert used == [128, 128, 256, 256, 256]
-    assert all(c >= WINOGRAD_MIN_CHANNELS for c in used) and WINOGRAD_MIN_SIDE == 64 // 4
+    assert WINOGRAD_MIN_CHANNELS[1] == 128 and WINOGRAD_MIN_SIDE == 64 // 4
     used.clear()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         get_vgg()(x, ["block4_conv1"])
     assert used == []  # bf16 keeps the standard convolution
-    torch.set_num_threads(WINOGRAD_MAX_THREADS + 1)
+    torch.set_num_threads(2)
     get_vgg()(x, ["block4_conv1"])
-    assert used == []  # so do more threads
+    assert used == [256, 256, 256]  # two threads: block3_conv2..4 only (256 input channels)
+    used.clear()
+    torch.set_num_threads(3)
+    get_vgg()(x, ["block4_conv1"])
+    assert used == []  # thread counts not measured keep the standard convolution
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -14,9 +14,8 @@ backward to the input (the weights are frozen), for
 
 Per evaluation: the ``fast`` preset's objective (Tübingen x The Starry Night at
 ``size``), loss and backward to the image, with the network's Winograd layers
-(:data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS`) on and off, on every thread
-count asked for (the network itself uses them up to
-:data:`styletransfer.vgg.WINOGRAD_MAX_THREADS`).
+(:data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` at each thread count asked for,
+or each ``--min-channels`` threshold) on and off.
 
 The candidates are interleaved in one process and each time is the median of
 ``--repeats`` rounds, so that the ratios hold on a shared, noisy CPU.
@@ -112,34 +111,47 @@ def layer_table(size: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluation(size: int, repeats: int) -> dict[str, Any]:
+def evaluation(size: int, repeats: int, thresholds: list[int]) -> dict[str, Any]:
     """Median ms of one ``fast`` evaluation (loss + backward) with Winograd off and on.
 
-    Also the largest relative change of a loss term (style, content, TV) and the
-    relative change of the image gradient (Frobenius norm) between the two paths,
-    at the content image plus a little noise (no exact max-pool ties).
+    On: Winograd on the layers with at least each of ``thresholds`` input
+    channels, at torch's present thread count (what
+    :data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` would say).  Also the largest
+    relative change of a loss term (style, content, TV) and the relative change
+    of the image gradient (Frobenius norm) between the standard path and the
+    first threshold's, at the content image plus a little noise (no exact
+    max-pool ties).
     """
     settings = resolve_settings("fast", device="cpu")
     content = load_img(example_path("tubingen.jpg"), size)
     style = load_img(example_path("starry_night.jpg"), size)
     vgg = get_vgg(settings.weights, "cpu")
-    vgg.winograd = False
-    max_threads, network.WINOGRAD_MAX_THREADS = network.WINOGRAD_MAX_THREADS, torch.get_num_threads()
+    threads = torch.get_num_threads()
+    rule = dict(network.WINOGRAD_MIN_CHANNELS)
     objective = build_objective(settings, content, [style])
     noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
     image = (0.9 * content + 0.05 + 0.02 * noise).requires_grad_(True)
 
-    def evaluate(winograd: bool) -> tuple[dict[str, float], Tensor]:
-        vgg.winograd = winograd
+    def evaluate(min_channels: int | None) -> tuple[dict[str, float], Tensor]:
+        vgg.winograd = min_channels is not None
+        if min_channels is not None:
+            network.WINOGRAD_MIN_CHANNELS[threads] = min_channels
         terms = objective.terms(image)
         (grad,) = torch.autograd.grad(terms["style"] + terms["content"] + terms["tv"], image)
         return {n: float(t.detach()) for n, t in terms.items()}, grad
 
-    ms = medians({"standard": lambda: evaluate(False), "winograd": lambda: evaluate(True)}, repeats)
-    (exact, g_exact), (fast, g_fast) = evaluate(False), evaluate(True)
-    vgg.winograd, network.WINOGRAD_MAX_THREADS = True, max_threads
+    def timed(min_channels: int | None) -> Callable[[], object]:
+        return lambda: evaluate(min_channels)
+
+    try:
+        ms = medians({"standard": timed(None), **{f">= {c}": timed(c) for c in thresholds}}, repeats)
+        (exact, g_exact), (fast, g_fast) = evaluate(None), evaluate(thresholds[0])
+    finally:
+        vgg.winograd = True
+        network.WINOGRAD_MIN_CHANNELS.clear()
+        network.WINOGRAD_MIN_CHANNELS.update(rule)
     return {
-        **ms,
+        "ms": ms,
         "terms_rel": max(abs(fast[n] - exact[n]) / abs(exact[n]) for n in exact if exact[n]),
         "grad_rel": float((g_fast - g_exact).norm() / g_exact.norm()),
         "shape": tuple(content.shape[-2:]),
@@ -153,9 +165,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds per layer")
     parser.add_argument("--eval-repeats", type=int, default=5, help="rounds per evaluation")
     parser.add_argument("--no-layers", action="store_true", help="only the per-evaluation times")
+    parser.add_argument(
+        "--min-channels",
+        type=int,
+        nargs="+",
+        help="per evaluation, Winograd from each of these input channels (default: the network's rule)",
+    )
     args = parser.parse_args()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
-    print(f"network: Winograd F(4x4,3x3) on layers with >= {WINOGRAD_MIN_CHANNELS} input channels")
+    print(f"network: Winograd F(4x4,3x3) from these input channels, by thread count: {WINOGRAD_MIN_CHANNELS}")
     for size in args.sizes:
         for threads in args.threads:
             torch.set_num_threads(threads)
@@ -170,10 +188,14 @@ def main() -> None:
                         f"| {r['layer']} | {r['in']}->{r['out']} | {r['side']}x{r['side']} | {ms} | {ratio} |",
                         flush=True,
                     )
-            e = evaluation(size, args.eval_repeats)
+            thresholds = args.min_channels or [WINOGRAD_MIN_CHANNELS.get(threads, 128)]
+            e = evaluation(size, args.eval_repeats, thresholds)
+            standard = e["ms"]["standard"]
+            times = ", ".join(
+                f"Winograd {k} channels {v:.0f} ms ({standard / v:.2f}x)" for k, v in e["ms"].items() if k != "standard"
+            )
             print(
-                f"evaluation at {size} px {e['shape']}, {threads} thread(s): standard {e['standard']:.0f} ms, "
-                f"Winograd {e['winograd']:.0f} ms, ratio {e['standard'] / e['winograd']:.2f}, "
+                f"evaluation at {size} px {e['shape']}, {threads} thread(s): standard {standard:.0f} ms, {times}; "
                 f"rel. change: loss terms {e['terms_rel']:.1e}, image gradient {e['grad_rel']:.1e}",
                 flush=True,
             )

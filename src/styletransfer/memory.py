@@ -5,6 +5,7 @@ The estimate for one scale of ``H x W`` pixels (float32, the default layers)::
     bytes = BASE_BYTES + BYTES_PER_PIXEL * H * W          # VGG19 forward + backward
           + 2 * history * 3 * H * W * 4                    # L-BFGS curvature pairs
           + STYLE_BYTES_PER_PIXEL * style pixels           # the style targets' forward
+          + winograd_bytes(preset)                         # the cached Winograd kernels
 
 ``BASE_BYTES`` and ``BYTES_PER_PIXEL`` are a least-squares line through the
 peak RSS measured by ``bench/benchmarks/highres.py`` on this project's CPU machine
@@ -30,6 +31,7 @@ from .errors import InputError, OptionError
 from .images import decoded_bytes
 from .presets import Preset
 from .tiling.grid import grid, smallest_tile
+from .vgg import WINOGRAD_MIN_CHANNELS
 from .vgg_layers import LAYER_INDEX, LAYERS
 
 BASE_BYTES = int(0.55 * 2**30)
@@ -40,6 +42,24 @@ STYLE_BYTES_PER_PIXEL = 512
 #: 1024x768, 193 at 2048x1536, 157 at 4096x3072; rounded up, with the weights and PyTorch's own.
 INSTANT_BASE_BYTES = int(0.35 * 2**30)
 INSTANT_BYTES_PER_PIXEL = 320
+
+
+def winograd_bytes(preset: Preset) -> int:
+    """The Winograd kernel transforms the network caches on the CPU, an upper count (and on every device).
+
+    For each convolution up to the preset's deepest layer with at least
+    ``min(WINOGRAD_MIN_CHANNELS.values())`` input channels, a forward and a backward
+    transform of ``36 * C_in * C_out`` float32 values (36 for each 3x3 kernel's 9):
+    0.45 GiB for the default's layers.  Not in :data:`BASE_BYTES`, which was
+    fitted to runs that did not use them.
+    """
+    deepest = max(LAYER_INDEX[n] for n in (*preset.style_layers, *preset.content_layers))
+    least = min(WINOGRAD_MIN_CHANNELS.values())
+    return sum(
+        2 * 36 * info.in_channels * info.out_channels * 4
+        for info in LAYERS[: deepest + 1]
+        if info.kind == "conv" and info.in_channels >= least
+    )
 
 
 def lbfgs_history(preset: Preset, numel: int) -> int:
@@ -58,7 +78,13 @@ def estimate_bytes(preset: Preset, height: int, width: int, style_pixels: int | 
         return INSTANT_BASE_BYTES + INSTANT_BYTES_PER_PIXEL * pixels
     history = lbfgs_history(preset, 3 * pixels) if preset.optimizer == "lbfgs" else 0
     styles = pixels * preset.style_scale**2 if style_pixels is None else style_pixels
-    return int(BASE_BYTES + BYTES_PER_PIXEL * pixels + 2 * history * 3 * pixels * 4 + STYLE_BYTES_PER_PIXEL * styles)
+    return int(
+        BASE_BYTES
+        + winograd_bytes(preset)
+        + BYTES_PER_PIXEL * pixels
+        + 2 * history * 3 * pixels * 4
+        + STYLE_BYTES_PER_PIXEL * styles
+    )
 
 
 #: The tile sides the guard plans on its own, largest first: from :data:`AUTO_TILE_MAX` down to
@@ -80,7 +106,7 @@ def tiled_estimate_bytes(preset: Preset, height: int, width: int, tile: int, sty
 
     One tile's forward and backward, its style image's tiles alike, and what stays image-sized::
 
-        bytes = BASE_BYTES + BYTES_PER_PIXEL * t + STYLE_BYTES_PER_PIXEL * min(style pixels, t)
+        bytes = BASE_BYTES + winograd_bytes(preset) + BYTES_PER_PIXEL * t + STYLE_BYTES_PER_PIXEL * min(style pixels, t)
               + (TILED_IMAGE_COPIES + 2 * history) * 3 * H * W * 4       # images, gradients, L-BFGS
               + sum_l C_l * (H / f_l) * (W / f_l) * 4                    # the content targets
 
@@ -96,7 +122,14 @@ def tiled_estimate_bytes(preset: Preset, height: int, width: int, tile: int, sty
         for f in [LAYERS[LAYER_INDEX[n]].factor]
     )
     images = (TILED_IMAGE_COPIES + 2 * history) * 3 * pixels * 4
-    return int(BASE_BYTES + BYTES_PER_PIXEL * box + STYLE_BYTES_PER_PIXEL * min(styles, box) + images + targets)
+    return int(
+        BASE_BYTES
+        + winograd_bytes(preset)
+        + BYTES_PER_PIXEL * box
+        + STYLE_BYTES_PER_PIXEL * min(styles, box)
+        + images
+        + targets
+    )
 
 
 def _layers(preset: Preset) -> list[str]:
@@ -168,13 +201,15 @@ def batch_capacity(preset: Preset, height: int, width: int, device: torch.device
 
     A batch of ``B`` shares the fixed part and needs the rest ``B`` times::
 
-        bytes(B) = BASE_BYTES + B * (estimate_bytes(H, W) - BASE_BYTES)
+        fixed = BASE_BYTES + winograd_bytes(preset)
+        bytes(B) = fixed + B * (estimate_bytes(H, W) - fixed)
     """
     free = available_bytes(device) if available is None else available
     if free is None:
         return 2**31
-    each = estimate_bytes(preset, height, width) - BASE_BYTES
-    return max(1, (free - BASE_BYTES) // each)
+    fixed = BASE_BYTES + winograd_bytes(preset)
+    each = estimate_bytes(preset, height, width) - fixed
+    return max(1, (free - fixed) // each)
 
 
 def _gib(n: float) -> str:

@@ -50,17 +50,30 @@ AVG_POOL_SCALE: dict[str, float] = {
 }
 POOLINGS = ("max", "avg")
 
-#: On the CPU in fp32 with at most :data:`WINOGRAD_MAX_THREADS` torch threads,
-#: the convolutions whose input has at least this many channels and
-#: :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
-#: (:mod:`styletransfer.winograd`): on one thread they beat oneDNN's direct
-#: convolution there and lose below, and on two threads an evaluation gained
-#: nothing (docs/benchmarks.md, "Winograd F(4x4,3x3) on this machine").
-WINOGRAD_MIN_CHANNELS = 128
+#: On the CPU in fp32, the convolutions whose input has at least
+#: ``WINOGRAD_MIN_CHANNELS[threads]`` channels (``threads``: torch's thread
+#: count) and :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
+#: (:mod:`styletransfer.winograd`).  On one thread it beats oneDNN's direct
+#: convolution from 128 input channels; on two, only from 256 (block3_conv2 to
+#: block5: 1.1-2.6x; block2_conv2 and block3_conv1, on 128x128 to 256x256 maps,
+#: lose, since the transforms' parallel regions do not scale like the direct
+#: convolution).  Thread counts not listed (more than two: not measured) keep the
+#: standard convolution (docs/benchmarks.md, "Winograd F(4x4,3x3) on this machine").
+WINOGRAD_MIN_CHANNELS: dict[int, int] = {1: 128, 2: 256}
 WINOGRAD_MIN_SIDE = 16
-WINOGRAD_MAX_THREADS = 1
 #: The output tile side of those convolutions.
 WINOGRAD_TILE = 4
+
+
+def winograd_min_channels(x: Tensor) -> int | None:
+    """The fewest input channels of a convolution that runs by Winograd for input ``x``, or ``None``: none does.
+
+    ``WINOGRAD_MIN_CHANNELS[torch.get_num_threads()]`` for fp32 on the CPU with no
+    autocast on; ``None`` elsewhere (bf16, CUDA, a thread count not measured).
+    """
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type):
+        return None
+    return WINOGRAD_MIN_CHANNELS.get(torch.get_num_threads())
 
 
 class WeightsError(InputError):
@@ -94,11 +107,11 @@ class VGG19(nn.Module):
         weights: for each conv name, a ``(weight, bias)`` pair with the weight
             shaped ``(out, in, 3, 3)`` in PyTorch order.
         winograd: compute the convolutions with at least
-            :data:`WINOGRAD_MIN_CHANNELS` input channels on at least
-            :data:`WINOGRAD_MIN_SIDE` pixels a side by Winograd
-            F(4x4, 3x3) when the input is fp32 on the CPU, torch has at most
-            :data:`WINOGRAD_MAX_THREADS` threads and no autocast is on (bf16,
-            more threads and other devices keep the standard convolution).  The
+            ``WINOGRAD_MIN_CHANNELS[threads]`` input channels on at least
+            :data:`WINOGRAD_MIN_SIDE` pixels a side by Winograd F(4x4, 3x3)
+            when the input is fp32 on the CPU, torch's thread count is one of
+            :data:`WINOGRAD_MIN_CHANNELS`'s and no autocast is on (bf16, more
+            threads and other devices keep the standard convolution).  The
             values agree with the standard convolution to about 1e-6 relative.
     """
 
@@ -144,19 +157,13 @@ class VGG19(nn.Module):
         last = max(LAYER_INDEX[n] for n in wanted)
         if x.device.type == "cpu":  # see _cached_vgg
             x = x.contiguous(memory_format=torch.channels_last)
-        winograd = (
-            self.winograd
-            and x.device.type == "cpu"
-            and torch.get_num_threads() <= WINOGRAD_MAX_THREADS
-            and x.dtype == torch.float32
-            and not torch.is_autocast_enabled(x.device.type)
-        )
+        min_channels = winograd_min_channels(x) if self.winograd else None
         out: dict[str, Tensor] = {}
         for info in LAYERS[: last + 1]:
             if (
                 info.kind == "conv"
-                and winograd
-                and info.in_channels >= WINOGRAD_MIN_CHANNELS
+                and min_channels is not None
+                and info.in_channels >= min_channels
                 and min(x.shape[-2:]) >= WINOGRAD_MIN_SIDE
             ):
                 x = F.relu(winograd_conv2d(x, self._winograd_conv(info.name)))
