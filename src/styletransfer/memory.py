@@ -96,8 +96,9 @@ AUTO_TILE_MIN = 512
 #: A tiled run keeps this many image-sized float32 tensors at the largest scale besides the
 #: L-BFGS history: the image, its gradient, L-BFGS's direction, previous point and gradient and
 #: best image, the content and style images, and the smoothed TV's temporaries alive during the
-#: backward.  An upper count: with it the estimate at 4096x3072 in tiles of 1024 is 6.7 GiB, and
-#: ``bench/benchmarks/tiled.py print`` measured a peak RSS of 5.15 GiB (docs/benchmarks.md, "Tiled evaluation").
+#: backward.  An upper count: with it the estimate in tiles of 1024 is 7.1 GiB at 4096x3072 and 14.5 GiB
+#: at 8192x6144, where ``bench/benchmarks/tiled.py print`` measured peaks of 5.03 and 10.72 GiB
+#: (docs/benchmarks.md, "Tiled evaluation").
 TILED_IMAGE_COPIES = 16
 
 
