@@ -154,7 +154,7 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
     """bench/benchmarks/gpu.py, the script prepared for a lent GPU, at a tiny size on this CPU (tf32 is CUDA-only)."""
     out = tmp_path / "gpu.json"
     small = ["--device", "cpu", "--sizes", "32", "--repeats", "1", "--batch", "2", "--batch-size", "32"]
-    small += ["--instant-sizes", "32"]
+    small += ["--instant-sizes", "32", "--tiled-size", "256", "--tile", "320", "--tiled-precisions", "fp32"]
     assert (
         gpu.main([*small, "--batch-evaluations", "2", "--run-size", "32", "--run-steps", "3", "--json", str(out)]) == 0
     )
@@ -167,6 +167,9 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
     assert 0.9 < runs["bf16"]["ratio_to_fp32"] < 1.1
     assert [(r["precision"], r["size"]) for r in result["instant"]] == [("fp32", 32), ("bf16", 32)]
     assert all(r["ms"] > 0 for r in result["instant"])
+    (tiles,) = result["tiles"]  # 256x192 in 4 tiles: exact in fp32
+    assert tiles["precision"] == "fp32" and tiles["terms_rel"] < 1e-5 and tiles["grad_rel"] < 1e-5
+    assert tiles["whole_s"] > 0 and tiles["tiled_s"] > 0
 
 
 @pytest.mark.parametrize("module", SCRIPTS)

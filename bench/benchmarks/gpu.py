@@ -25,6 +25,11 @@ For each precision the device can run (``fp32``, ``tf32``, ``bf16`` on CUDA;
    feed-forward network (the style vector cached) at ``--instant-sizes``
    (512 and 2048 px by default), the median of ``--repeats`` after two
    warm-ups, per precision (``bf16`` runs it under autocast).
+5. **Tiles** (issue 27): the ``fast`` objective at ``--tiled-size`` (1024) px
+   whole and in tiles of ``--tile`` (512) px, on the device, at the content
+   image plus a little noise: the largest relative difference of a loss term
+   and the gradient's (tiled against whole; fp32 should agree to about 1e-6),
+   and the median seconds of each evaluation (for ``--tiled-precisions``).
 
 It prints a Markdown table per part with the device's name; ``--json`` writes
 every number.  Bundled example images only, so it runs from a bare checkout.
@@ -146,6 +151,31 @@ def default_run(settings: Settings) -> dict[str, Any]:
     return {"wall_s": wall, "evaluations": evaluations[0], "seed_loss": terms["total"]}
 
 
+def tiled_check(settings: Settings, size: int, tile: int, repeats: int) -> dict[str, float]:
+    """The objective at long side ``size`` whole and in tiles of ``tile``: their differences and median seconds."""
+    content = load_img(example_path("tubingen.jpg"), size)
+    style = load_img(example_path("starry_night.jpg"), size)
+    objectives = {
+        "whole": build_objective(settings, content, [style]),
+        "tiled": build_objective(settings, content, [style], tile=tile),
+    }
+    noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
+    x = (0.9 * content + 0.05 + 0.02 * noise).to(settings.device).requires_grad_(True)
+
+    def evaluate(name: str) -> tuple[dict[str, float], torch.Tensor]:
+        terms = objectives[name].terms(x)
+        (grad,) = torch.autograd.grad(terms["style"] + terms["content"] + terms["tv"], x)
+        return {n: float(t.detach()) for n, t in terms.items()}, grad
+
+    (whole, g_whole), (tiled, g_tiled) = evaluate("whole"), evaluate("tiled")
+    return {
+        "terms_rel": max(abs(tiled[n] - whole[n]) / abs(whole[n]) for n in whole if whole[n]),
+        "grad_rel": float((g_tiled - g_whole).norm() / g_whole.norm()),
+        "whole_s": timed(lambda: evaluate("whole"), settings.device, repeats),
+        "tiled_s": timed(lambda: evaluate("tiled"), settings.device, repeats),
+    }
+
+
 def instant_seconds(device: torch.device, precision: str, size: int, repeats: int) -> float:
     """One instant pass's median seconds (the transformer, the style vector cached) at long side ``size``."""
     from styletransfer.instant import style_vector, transform
@@ -169,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-size", type=int, default=512)
     parser.add_argument("--run-steps", type=int, default=None, help="the default's cap (None: the preset's 1000)")
     parser.add_argument("--instant-sizes", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--tiled-size", type=int, default=1024)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tiled-precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -181,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": [],
         "run": [],
         "instant": [],
+        "tiles": [],
     }
     print(f"# bench/gpu.py on {out['device']}, torch {torch.__version__}\n", flush=True)
 
@@ -250,6 +284,22 @@ def main(argv: list[str] | None = None) -> int:
                 break
             out["instant"].append({"precision": precision, "size": size, "ms": ms})
             print(f"| {precision} | {size} | {ms:.1f} |", flush=True)
+    print(
+        f"\n| precision | {args.tiled_size} px in tiles of {args.tile}: loss terms rel. | gradient rel. "
+        "| whole ms | tiled ms |\n|---|---|---|---|---|",
+        flush=True,
+    )
+    for precision in args.tiled_precisions:
+        s = settings_for(precision, args.device, size=args.tiled_size)
+        if isinstance(s, str):
+            continue
+        t = tiled_check(s, args.tiled_size, args.tile, args.repeats)
+        out["tiles"].append({"precision": precision, **t})
+        print(
+            f"| {precision} | {t['terms_rel']:.1e} | {t['grad_rel']:.1e} | {1000 * t['whole_s']:.1f} | "
+            f"{1000 * t['tiled_s']:.1f} |",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
