@@ -110,3 +110,18 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def standard_convolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The network without Winograd layers, whatever the thread count.
+
+    For tests of tiling's exactness: Winograd rounds each output by its place in
+    a 4x4 output tile, which a tile's offset moves, so a tiled and a whole
+    evaluation would differ at fp32's rounding level (amplified in the gradient
+    by ReLU and max-pool near-ties) and not only by what tiling does.
+    Winograd's own agreement is tests/test_winograd.py's.
+    """
+    from styletransfer import vgg
+
+    monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNELS", {})

@@ -180,7 +180,7 @@ def test_a_batch_is_cut_to_what_fits_in_memory():
     from styletransfer.presets import get_preset
 
     preset, cpu = get_preset("fast"), torch.device("cpu")
-    fixed = BASE_BYTES + winograd_bytes(preset)  # the network and its kernels, shared by the batch
+    fixed = BASE_BYTES + winograd_bytes(preset, 384, 512)  # the network and its kernels, shared by the batch
     each = estimate_bytes(preset, 384, 512) - fixed
     assert each == estimate_bytes(preset, 384, 512, style_pixels=0) - fixed + 512 * 384 * 512
     assert batch_capacity(preset, 384, 512, cpu, available=fixed + 3 * each + 1) == 3

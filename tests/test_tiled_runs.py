@@ -13,6 +13,9 @@ from styletransfer import api, make_job
 from styletransfer.cli import main
 from styletransfer.optimize import Progress
 
+#: Exactness is tiling's alone: see conftest's ``standard_convolution``.
+pytestmark = pytest.mark.usefixtures("standard_convolution")
+
 SHALLOW: dict[str, Any] = {
     "style_layers": ["block1_conv1", "block2_conv1", "block3_conv1"],
     "content_layers": ["block3_conv2"],

@@ -17,6 +17,9 @@ from styletransfer.tiling import TiledObjective, TileSizeRounded, check_tile_siz
 from styletransfer.tiling.grid import spans, wrong_band
 from styletransfer.vgg import get_vgg
 
+#: Exactness is tiling's alone: see conftest's ``standard_convolution``.
+pytestmark = pytest.mark.usefixtures("standard_convolution")
+
 RTOL = 1e-5
 SEED_LAYERS = [*SEED_STYLE_LAYERS, *SEED_CONTENT_LAYERS]
 SHALLOW = {"style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"), "content_layers": ("block3_conv2",)}

@@ -5,7 +5,7 @@ The estimate for one scale of ``H x W`` pixels (float32, the default layers)::
     bytes = BASE_BYTES + BYTES_PER_PIXEL * H * W          # VGG19 forward + backward
           + 2 * history * 3 * H * W * 4                    # L-BFGS curvature pairs
           + STYLE_BYTES_PER_PIXEL * style pixels           # the style targets' forward
-          + winograd_bytes(preset)                         # the cached Winograd kernels
+          + winograd_bytes(preset, H, W)                   # the cached Winograd kernels
 
 ``BASE_BYTES`` and ``BYTES_PER_PIXEL`` are a least-squares line through the
 peak RSS measured by ``bench/benchmarks/highres.py`` on this project's CPU machine
@@ -31,7 +31,7 @@ from .errors import InputError, OptionError
 from .images import decoded_bytes
 from .presets import Preset
 from .tiling.grid import grid, smallest_tile
-from .vgg import WINOGRAD_MIN_CHANNELS
+from .vgg import WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_SIDE
 from .vgg_layers import LAYER_INDEX, LAYERS
 
 BASE_BYTES = int(0.55 * 2**30)
@@ -44,21 +44,23 @@ INSTANT_BASE_BYTES = int(0.35 * 2**30)
 INSTANT_BYTES_PER_PIXEL = 320
 
 
-def winograd_bytes(preset: Preset) -> int:
-    """The Winograd kernel transforms the network caches on the CPU, an upper count (and on every device).
+def winograd_bytes(preset: Preset, height: int, width: int) -> int:
+    """The Winograd kernel transforms the network caches on the CPU for ``height x width`` inputs, an upper count.
 
     For each convolution up to the preset's deepest layer with at least
-    ``min(WINOGRAD_MIN_CHANNELS.values())`` input channels, a forward and a backward
-    transform of ``36 * C_in * C_out`` float32 values (36 for each 3x3 kernel's 9):
-    0.45 GiB for the default's layers.  Not in :data:`BASE_BYTES`, which was
-    fitted to runs that did not use them.
+    ``min(WINOGRAD_MIN_CHANNELS.values())`` input channels and a map of at least
+    :data:`~styletransfer.vgg.WINOGRAD_MIN_SIDE` pixels a side, a forward and a
+    backward transform of ``36 * C_in * C_out`` float32 values (36 for each 3x3
+    kernel's 9): 0.45 GiB for the default's layers from a short side of 256 px on.  Counted on
+    every device; not in :data:`BASE_BYTES`, which was fitted to runs that did
+    not use them.
     """
     deepest = max(LAYER_INDEX[n] for n in (*preset.style_layers, *preset.content_layers))
     least = min(WINOGRAD_MIN_CHANNELS.values())
     return sum(
         2 * 36 * info.in_channels * info.out_channels * 4
         for info in LAYERS[: deepest + 1]
-        if info.kind == "conv" and info.in_channels >= least
+        if info.kind == "conv" and info.in_channels >= least and min(height, width) // info.factor >= WINOGRAD_MIN_SIDE
     )
 
 
@@ -80,7 +82,7 @@ def estimate_bytes(preset: Preset, height: int, width: int, style_pixels: int | 
     styles = pixels * preset.style_scale**2 if style_pixels is None else style_pixels
     return int(
         BASE_BYTES
-        + winograd_bytes(preset)
+        + winograd_bytes(preset, height, width)
         + BYTES_PER_PIXEL * pixels
         + 2 * history * 3 * pixels * 4
         + STYLE_BYTES_PER_PIXEL * styles
@@ -107,7 +109,7 @@ def tiled_estimate_bytes(preset: Preset, height: int, width: int, tile: int, sty
 
     One tile's forward and backward, its style image's tiles alike, and what stays image-sized::
 
-        bytes = BASE_BYTES + winograd_bytes(preset) + BYTES_PER_PIXEL * t + STYLE_BYTES_PER_PIXEL * min(style pixels, t)
+        bytes = BASE_BYTES + winograd_bytes(preset, tile rows, tile columns) + BYTES_PER_PIXEL * t + STYLE_BYTES_PER_PIXEL * min(style pixels, t)
               + (TILED_IMAGE_COPIES + 2 * history) * 3 * H * W * 4       # images, gradients, L-BFGS
               + sum_l C_l * (H / f_l) * (W / f_l) * 4                    # the content targets
 
@@ -125,7 +127,7 @@ def tiled_estimate_bytes(preset: Preset, height: int, width: int, tile: int, sty
     images = (TILED_IMAGE_COPIES + 2 * history) * 3 * pixels * 4
     return int(
         BASE_BYTES
-        + winograd_bytes(preset)
+        + winograd_bytes(preset, min(tile, height), min(tile, width))
         + BYTES_PER_PIXEL * box
         + STYLE_BYTES_PER_PIXEL * min(styles, box)
         + images
@@ -202,13 +204,13 @@ def batch_capacity(preset: Preset, height: int, width: int, device: torch.device
 
     A batch of ``B`` shares the fixed part and needs the rest ``B`` times::
 
-        fixed = BASE_BYTES + winograd_bytes(preset)
+        fixed = BASE_BYTES + winograd_bytes(preset, H, W)
         bytes(B) = fixed + B * (estimate_bytes(H, W) - fixed)
     """
     free = available_bytes(device) if available is None else available
     if free is None:
         return 2**31
-    fixed = BASE_BYTES + winograd_bytes(preset)
+    fixed = BASE_BYTES + winograd_bytes(preset, height, width)
     each = estimate_bytes(preset, height, width) - fixed
     return max(1, (free - fixed) // each)
 
