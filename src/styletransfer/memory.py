@@ -31,7 +31,7 @@ from .errors import InputError, OptionError
 from .images import decoded_bytes
 from .presets import Preset
 from .tiling.grid import grid, smallest_tile
-from .vgg import WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_SIDE
+from .vgg import WINOGRAD_MIN_CHANNELS, WINOGRAD_TILE, uses_winograd
 from .vgg_layers import LAYER_INDEX, LAYERS
 
 BASE_BYTES = int(0.55 * 2**30)
@@ -48,19 +48,20 @@ def winograd_bytes(preset: Preset, height: int, width: int) -> int:
     """The Winograd kernel transforms the network caches on the CPU for ``height x width`` inputs, an upper count.
 
     For each convolution up to the preset's deepest layer with at least
-    ``min(WINOGRAD_MIN_CHANNELS.values())`` input channels and a map of at least
-    :data:`~styletransfer.vgg.WINOGRAD_MIN_SIDE` pixels a side, a forward and a
-    backward transform of ``36 * C_in * C_out`` float32 values (36 for each 3x3
-    kernel's 9): 0.45 GiB for the default's layers from a short side of 256 px on.  Counted on
+    ``min(WINOGRAD_MIN_CHANNELS.values())`` input channels and a map wide enough
+    (:func:`~styletransfer.vgg.uses_winograd`), a forward and a backward
+    transform of ``36 * C_in * C_out`` float32 values (F(4x4, 3x3): 36 for each
+    3x3 kernel's 9): 0.45 GiB for the default's layers from a short side of 256 px on.  Counted on
     every device; not in :data:`BASE_BYTES`, which was fitted to runs that did
     not use them.
     """
-    deepest = max(LAYER_INDEX[n] for n in (*preset.style_layers, *preset.content_layers))
+    deepest = max(LAYER_INDEX[n] for n in _layers(preset))
     least = min(WINOGRAD_MIN_CHANNELS.values())
+    values = (WINOGRAD_TILE + 2) ** 2  # per kernel: the transform of its a x a input tile
     return sum(
-        2 * 36 * info.in_channels * info.out_channels * 4
+        2 * values * info.in_channels * info.out_channels * 4
         for info in LAYERS[: deepest + 1]
-        if info.kind == "conv" and info.in_channels >= least and min(height, width) // info.factor >= WINOGRAD_MIN_SIDE
+        if uses_winograd(info, least, min(height, width) // info.factor)
     )
 
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from .errors import InputError, OptionError
 from .fileio import file_sha256, regular_file
-from .vgg_layers import CONV_NAMES, LAYER_INDEX, LAYERS, check_layers
+from .vgg_layers import CONV_NAMES, LAYER_INDEX, LAYERS, LayerInfo, check_layers
 from .winograd import WinogradConv, winograd_conv2d
 
 #: The ImageNet mean pixel in BGR order, on the 0..255 scale (Keras 'caffe' mode).
@@ -74,6 +74,12 @@ def winograd_min_channels(x: Tensor) -> int | None:
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type):
         return None
     return WINOGRAD_MIN_CHANNELS.get(torch.get_num_threads())
+
+
+def uses_winograd(info: LayerInfo, min_channels: int, short_side: int) -> bool:
+    """Whether layer ``info`` runs by Winograd on a map whose short side is ``short_side`` pixels,
+    under a rule of ``min_channels`` (:func:`winograd_min_channels`)."""
+    return info.kind == "conv" and info.in_channels >= min_channels and short_side >= WINOGRAD_MIN_SIDE
 
 
 class WeightsError(InputError):
@@ -160,12 +166,7 @@ class VGG19(nn.Module):
         min_channels = winograd_min_channels(x) if self.winograd else None
         out: dict[str, Tensor] = {}
         for info in LAYERS[: last + 1]:
-            if (
-                info.kind == "conv"
-                and min_channels is not None
-                and info.in_channels >= min_channels
-                and min(x.shape[-2:]) >= WINOGRAD_MIN_SIDE
-            ):
+            if min_channels is not None and uses_winograd(info, min_channels, min(x.shape[-2:])):
                 x = F.relu(winograd_conv2d(x, self._winograd_conv(info.name)))
             elif info.kind == "conv":
                 weight = getattr(self, f"{info.name}_weight")
