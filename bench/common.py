@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from styletransfer.losses import Objective
+
 #: The repository's root (the scripts run from it: ``python -m bench.benchmarks.pairs``).
 ROOT = Path(__file__).resolve().parent.parent
 #: Data the scripts keep in the repository (the varied set's cached reference losses, a recorded log).
@@ -115,3 +117,34 @@ def seed_loss(image: Tensor, content: Tensor, style: Tensor, size: int) -> dict[
         terms = {k: float(v) for k, v in obj.terms(q).items()}
     terms["total"] = terms["style"] + terms["content"] + terms["tv"]
     return terms
+
+
+#: A loss's terms (as floats) and its gradient with respect to the image.
+Evaluated = tuple[dict[str, float], "Tensor"]
+
+
+def perturbed(image: Tensor) -> Tensor:
+    """``0.9 image + 0.05 + 0.02 n`` (``n`` standard normal, seed 0): near ``image``, with no flat regions,
+    so that two computations of the network meet no exact max-pool ties (a leaf that requires its gradient)."""
+    import torch  # here, not at the top: see the module's docstring
+
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(0))
+    return (0.9 * image + 0.05 + 0.02 * noise.to(image.device)).requires_grad_(True)
+
+
+def terms_and_gradient(objective: Objective, image: Tensor) -> Evaluated:
+    """One evaluation: ``objective``'s terms at ``image`` and the gradient of their sum."""
+    import torch
+
+    terms = objective.terms(image)
+    (grad,) = torch.autograd.grad(terms["style"] + terms["content"] + terms["tv"], image)
+    return {n: float(t.detach()) for n, t in terms.items()}, grad
+
+
+def relative_changes(reference: Evaluated, other: Evaluated) -> dict[str, float]:
+    """``terms_rel``: the largest relative change of a nonzero term; ``grad_rel``: the gradient's, in Frobenius norm."""
+    (a, ga), (b, gb) = reference, other
+    return {
+        "terms_rel": max(abs(b[n] - a[n]) / abs(a[n]) for n in a if a[n]),
+        "grad_rel": float((gb - ga).norm() / ga.norm()),
+    }

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from bench.common import median_seconds, seed_loss
+from bench.common import median_seconds, perturbed, relative_changes, seed_loss, terms_and_gradient
 from styletransfer import example_path
 from styletransfer.errors import MissingExtra, OptionError
 from styletransfer.images import load_img
@@ -85,7 +85,7 @@ def settings_for(precision: str, device: str, **overrides: Any) -> Settings | st
         return str(e)
 
 
-def timed(fn: Callable[[], None], device: torch.device, repeats: int, warmups: int = 2) -> float:
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmups: int = 2) -> float:
     """The median wall seconds of ``repeats`` calls of ``fn`` after ``warmups``, the device synchronised around each."""
 
     def synchronized() -> None:
@@ -155,24 +155,13 @@ def tiled_check(settings: Settings, size: int, tile: int, repeats: int) -> dict[
     """The objective at long side ``size`` whole and in tiles of ``tile``: their differences and median seconds."""
     content = load_img(example_path("tubingen.jpg"), size)
     style = load_img(example_path("starry_night.jpg"), size)
-    objectives = {
-        "whole": build_objective(settings, content, [style]),
-        "tiled": build_objective(settings, content, [style], tile=tile),
-    }
-    noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
-    x = (0.9 * content + 0.05 + 0.02 * noise).to(settings.device).requires_grad_(True)
-
-    def evaluate(name: str) -> tuple[dict[str, float], torch.Tensor]:
-        terms = objectives[name].terms(x)
-        (grad,) = torch.autograd.grad(terms["style"] + terms["content"] + terms["tv"], x)
-        return {n: float(t.detach()) for n, t in terms.items()}, grad
-
-    (whole, g_whole), (tiled, g_tiled) = evaluate("whole"), evaluate("tiled")
+    whole = build_objective(settings, content, [style])
+    tiled = build_objective(settings, content, [style], tile=tile)
+    x = perturbed(content.to(settings.device))
     return {
-        "terms_rel": max(abs(tiled[n] - whole[n]) / abs(whole[n]) for n in whole if whole[n]),
-        "grad_rel": float((g_tiled - g_whole).norm() / g_whole.norm()),
-        "whole_s": timed(lambda: evaluate("whole"), settings.device, repeats),
-        "tiled_s": timed(lambda: evaluate("tiled"), settings.device, repeats),
+        **relative_changes(terms_and_gradient(whole, x), terms_and_gradient(tiled, x)),
+        "whole_s": timed(lambda: terms_and_gradient(whole, x), settings.device, repeats),
+        "tiled_s": timed(lambda: terms_and_gradient(tiled, x), settings.device, repeats),
     }
 
 

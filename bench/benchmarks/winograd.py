@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench.common import Evaluated, perturbed, relative_changes, terms_and_gradient
 from styletransfer import vgg as network
 from styletransfer.examples import example_path
 from styletransfer.images import load_img
@@ -129,33 +130,25 @@ def evaluation(size: int, repeats: int, thresholds: list[int]) -> dict[str, Any]
     threads = torch.get_num_threads()
     rule = dict(network.WINOGRAD_MIN_CHANNELS)
     objective = build_objective(settings, content, [style])
-    noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
-    image = (0.9 * content + 0.05 + 0.02 * noise).requires_grad_(True)
+    image = perturbed(content)
 
-    def evaluate(min_channels: int | None) -> tuple[dict[str, float], Tensor]:
+    def evaluate(min_channels: int | None) -> Evaluated:
         vgg.winograd = min_channels is not None
         if min_channels is not None:
             network.WINOGRAD_MIN_CHANNELS[threads] = min_channels
-        terms = objective.terms(image)
-        (grad,) = torch.autograd.grad(terms["style"] + terms["content"] + terms["tv"], image)
-        return {n: float(t.detach()) for n, t in terms.items()}, grad
+        return terms_and_gradient(objective, image)
 
     def timed(min_channels: int | None) -> Callable[[], object]:
         return lambda: evaluate(min_channels)
 
     try:
         ms = medians({"standard": timed(None), **{f">= {c}": timed(c) for c in thresholds}}, repeats)
-        (exact, g_exact), (fast, g_fast) = evaluate(None), evaluate(thresholds[0])
+        changes = relative_changes(evaluate(None), evaluate(thresholds[0]))
     finally:
         vgg.winograd = True
         network.WINOGRAD_MIN_CHANNELS.clear()
         network.WINOGRAD_MIN_CHANNELS.update(rule)
-    return {
-        "ms": ms,
-        "terms_rel": max(abs(fast[n] - exact[n]) / abs(exact[n]) for n in exact if exact[n]),
-        "grad_rel": float((g_fast - g_exact).norm() / g_exact.norm()),
-        "shape": tuple(content.shape[-2:]),
-    }
+    return {"ms": ms, **changes, "shape": tuple(content.shape[-2:])}
 
 
 def main() -> None:
