@@ -109,7 +109,7 @@ def test_network_uses_winograd_only_on_wide_fp32_cpu_layers(monkeypatch: pytest.
     assert used == []  # bf16 keeps the standard convolution
     torch.set_num_threads(2)
     get_vgg()(x, ["block4_conv1"])
-    assert used == [256, 256, 256]  # two threads: block3_conv2..4 only (256 input channels)
+    assert used == [128, 128, 256, 256, 256]  # two threads: the same rule
     used.clear()
     torch.set_num_threads(3)
     get_vgg()(x, ["block4_conv1"])

@@ -15,7 +15,7 @@ backward to the input (the weights are frozen), for
 Per evaluation: the ``fast`` preset's objective (Tübingen x The Starry Night at
 ``size``), loss and backward to the image, with the network's Winograd layers
 (:data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` at each thread count asked for,
-or each ``--min-channels`` threshold) on and off.
+or each ``--min-channels`` threshold, in bands of each ``--band-mib``) on and off.
 
 The candidates are interleaved in one process and each time is the median of
 ``--repeats`` rounds, so that the ratios hold on a shared, noisy CPU.
@@ -36,6 +36,7 @@ from torch import Tensor
 
 from bench.common import Evaluated, perturbed, relative_changes, terms_and_gradient
 from styletransfer import vgg as network
+from styletransfer import winograd
 from styletransfer.examples import example_path
 from styletransfer.images import load_img
 from styletransfer.pipeline import build_objective, resolve_settings
@@ -112,12 +113,14 @@ def layer_table(size: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluation(size: int, repeats: int, thresholds: list[int]) -> dict[str, Any]:
+def evaluation(size: int, repeats: int, thresholds: list[int], bands: list[int] | None = None) -> dict[str, Any]:
     """Median ms of one ``fast`` evaluation (loss + backward) with Winograd off and on.
 
     On: Winograd on the layers with at least each of ``thresholds`` input
     channels, at torch's present thread count (what
-    :data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` would say).  Also the largest
+    :data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` would say), in bands of
+    each of ``bands`` MiB per temporary (``None``: the module's own sizes,
+    :data:`styletransfer.winograd.BAND_BYTES` and ``BAND_BYTES_ONE_THREAD``).  Also the largest
     relative change of a loss term (style, content, TV) and the relative change
     of the image gradient (Frobenius norm) between the standard path and the
     first threshold's, at the content image plus a little noise (no exact
@@ -132,22 +135,30 @@ def evaluation(size: int, repeats: int, thresholds: list[int]) -> dict[str, Any]
     objective = build_objective(settings, content, [style])
     image = perturbed(content)
 
-    def evaluate(min_channels: int | None) -> Evaluated:
+    band_sizes = (winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD)
+
+    def evaluate(min_channels: int | None, band_mib: int | None = None) -> Evaluated:
         vgg.winograd = min_channels is not None
         if min_channels is not None:
             network.WINOGRAD_MIN_CHANNELS[threads] = min_channels
+        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes if band_mib is None else (band_mib << 20,) * 2
         return terms_and_gradient(objective, image)
 
-    def timed(min_channels: int | None) -> Callable[[], object]:
-        return lambda: evaluate(min_channels)
+    def timed(min_channels: int | None, band_mib: int | None = None) -> Callable[[], object]:
+        return lambda: evaluate(min_channels, band_mib)
 
+    candidates = {"standard": timed(None)}
+    for c in thresholds:
+        for b in bands or [None]:
+            candidates[f">= {c} channels" if b is None else f">= {c} channels, bands of {b} MiB"] = timed(c, b)
     try:
-        ms = medians({"standard": timed(None), **{f">= {c}": timed(c) for c in thresholds}}, repeats)
+        ms = medians(candidates, repeats)
         changes = relative_changes(evaluate(None), evaluate(thresholds[0]))
     finally:
         vgg.winograd = True
         network.WINOGRAD_MIN_CHANNELS.clear()
         network.WINOGRAD_MIN_CHANNELS.update(rule)
+        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes
     return {"ms": ms, **changes, "shape": tuple(content.shape[-2:])}
 
 
@@ -163,6 +174,12 @@ def main() -> None:
         type=int,
         nargs="+",
         help="per evaluation, Winograd from each of these input channels (default: the network's rule)",
+    )
+    parser.add_argument(
+        "--band-mib",
+        type=int,
+        nargs="+",
+        help="per evaluation, Winograd in bands of each of these MiB per temporary (default: the module's sizes)",
     )
     args = parser.parse_args()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
@@ -182,10 +199,10 @@ def main() -> None:
                         flush=True,
                     )
             thresholds = args.min_channels or [WINOGRAD_MIN_CHANNELS.get(threads, 128)]
-            e = evaluation(size, args.eval_repeats, thresholds)
+            e = evaluation(size, args.eval_repeats, thresholds, args.band_mib)
             standard = e["ms"]["standard"]
             times = ", ".join(
-                f"Winograd {k} channels {v:.0f} ms ({standard / v:.2f}x)" for k, v in e["ms"].items() if k != "standard"
+                f"Winograd {k}: {v:.0f} ms ({standard / v:.2f}x)" for k, v in e["ms"].items() if k != "standard"
             )
             print(
                 f"evaluation at {size} px {e['shape']}, {threads} thread(s): standard {standard:.0f} ms, {times}; "

@@ -53,13 +53,13 @@ POOLINGS = ("max", "avg")
 #: On the CPU in fp32, the convolutions whose input has at least
 #: ``WINOGRAD_MIN_CHANNELS[threads]`` channels (``threads``: torch's thread
 #: count) and :data:`WINOGRAD_MIN_SIDE` pixels a side use Winograd F(4x4, 3x3)
-#: (:mod:`styletransfer.winograd`).  On one thread it beats oneDNN's direct
-#: convolution from 128 input channels; on two, only from 256 (block3_conv2 to
-#: block5: 1.1-2.6x; block2_conv2 and block3_conv1, on 128x128 to 256x256 maps,
-#: lose, since the transforms' parallel regions do not scale like the direct
-#: convolution).  Thread counts not listed (more than two: not measured) keep the
-#: standard convolution (docs/benchmarks.md, "Winograd F(4x4,3x3) on this machine").
-WINOGRAD_MIN_CHANNELS: dict[int, int] = {1: 128, 2: 256}
+#: (:mod:`styletransfer.winograd`).  On one and on two threads it beats oneDNN's
+#: direct convolution from 128 input channels (block2_conv2 onwards); the 64-channel
+#: layers on the largest maps lose, since their transforms cost as much as the
+#: multiplies they save.  Thread counts not listed (more than two: not measured)
+#: keep the standard convolution (docs/benchmarks.md, "Winograd F(4x4,3x3) on this
+#: machine").
+WINOGRAD_MIN_CHANNELS: dict[int, int] = {1: 128, 2: 128}
 WINOGRAD_MIN_SIDE = 16
 #: The output tile side of those convolutions.
 WINOGRAD_TILE = 4
