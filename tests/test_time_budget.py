@@ -39,12 +39,31 @@ def test_the_cli_names_time_for_a_bad_budget(
 
 
 def test_deadlines_split_the_budget_by_cost_and_are_cumulative() -> None:
-    shapes = [(96, 128), (192, 256)]
-    ends = scale_deadlines(10.0, 100.0, shapes, [300, 50])
-    first = 300 * 96 * 128 / (300 * 96 * 128 + 50 * 192 * 256)
+    ends = scale_deadlines(10.0, 100.0, [300, 50], [1.0, 4.0])
+    first = 300 * 1.0 / (300 * 1.0 + 50 * 4.0)
     assert ends[0] == pytest.approx(10.0 + 100.0 * first)
     assert ends[1] == pytest.approx(110.0)
-    assert scale_deadlines(0.0, None, shapes, [300, 50]) == [None, None]
+    assert scale_deadlines(0.0, None, [300, 50], [1.0, 4.0]) == [None, None]
+
+
+def test_the_cost_model_makes_large_and_tiled_scales_dearer_than_their_pixels() -> None:
+    from styletransfer.pipeline import LARGE_PIXELS, PIXEL_EXPONENT, evaluation_costs
+    from styletransfer.pipeline.cost import LARGE_PIXEL_EXPONENT, TILED_PASSES
+    from styletransfer.presets import FAST
+
+    cpu = torch.device("cpu")
+    layers = [*FAST.style_layers, *FAST.content_layers]
+    shapes = [(192, 256), (384, 512), (768, 1024), (1536, 2048)]
+    small, base, double, tiled = evaluation_costs(shapes, [None, None, None, 1024], layers, "fp32", cpu)
+    assert base == pytest.approx(evaluation_costs([(384, 512)], [None], layers, "fp32", torch.device("cuda"))[0])
+    assert small / base == pytest.approx((LARGE_PIXELS // 4 / LARGE_PIXELS) ** PIXEL_EXPONENT)
+    assert double / base == pytest.approx(4 ** LARGE_PIXEL_EXPONENT["fp32"])  # 4.92x for 4x the pixels
+    # 2048x1536 in tiles of 1024 (halos included): more than 16x the 512 px evaluation, its pixels' ratio
+    assert tiled / base > TILED_PASSES * 16 ** LARGE_PIXEL_EXPONENT["fp32"]
+    # a budget over 569 evaluations at 512 px and 40 at each of 1024 and 2048 px: the finest scale's share
+    # is its time at its cap, about 70% (by pixels alone it would be 47%)
+    ends = scale_deadlines(0.0, 1.0, [569, 40, 40], [base, double, tiled])
+    assert 1.0 - ends[1] > 0.6  # type: ignore[operator]
 
 
 def _objective(tiny_pair: tuple[Path, Path], optimizer: str = "lbfgs"):  # type: ignore[no-untyped-def]
@@ -116,21 +135,24 @@ def test_the_dry_run_says_what_the_budget_buys(
     assert plan(decode_inputs(str(c), str(s)), settings)["budget"] is None
 
 
-def test_the_budget_left_after_loading_the_network_is_split_over_the_scales() -> None:
+def test_the_budget_left_after_loading_the_network_is_split_over_the_scales(tiny_pair: tuple[Path, Path]) -> None:
     import time
 
-    from styletransfer.pipeline import budget_deadlines
+    from styletransfer.pipeline import PIXEL_EXPONENT, budget_deadlines
 
+    inputs = decode_inputs(str(tiny_pair[0]), str(tiny_pair[1]))  # 64x48: scales 48x36 and 96x72
     settings = resolve_settings("fast", size=96, coarse_size=48, refine_steps=100, steps=100, time_budget=10.0)
     begin = time.perf_counter() - 4.0  # four seconds already spent (start-up, decoding)
     before = time.perf_counter()
-    first, last = budget_deadlines(settings, begin, [(36, 48), (72, 96)])
+    first, last = budget_deadlines(settings, begin, inputs)
     after = time.perf_counter()
     assert first is not None and last is not None
     assert last == pytest.approx(begin + 10.0)  # the whole run still ends with the budget
-    # the 6 s left are split by cost (pixels x evaluations: 1 to 4), from when the network is ready
-    assert before + 0.2 * (begin + 10.0 - after) - 1e-6 <= first <= after + 0.2 * (begin + 10.0 - before) + 1e-6
-    assert budget_deadlines(resolve_settings("fast", size=96), begin, [(72, 96)]) == [None]
+    # the 6 s left are split by cost (evaluations x an evaluation's time, which grows as pixels ** 0.85),
+    # from when the network is ready
+    share = 0.25**PIXEL_EXPONENT / (0.25**PIXEL_EXPONENT + 1.0)  # 0.24
+    assert before + share * (begin + 10.0 - after) - 1e-6 <= first <= after + share * (begin + 10.0 - before) + 1e-6
+    assert budget_deadlines(resolve_settings("fast", size=96), begin, inputs) == [None]
 
 
 def test_a_budgeted_scale_keeps_time_for_the_final_scoring() -> None:

@@ -69,25 +69,28 @@ def first_rtol(stop_rtol: float, precision: str) -> float:
 
 
 def scale_deadlines(
-    start: float, budget: float | None, shapes: Sequence[tuple[int, int]], steps: Sequence[int]
+    start: float, budget: float | None, steps: Sequence[int], costs: Sequence[float]
 ) -> list[float | None]:
     """Each scale's deadline (``time.perf_counter()`` values) under a budget of ``budget`` seconds from ``start``.
 
-    The budget is split in proportion to each scale's cost at its cap,
-    ``steps_i * pixels_i`` (an evaluation's time grows about linearly with
-    its pixels), and the deadlines are cumulative: a scale that ends early
-    (its stopping rule) leaves its time to the next ones.  So a
+    The budget is split in proportion to each scale's time at its cap,
+    ``steps_i * costs_i`` with ``costs_i`` the time of one evaluation at
+    scale ``i`` (any unit: the dry run's cost model,
+    :func:`~styletransfer.pipeline.cost.evaluation_costs`, which counts the
+    dearer pixels of large scales and of tiles), so each scale gets about the
+    same share of its evaluations.  The deadlines are cumulative: a scale that
+    ends early (its stopping rule) leaves its time to the next ones.  So a
     coarse-to-fine run does not spend the whole budget at its first scale.
     No budget: no deadlines.
     """
     if budget is None:
-        return [None] * len(shapes)
-    costs = [n * h * w for n, (h, w) in zip(steps, shapes)]
-    total = sum(costs) or 1
+        return [None] * len(steps)
+    weights = [n * c for n, c in zip(steps, costs)]
+    total = sum(weights) or 1.0
     out: list[float | None] = []
-    spent = 0
-    for cost in costs:
-        spent += cost
+    spent = 0.0
+    for weight in weights:
+        spent += weight
         out.append(start + budget * spent / total)
     return out
 

@@ -8,6 +8,7 @@ It knows nothing of files to write, progress bars or signals (that is
 - :mod:`.objective`: one scale's objective, the style targets computed once and kept;
 - :mod:`.mixing`: scale mixing (a style with another image's fine texture);
 - :mod:`.run`: :func:`optimize` coarse to fine, :func:`optimize_batch`, the instant preset's pass, the picture;
+- :mod:`.cost`: how an evaluation's time grows with its scale, for the dry run and the time budget;
 - :mod:`.estimate`: the dry run's scales, evaluations, time and memory.
 
 Each input is decoded once (:func:`decode_inputs`); each scale of a
@@ -18,7 +19,8 @@ report the result's loss terms.
 
 from __future__ import annotations
 
-from .estimate import LARGE_PIXELS, PIXEL_EXPONENT, RUN_OVERHEAD, plan, scaled_seconds
+from .cost import LARGE_PIXELS, PIXEL_EXPONENT, RUN_OVERHEAD, evaluation_costs, scaled_seconds
+from .estimate import plan
 from .inputs import (
     FacesProtected,
     Inputs,
@@ -87,6 +89,7 @@ __all__ = [
     "content_at",
     "decode_inputs",
     "evaluate",
+    "evaluation_costs",
     "final_terms",
     "finish_image",
     "initial_image",

@@ -1,7 +1,8 @@
 """The dry run's estimate, before any work: the scales, the evaluations, the time and the memory (:func:`plan`).
 
 ``--dry-run`` and the studio's estimate show it.  The time of one evaluation
-is measured at a small size on this machine and scaled to each scale's pixels.
+is measured at a small size on this machine and scaled to each scale's pixels
+(:mod:`.cost`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..driver import planned_evaluations, scale_deadlines
 from ..images import resize, scaled_shape
 from ..memory import run_bytes
 from ..tiling.grid import split
+from .cost import scaled_seconds, tiled_seconds
 from .inputs import Inputs, check_inputs, shape_at
 from .objective import build_objective
 from .run import instant_image
@@ -26,60 +28,6 @@ from .tiles import run_tiles
 
 #: The long side of the probe whose measured evaluation time is scaled to every scale of the run.
 PROBE_SIDE = 256
-
-#: How an evaluation's time grows with its pixels ``n``: ``t ~ n ** PIXEL_EXPONENT``.
-#: Fitted to the median evaluation of real runs (``bench/benchmarks/estimate.py``; the runs in
-#: docs/benchmarks.md, "The dry-run estimate"): the fixed costs of small images fade as the size grows.
-PIXEL_EXPONENT = 0.85
-
-#: A run's evaluation against the probe's bare one: the optimiser's bookkeeping,
-#: the reports and the line search's extra work (measured in the same runs).
-RUN_OVERHEAD = 1.2
-
-#: Pixels (512x384) above which a CPU evaluation grows faster than its pixels.
-LARGE_PIXELS = 512 * 384
-
-#: ``t ~ n ** e`` above :data:`LARGE_PIXELS` on a CPU, by precision: there every
-#: activation is a fresh ``mmap`` that the kernel zeroes page by page, and the
-#: caches no longer hold a layer (docs/benchmarks.md, "bf16, the fp32 finish and
-#: large images", and "Where the time goes above 512 px: page faults").
-LARGE_PIXEL_EXPONENT = {"bf16": 1.1, "fp32": 1.15}
-
-
-#: A tiled evaluation's time against an untiled one on the same pixels: pass 1's forward comes on
-#: top of pass 2's forward and backward.  One tile covering a 1024x768 image took 1.16x the whole
-#: evaluation (``bench/benchmarks/tiled.py overhead``, docs/benchmarks.md, "Tiled evaluation").
-TILED_PASSES = 1.2
-
-
-def tiled_seconds(
-    probe: float,
-    probe_pixels: int,
-    height: int,
-    width: int,
-    tile: int,
-    layers: list[str],
-    precision: str,
-    device: torch.device,
-) -> float:
-    """A tiled evaluation: ``TILED_PASSES`` times the sum over the tiles of :func:`scaled_seconds` at each tile's pixels."""
-    return TILED_PASSES * sum(
-        scaled_seconds(probe, probe_pixels, (t.y.stop - t.y.start) * (t.x.stop - t.x.start), precision, device)
-        for t in split(height, width, tile, layers)
-    )
-
-
-def scaled_seconds(probe: float, probe_pixels: int, pixels: int, precision: str, device: torch.device) -> float:
-    """A run's evaluation at ``pixels`` from a bare one (``probe`` seconds) at ``probe_pixels``.
-
-    ``RUN_OVERHEAD probe (min(n, L) / n_probe) ** PIXEL_EXPONENT (max(n, L) / L) ** e``
-    with ``L =`` :data:`LARGE_PIXELS` and ``e`` from :data:`LARGE_PIXEL_EXPONENT`
-    on a CPU (``PIXEL_EXPONENT`` elsewhere).
-    """
-    large: float = LARGE_PIXEL_EXPONENT.get(precision, PIXEL_EXPONENT) if device.type == "cpu" else PIXEL_EXPONENT
-    small: float = (min(pixels, LARGE_PIXELS) / probe_pixels) ** PIXEL_EXPONENT
-    grown: float = (max(pixels, LARGE_PIXELS) / LARGE_PIXELS) ** large
-    return RUN_OVERHEAD * probe * small * grown
 
 
 def _instant_seconds(settings: Settings, inputs: Inputs, side: int, repeats: int = 3) -> float:
@@ -178,7 +126,7 @@ def plan(inputs: Inputs, settings: Settings) -> dict[str, Any]:
         seconds += (first + 1) * t + (0.0 if t32 is None else (n - first + 1) * t32)
     bought: list[int] | None = None
     if settings.time_budget is not None:  # what the budget buys: each scale's share at its evaluation time
-        ends = [0.0, *cast(list[float], scale_deadlines(0.0, settings.time_budget, shapes, steps))]
+        ends = [0.0, *cast(list[float], scale_deadlines(0.0, settings.time_budget, steps, per_eval))]
         shares = [b - a for a, b in itertools.pairwise(ends)]
         bought = [planned_evaluations(share - t, t, n) for share, t, n in zip(shares, per_eval, steps)]
         seconds = min(seconds, settings.time_budget)

@@ -32,6 +32,7 @@ from ..optimize import (
 )
 from ..presets import Preset
 from ..vgg import get_vgg
+from .cost import evaluation_costs
 from .inputs import Inputs, check_inputs, decode_inputs, shape_at
 from .mixing import mix_scales
 from .objective import content_at, initial_image, objective_at, styles_at
@@ -89,7 +90,7 @@ def optimize(
         return Outcome("complete", instant_image(inputs, settings), 1)
     report = Reporter(total_steps(p), callback, should_stop=should_stop)
     shapes = [shape_at(inputs.content_pixels, size) for size in stage_sizes(p)]
-    deadlines = budget_deadlines(settings, begin, shapes)
+    deadlines = budget_deadlines(settings, begin, inputs)
     x: Tensor | None = None
     last: Outcome | None = None
     for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
@@ -152,20 +153,26 @@ def instant_image(inputs: Inputs, settings: Settings) -> Tensor:
     return transform(content, vector, settings.device, settings.precision).cpu()
 
 
-def budget_deadlines(settings: Settings, begin: float, shapes: Sequence[tuple[int, int]]) -> list[float | None]:
+def budget_deadlines(settings: Settings, begin: float, inputs: Inputs) -> list[float | None]:
     """Each scale's deadline under ``settings.time_budget`` seconds counted from ``begin``; ``None`` each without one.
 
     The network is loaded first (once per process), and what is left of the
     budget then is split over the scales by their cost
-    (:func:`~styletransfer.driver.scale_deadlines`): loading the weights, a
-    second or two, does not eat the first scale's share.
+    (:func:`~styletransfer.driver.scale_deadlines`, with the dry run's cost
+    model, :func:`~styletransfer.pipeline.cost.evaluation_costs`, and the
+    tiles each scale gets, :func:`~styletransfer.pipeline.tiles.run_tiles`):
+    loading the weights, a second or two, does not eat the first scale's share.
     """
+    p = settings.preset
     if settings.time_budget is None:
-        return [None] * len(shapes)
+        return [None] * len(stage_sizes(p))
+    shapes = [shape_at(inputs.content_pixels, size) for size in stage_sizes(p)]
+    layers = [*p.style_layers, *p.content_layers]
+    costs = evaluation_costs(shapes, run_tiles(inputs, settings), layers, settings.precision, settings.device)
     get_vgg(settings.weights, settings.device)
     now = time.perf_counter()
     left = max(0.0, begin + settings.time_budget - now)
-    return scale_deadlines(now, left, shapes, stage_steps(settings.preset))
+    return scale_deadlines(now, left, stage_steps(p), costs)
 
 
 def _start_image(inputs: Inputs, settings: Settings, x: Tensor | None, shape: tuple[int, int], size: int) -> Tensor:
@@ -291,7 +298,7 @@ def optimize_batch(
     results: list[Outcome | None] = [None] * n
     xs: list[Tensor | None] = [None] * n
     shapes = [shape_at(inputs[0].content_pixels, size) for size in stage_sizes(p)]
-    deadlines = budget_deadlines(settings, begin, shapes)
+    deadlines = budget_deadlines(settings, begin, inputs[0])
     for scale, (size, steps, deadline) in enumerate(zip(stage_sizes(p), stage_steps(p), deadlines)):
         going = [b for b in range(n) if (r := results[b]) is None or r.status == "complete"]
         if not going:
