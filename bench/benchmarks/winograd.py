@@ -2,6 +2,7 @@
 
     python -m bench.benchmarks.winograd               # 512 and 256 px, 1 and 2 threads
     python -m bench.benchmarks.winograd --sizes 512 --threads 2 --repeats 5 --no-layers
+    python -m bench.benchmarks.winograd --sizes 512 1024 --threads 2 --in-run 60 --min-channels 128 256 --band-mib 8 64
 
 Per layer (every convolution the seed's losses reach, ``block1_conv1`` to
 ``block5_conv2``, on a square ``size x size`` image): one forward and one
@@ -17,6 +18,10 @@ Per evaluation: the ``fast`` preset's objective (Tübingen x The Starry Night at
 (:data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` at each thread count asked for,
 or each ``--min-channels`` threshold, in bands of each ``--band-mib``) on and off.
 
+With ``--in-run N``: the same configurations inside one real run of the
+default (:func:`in_run`), taking turns every ``--block`` evaluations: what a
+user's run gets, which the bare evaluations can overstate.
+
 The candidates are interleaved in one process and each time is the median of
 ``--repeats`` rounds, so that the ratios hold on a shared, noisy CPU.
 """
@@ -28,6 +33,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -37,9 +43,12 @@ from torch import Tensor
 from bench.common import Evaluated, perturbed, relative_changes, terms_and_gradient
 from styletransfer import vgg as network
 from styletransfer import winograd
+from styletransfer.api import stylize
 from styletransfer.examples import example_path
 from styletransfer.images import load_img
+from styletransfer.optimize import Progress
 from styletransfer.pipeline import build_objective, resolve_settings
+from styletransfer.presets import FAST
 from styletransfer.vgg import WINOGRAD_MIN_CHANNELS, get_vgg
 from styletransfer.vgg_layers import LAYERS
 from styletransfer.winograd import WinogradConv, winograd_conv2d
@@ -162,6 +171,63 @@ def evaluation(size: int, repeats: int, thresholds: list[int], bands: list[int] 
     return {"ms": ms, **changes, "shape": tuple(content.shape[-2:])}
 
 
+def in_run(size: int, evaluations: int, block: int, thresholds: list[int], bands: list[int] | None) -> dict[str, float]:
+    """Median ms of an evaluation inside a real run, for each configuration, taking turns every ``block`` evaluations.
+
+    One run of the default (the API's ``stylize`` on the demo's pair, one
+    scale at ``size``, ``evaluations`` evaluations), as users run it: the
+    L-BFGS state, its memory and the allocator's state are the run's, which
+    the bare evaluations of :func:`evaluation` leave out (there the band size
+    mattered more: docs/benchmarks.md).  The configurations are the standard
+    convolution and each threshold x band size; the time of an evaluation is
+    the time between two progress reports, counted for the configuration that
+    ran it (the first three evaluations are left out).
+    """
+    threads = torch.get_num_threads()
+    rule = dict(network.WINOGRAD_MIN_CHANNELS)
+    band_sizes = (winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD)
+    configs: dict[str, tuple[int | None, int | None]] = {"standard": (None, None)}
+    for c in thresholds:
+        for b in bands or [None]:
+            configs[f">= {c} channels" if b is None else f">= {c} channels, bands of {b} MiB"] = (c, b)
+    names = list(configs)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    last: dict[str, Any] = {"at": None, "name": names[0]}
+
+    def use(name: str) -> None:
+        channels, band_mib = configs[name]
+        network.WINOGRAD_MIN_CHANNELS.pop(threads, None)
+        if channels is not None:
+            network.WINOGRAD_MIN_CHANNELS[threads] = channels
+        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes if band_mib is None else (band_mib << 20,) * 2
+        last["name"] = name
+
+    def report(progress: Progress) -> None:
+        now = time.perf_counter()
+        if last["at"] is not None and progress.step > 3:
+            times[last["name"]].append(now - last["at"])
+        last["at"] = now
+        use(names[(progress.step // block) % len(names)])
+
+    preset = replace(FAST, coarse_size=None)
+    use(names[0])
+    try:
+        stylize(
+            example_path("tubingen.jpg"),
+            example_path("starry_night.jpg"),
+            preset=preset,
+            size=size,
+            steps=evaluations,
+            precision="fp32",
+            callback=report,
+        )
+    finally:
+        network.WINOGRAD_MIN_CHANNELS.clear()
+        network.WINOGRAD_MIN_CHANNELS.update(rule)
+        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes
+    return {n: statistics.median(t) * 1000 for n, t in times.items() if t}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 256])
@@ -181,12 +247,24 @@ def main() -> None:
         nargs="+",
         help="per evaluation, Winograd in bands of each of these MiB per temporary (default: the module's sizes)",
     )
+    parser.add_argument(
+        "--in-run",
+        type=int,
+        metavar="EVALUATIONS",
+        help="instead: time the configurations taking turns inside one real run of this many evaluations",
+    )
+    parser.add_argument("--block", type=int, default=1, help="with --in-run: evaluations per turn")
     args = parser.parse_args()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
     print(f"network: Winograd F(4x4,3x3) from these input channels, by thread count: {WINOGRAD_MIN_CHANNELS}")
     for size in args.sizes:
         for threads in args.threads:
             torch.set_num_threads(threads)
+            if args.in_run:
+                ms = in_run(size, args.in_run, args.block, args.min_channels or [128], args.band_mib)
+                line = ", ".join(f"{k} {v:.0f} ms ({ms['standard'] / v:.2f}x)" for k, v in ms.items())
+                print(f"in a run at {size} px, {threads} thread(s), turns of {args.block}: {line}", flush=True)
+                continue
             if not args.no_layers:
                 print(f"\n{size} px, {threads} thread(s): ms per forward + backward to the input")
                 print("| layer | channels | H x W | std cl | std nchw | W2 | W4 | W6 | std cl / W4 |")
