@@ -32,7 +32,8 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -49,7 +50,7 @@ from styletransfer.images import load_img
 from styletransfer.optimize import Progress
 from styletransfer.pipeline import build_objective, resolve_settings
 from styletransfer.presets import FAST
-from styletransfer.vgg import WINOGRAD_MIN_CHANNELS, get_vgg
+from styletransfer.vgg import WINOGRAD_MIN_CHANNELS
 from styletransfer.vgg_layers import LAYERS
 from styletransfer.winograd import WinogradConv, winograd_conv2d
 
@@ -122,6 +123,47 @@ def layer_table(size: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+#: A setting of the network's convolutions: Winograd from this many input channels (``None``:
+#: the standard convolution everywhere), in bands of this many MiB (``None``: the module's sizes).
+Config = tuple[int | None, int | None]
+
+
+def configurations(thresholds: list[int], bands: list[int] | None) -> dict[str, Config]:
+    """The standard convolution, then Winograd from each of ``thresholds`` in bands of each of ``bands``, by name."""
+    configs: dict[str, Config] = {"standard": (None, None)}
+    for c in thresholds:
+        for b in bands or [None]:
+            configs[f">= {c} channels" if b is None else f">= {c} channels, bands of {b} MiB"] = (c, b)
+    return configs
+
+
+@contextmanager
+def network_settings() -> Iterator[Callable[[Config], None]]:
+    """A setter of the network's :class:`Config` at torch's present thread count; the rule and bands are restored on exit.
+
+    It sets :data:`styletransfer.vgg.WINOGRAD_MIN_CHANNELS` at that thread count
+    (removed for the standard convolution) and
+    :data:`styletransfer.winograd.BAND_BYTES` and ``BAND_BYTES_ONE_THREAD``.
+    """
+    threads = torch.get_num_threads()
+    rule = dict(network.WINOGRAD_MIN_CHANNELS)
+    band_sizes = (winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD)
+
+    def use(config: Config) -> None:
+        channels, band_mib = config
+        network.WINOGRAD_MIN_CHANNELS.pop(threads, None)
+        if channels is not None:
+            network.WINOGRAD_MIN_CHANNELS[threads] = channels
+        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes if band_mib is None else (band_mib << 20,) * 2
+
+    try:
+        yield use
+    finally:
+        network.WINOGRAD_MIN_CHANNELS.clear()
+        network.WINOGRAD_MIN_CHANNELS.update(rule)
+        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes
+
+
 def evaluation(size: int, repeats: int, thresholds: list[int], bands: list[int] | None = None) -> dict[str, Any]:
     """Median ms of one ``fast`` evaluation (loss + backward) with Winograd off and on.
 
@@ -138,36 +180,21 @@ def evaluation(size: int, repeats: int, thresholds: list[int], bands: list[int] 
     settings = resolve_settings("fast", device="cpu")
     content = load_img(example_path("tubingen.jpg"), size)
     style = load_img(example_path("starry_night.jpg"), size)
-    vgg = get_vgg(settings.weights, "cpu")
-    threads = torch.get_num_threads()
-    rule = dict(network.WINOGRAD_MIN_CHANNELS)
     objective = build_objective(settings, content, [style])
     image = perturbed(content)
+    configs = configurations(thresholds, bands)
 
-    band_sizes = (winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD)
+    with network_settings() as use:
 
-    def evaluate(min_channels: int | None, band_mib: int | None = None) -> Evaluated:
-        vgg.winograd = min_channels is not None
-        if min_channels is not None:
-            network.WINOGRAD_MIN_CHANNELS[threads] = min_channels
-        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes if band_mib is None else (band_mib << 20,) * 2
-        return terms_and_gradient(objective, image)
+        def evaluate(config: Config) -> Evaluated:
+            use(config)
+            return terms_and_gradient(objective, image)
 
-    def timed(min_channels: int | None, band_mib: int | None = None) -> Callable[[], object]:
-        return lambda: evaluate(min_channels, band_mib)
+        def timed(config: Config) -> Callable[[], object]:
+            return lambda: evaluate(config)
 
-    candidates = {"standard": timed(None)}
-    for c in thresholds:
-        for b in bands or [None]:
-            candidates[f">= {c} channels" if b is None else f">= {c} channels, bands of {b} MiB"] = timed(c, b)
-    try:
-        ms = medians(candidates, repeats)
-        changes = relative_changes(evaluate(None), evaluate(thresholds[0]))
-    finally:
-        vgg.winograd = True
-        network.WINOGRAD_MIN_CHANNELS.clear()
-        network.WINOGRAD_MIN_CHANNELS.update(rule)
-        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes
+        ms = medians({name: timed(config) for name, config in configs.items()}, repeats)
+        changes = relative_changes(evaluate((None, None)), evaluate((thresholds[0], None)))
     return {"ms": ms, **changes, "shape": tuple(content.shape[-2:])}
 
 
@@ -183,48 +210,34 @@ def in_run(size: int, evaluations: int, block: int, thresholds: list[int], bands
     the time between two progress reports, counted for the configuration that
     ran it (the first three evaluations are left out).
     """
-    threads = torch.get_num_threads()
-    rule = dict(network.WINOGRAD_MIN_CHANNELS)
-    band_sizes = (winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD)
-    configs: dict[str, tuple[int | None, int | None]] = {"standard": (None, None)}
-    for c in thresholds:
-        for b in bands or [None]:
-            configs[f">= {c} channels" if b is None else f">= {c} channels, bands of {b} MiB"] = (c, b)
+    configs = configurations(thresholds, bands)
     names = list(configs)
     times: dict[str, list[float]] = {n: [] for n in names}
     last: dict[str, Any] = {"at": None, "name": names[0]}
 
-    def use(name: str) -> None:
-        channels, band_mib = configs[name]
-        network.WINOGRAD_MIN_CHANNELS.pop(threads, None)
-        if channels is not None:
-            network.WINOGRAD_MIN_CHANNELS[threads] = channels
-        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes if band_mib is None else (band_mib << 20,) * 2
-        last["name"] = name
+    with network_settings() as use:
 
-    def report(progress: Progress) -> None:
-        now = time.perf_counter()
-        if last["at"] is not None and progress.step > 3:
-            times[last["name"]].append(now - last["at"])
-        last["at"] = now
-        use(names[(progress.step // block) % len(names)])
+        def take_turn(name: str) -> None:
+            use(configs[name])
+            last["name"] = name
 
-    preset = replace(FAST, coarse_size=None)
-    use(names[0])
-    try:
+        def report(progress: Progress) -> None:
+            now = time.perf_counter()
+            if last["at"] is not None and progress.step > 3:
+                times[last["name"]].append(now - last["at"])
+            last["at"] = now
+            take_turn(names[(progress.step // block) % len(names)])
+
+        take_turn(names[0])
         stylize(
             example_path("tubingen.jpg"),
             example_path("starry_night.jpg"),
-            preset=preset,
+            preset=replace(FAST, coarse_size=None),
             size=size,
             steps=evaluations,
             precision="fp32",
             callback=report,
         )
-    finally:
-        network.WINOGRAD_MIN_CHANNELS.clear()
-        network.WINOGRAD_MIN_CHANNELS.update(rule)
-        winograd.BAND_BYTES, winograd.BAND_BYTES_ONE_THREAD = band_sizes
     return {n: statistics.median(t) * 1000 for n, t in times.items() if t}
 
 

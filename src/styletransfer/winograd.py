@@ -121,8 +121,9 @@ BAND_BYTES_ONE_THREAD = 2 << 20
 #: ... and on several threads this many: each band costs a few parallel regions,
 #: whose barriers are slow on shared cores, but bands much larger than the
 #: last-level cache stream every temporary through memory (on an idle 2-core Zen 3
-#: with 32 MiB of L3, 8 MiB made an evaluation 1.2x faster than 64 MiB at 512 px
-#: and 1.3x at 1024 px; measured: docs/benchmarks.md).
+#: with 32 MiB of L3, inside a run and from 128 channels, 8 MiB made an evaluation
+#: 1.16x faster than 64 MiB at 512 px and 1.24x at 1024 px; measured:
+#: docs/benchmarks.md).
 BAND_BYTES = 8 << 20
 #: A band has at least this many tiles, so that each GEMM amortises reading ``U``.
 BAND_TILES = 128
